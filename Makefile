@@ -1,0 +1,45 @@
+# Each target creates .venv and installs into it, so it works on a fresh machine
+# with only Python 3.10+ and make.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test lint types pytest bench bench-quick docs clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/multi_agent_pipeline.py
+
+lint: $(VENV)/.installed-dev
+	$(PY) -m ruff check tokenmeter tests benchmarks examples
+	$(PY) -m ruff format --check tokenmeter tests benchmarks examples
+
+types: $(VENV)/.installed-dev
+	$(PY) -m mypy
+
+pytest: $(VENV)/.installed-dev
+	$(PY) -m pytest -n 2 --dist loadfile
+
+bench-quick: $(VENV)/.installed-dev
+	$(PY) benchmarks/run.py --quick
+
+test: lint types pytest bench-quick
+
+bench: $(VENV)/.installed-dev
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache usage.json

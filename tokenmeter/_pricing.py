@@ -1,0 +1,200 @@
+"""Prices: LiteLLM's price map by default, custom per-million-token prices on top."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import Any
+
+import attrs
+
+from ._errors import internal_errors_swallowed
+
+
+@attrs.frozen
+class Price:
+    """A custom price, in USD per million tokens.
+
+    Cache reads and writes default to the input price, reasoning is output.
+    """
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for f in attrs.fields(type(self)):
+            v = getattr(self, f.name)
+            if v is None and f.default is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"{f.name} must be a non-negative number, got {v!r}")
+
+    def cost(self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
+        """The cost in USD of one call with these token counts."""
+        cr = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
+        cw = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
+        fresh = input_tokens - cache_read - cache_write
+        return (
+            fresh * self.input_per_mtok
+            + cache_read * cr
+            + cache_write * cw
+            + output_tokens * self.output_per_mtok
+        ) / 1_000_000
+
+
+_lock = threading.Lock()
+_custom: dict[str, Price] = {}
+
+
+def set_price(
+    model: str,
+    *,
+    input_per_mtok: float,
+    output_per_mtok: float,
+    cache_read_per_mtok: float | None = None,
+    cache_write_per_mtok: float | None = None,
+) -> Price:
+    """Price ``model`` yourself, in USD per million tokens; overrides LiteLLM's price map.
+
+    ``model`` matches a call's model name with or without its provider prefix
+    (``"gpt-4o-mini"`` or ``"openai/gpt-4o-mini"``). Returns the price set.
+    """
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string, got {model!r}")
+    price = Price(input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok)
+    with _lock:
+        _custom[model] = price
+    return price
+
+
+def clear_prices(model: str | None = None) -> None:
+    """Forget the custom price of ``model``, or of every model when None."""
+    with _lock:
+        if model is None:
+            _custom.clear()
+        else:
+            _custom.pop(model, None)
+
+
+def custom_prices() -> dict[str, Price]:
+    """The custom prices in force, by model."""
+    with _lock:
+        return dict(_custom)
+
+
+def custom_price_for(model: str, provider: str | None) -> Price | None:
+    """The custom price for a call's model, trying ``provider/model`` then ``model``."""
+    if not _custom:
+        return None
+    if provider:
+        p = _custom.get(f"{provider}/{model}")
+        if p is not None:
+            return p
+    p = _custom.get(model)
+    if p is None and "/" in model:
+        p = _custom.get(model.split("/", 1)[1])
+    return p
+
+
+def price_tokens(
+    model: str,
+    provider: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
+) -> float | None:
+    """The cost of one call: a custom price, else LiteLLM's map; None when unknown."""
+    custom = custom_price_for(model, provider)
+    if custom is not None:
+        return custom.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+    with internal_errors_swallowed("pricing"):
+        return _litellm_price(
+            model,
+            provider,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+        )
+    return None
+
+
+def litellm_knows(model: str, provider: str | None) -> bool:
+    """Whether LiteLLM's price map has an entry for this model (no lookup noise)."""
+    import litellm
+
+    cost_map: dict[str, Any] = litellm.model_cost
+    if model in cost_map:
+        return True
+    return bool(provider) and f"{provider}/{model}" in cost_map
+
+
+def _litellm_price(
+    model: str,
+    provider: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int,
+    cache_write_tokens: int,
+    reasoning_tokens: int,
+) -> float | None:
+    import litellm
+    from litellm.types.utils import CompletionTokensDetailsWrapper, Usage
+
+    if not litellm_knows(model, provider):
+        return None
+    usage = Usage(
+        prompt_tokens=input_tokens,
+        completion_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+        cache_read_input_tokens=cache_read_tokens,
+        cache_creation_input_tokens=cache_write_tokens,
+        completion_tokens_details=CompletionTokensDetailsWrapper(reasoning_tokens=reasoning_tokens)
+        if reasoning_tokens
+        else None,
+    )
+    try:
+        prompt_cost, completion_cost = litellm.cost_per_token(
+            model=model, custom_llm_provider=provider, usage_object=usage
+        )
+    except Exception:
+        return None
+    return float(prompt_cost) + float(completion_cost)
+
+
+def provider_for(model: str) -> str | None:
+    """The provider of ``model``: its ``provider/`` prefix, else LiteLLM's resolution."""
+    if "/" in model:
+        return model.split("/", 1)[0]
+    if "litellm" not in sys.modules:
+        return None
+    with internal_errors_swallowed("provider lookup"):
+        import litellm
+
+        entry = litellm.model_cost.get(model)
+        if entry and entry.get("litellm_provider"):
+            return str(entry["litellm_provider"])
+    return None
+
+
+def prices_info() -> dict[str, Any]:
+    """Which prices a report used: LiteLLM's version and map source, and custom prices."""
+    from importlib import metadata
+
+    try:
+        version: str | None = metadata.version("litellm")
+    except metadata.PackageNotFoundError:  # pragma: no cover - litellm is a dependency
+        version = None
+    local = os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() in ("true", "1", "yes")
+    return {
+        "source": "litellm",
+        "litellm_version": version,
+        "cost_map": "bundled" if local else "remote (fetched at litellm import, bundled if offline)",
+        "custom": {k: attrs.asdict(v) for k, v in custom_prices().items()},
+    }

@@ -1,0 +1,129 @@
+"""One LLM call as recorded: :class:`CallRecord`, and validation of manual input."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    if not value:
+        return _EMPTY
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen
+class CallRecord:
+    """One LLM call, as attributed to a scope.
+
+    ``path`` names the scope the call landed on; ``attributes`` are those of the
+    scopes around it; ``metadata`` is what the caller attached to this call.
+    ``cost_usd`` is None when the call is unpriced.
+    """
+
+    model: str
+    provider: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float | None = None
+    module: str | None = None
+    operation: str | None = None
+    path: tuple[str, ...] = ()
+    kind: str = "manual"
+    failed: bool = False
+    estimated: bool = False
+    timestamp: float = 0.0
+    duration_s: float | None = None
+    call_id: str | None = None
+    attributes: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+
+    @property
+    def total_tokens(self) -> int:
+        """``input_tokens + output_tokens``."""
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def priced(self) -> bool:
+        """Whether the call's cost is known."""
+        return self.cost_usd is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``path`` as a list, ``timestamp`` also as ISO 8601)."""
+        d = attrs.asdict(self, recurse=False)
+        d["path"] = list(self.path)
+        d["attributes"] = dict(self.attributes)
+        d["metadata"] = dict(self.metadata)
+        d["total_tokens"] = self.total_tokens
+        d["time"] = _iso(self.timestamp)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
+        """Build a record from :meth:`to_dict` output."""
+        names = attrs.fields_dict(cls)
+        kwargs = {k: v for k, v in data.items() if k in names}
+        kwargs["path"] = tuple(kwargs.get("path", ()))
+        return cls(**kwargs)
+
+
+def _iso(ts: float) -> str | None:
+    if not ts:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat()
+
+
+def check_count(field: str, value: object) -> int:
+    """Return ``value`` if it is a non-negative int, else raise ValueError naming ``field``."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
+    return int(value)
+
+
+def validate_counts(
+    model: object,
+    input_tokens: object,
+    output_tokens: object,
+    cache_read_tokens: object,
+    cache_write_tokens: object,
+    reasoning_tokens: object,
+    cost_usd: object,
+) -> tuple[str, int, int, int, int, int, float | None]:
+    """Validate a manual record's fields; raise ValueError naming the first bad field."""
+    if not isinstance(model, str) or not model.strip():
+        raise ValueError(f"model must be a non-empty string, got {model!r}")
+    i = check_count("input_tokens", input_tokens)
+    o = check_count("output_tokens", output_tokens)
+    cr = check_count("cache_read_tokens", cache_read_tokens)
+    cw = check_count("cache_write_tokens", cache_write_tokens)
+    r = check_count("reasoning_tokens", reasoning_tokens)
+    if cr + cw > i:
+        raise ValueError(
+            f"cache_read_tokens + cache_write_tokens ({cr} + {cw}) must not exceed "
+            f"input_tokens ({i})"
+        )
+    if r > o:
+        raise ValueError(f"reasoning_tokens ({r}) must not exceed output_tokens ({o})")
+    cost: float | None
+    if cost_usd is None:
+        cost = None
+    elif isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)):
+        raise ValueError(f"cost_usd must be a non-negative number or None, got {cost_usd!r}")
+    elif not (cost_usd >= 0) or cost_usd == float("inf"):
+        raise ValueError(f"cost_usd must be a non-negative finite number, got {cost_usd!r}")
+    else:
+        cost = float(cost_usd)
+    return model, i, o, cr, cw, r, cost

@@ -1,0 +1,391 @@
+"""Reports: a consistent snapshot of a call tree, its table, breakdowns and JSON export."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+import attrs
+
+from ._record import CallRecord
+from ._scope import DimKey, Frame, Scope
+from ._usage import ACC_SIZE, Usage, add_acc
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._meter import Meter
+
+SCHEMA = "tokenmeter.report"
+SCHEMA_VERSION = 1
+NONE_LABEL = "(none)"
+
+
+@attrs.frozen
+class Projection:
+    """What ``entries`` entries of a scope would cost, scaled from its measured entries."""
+
+    measured_entries: int
+    measured: Usage
+    entries: int
+    cost_usd: float
+    total_tokens: float
+    calls: float
+
+    def describe(self, name: str = "entries") -> str:
+        """One sentence: 'these 25 samples cost $X; 1,000 would cost about $Y'."""
+        return (
+            f"these {self.measured_entries:,} {name} cost ${self.measured.cost_usd:.6f}; "
+            f"{self.entries:,} would cost about ${self.cost_usd:.4f} "
+            f"({self.total_tokens:,.0f} tokens, {self.calls:,.0f} calls)"
+        )
+
+
+@attrs.frozen
+class ReportNode:
+    """One scope in a report: ``usage`` is inclusive, ``self_usage`` its own calls only."""
+
+    name: str
+    path: tuple[str, ...]
+    entries: int
+    self_usage: Usage
+    usage: Usage
+    children: Mapping[str, ReportNode]
+    breakdown: Mapping[DimKey, Usage]
+
+    @property
+    def cost_per_entry(self) -> float | None:
+        """Inclusive cost divided by entries (None when never entered)."""
+        return self.usage.cost_usd / self.entries if self.entries else None
+
+    @property
+    def tokens_per_entry(self) -> float | None:
+        """Inclusive tokens divided by entries (None when never entered)."""
+        return self.usage.total_tokens / self.entries if self.entries else None
+
+    def project(self, entries: int) -> Projection:
+        """Scale this scope's measured usage per entry up to ``entries`` entries."""
+        if isinstance(entries, bool) or not isinstance(entries, int) or entries < 0:
+            raise ValueError(f"entries must be a non-negative integer, got {entries!r}")
+        if not self.entries:
+            raise ValueError(f"scope {'/'.join(self.path)!r} has no entries to scale from")
+        f = entries / self.entries
+        u = self.usage
+        return Projection(self.entries, u, entries, u.cost_usd * f, u.total_tokens * f, u.calls * f)
+
+    def child(self, name: str) -> ReportNode:
+        """The child scope ``name`` (KeyError naming the children there are)."""
+        try:
+            return self.children[name]
+        except KeyError:
+            where = "/".join(self.path) or "<root>"
+            raise KeyError(
+                f"no scope {name!r} under {where!r}; children: {sorted(self.children)}"
+            ) from None
+
+    def walk(self) -> Iterator[ReportNode]:
+        """This node and its descendants, depth first."""
+        yield self
+        for c in self.children.values():
+            yield from c.walk()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form of this node and its subtree."""
+        return {
+            "name": self.name,
+            "path": list(self.path),
+            "entries": self.entries,
+            "usage": self.usage.to_dict(),
+            "self_usage": self.self_usage.to_dict(),
+            "breakdown": [
+                {
+                    "model": k[0],
+                    "provider": k[1],
+                    "module": k[2],
+                    "operation": k[3],
+                    "usage": u.to_dict(),
+                }
+                for k, u in self.breakdown.items()
+            ],
+            "children": [c.to_dict() for c in self.children.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ReportNode:
+        """Rebuild a node (and subtree) from :meth:`to_dict` output."""
+        children = [cls.from_dict(c) for c in d.get("children", ())]
+        return cls(
+            name=d["name"],
+            path=tuple(d["path"]),
+            entries=int(d["entries"]),
+            self_usage=Usage.from_dict(d["self_usage"]),
+            usage=Usage.from_dict(d["usage"]),
+            children={c.name: c for c in children},
+            breakdown={
+                (b["model"], b["provider"], b["module"], b["operation"]): Usage.from_dict(
+                    b["usage"]
+                )
+                for b in d.get("breakdown", ())
+            },
+        )
+
+
+def _snap_locked(s: Scope) -> tuple[Any, ...] | None:
+    """Copy a scope's subtree as raw tuples; the caller holds the meter lock."""
+    kids = [k for k in (_snap_locked(c) for c in s.children.values()) if k is not None]
+    dims = {k: list(v) for k, v in s._dims.items() if v[0] or any(v)}
+    incl = [0] * ACC_SIZE
+    for v in dims.values():
+        add_acc(incl, v)
+    for k in kids:
+        add_acc(incl, k[5])
+    if s.parent is not None and not s.entries and not dims and not kids:
+        return None  # never entered since a reset, nothing below: leave it out
+    return (s.name, s.path, s.entries, dims, kids, incl)
+
+
+def _build_node(snap: tuple[Any, ...]) -> ReportNode:
+    name, path, entries, dims, kids, incl = snap
+    own = [0] * ACC_SIZE
+    for acc in dims.values():
+        add_acc(own, acc)
+    children = {k[0]: _build_node(k) for k in kids}
+    return ReportNode(
+        name=name,
+        path=path,
+        entries=entries,
+        self_usage=Usage._from_acc(own),
+        usage=Usage._from_acc(incl),
+        children=children,
+        breakdown={k: Usage._from_acc(v) for k, v in dims.items()},
+    )
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat()
+
+
+class Report:
+    """A consistent snapshot of a meter's tree (or of one scope's subtree).
+
+    ``total`` is the whole tree's usage; ``node(*names)`` finds one scope;
+    ``by_model()`` and friends break usage down by dimension; ``print()`` shows
+    the tree as a table; ``to_dict()``/``save()``/``load()`` export and import.
+    """
+
+    def __init__(
+        self,
+        root: ReportNode,
+        meta: Mapping[str, Any],
+        records: Iterable[CallRecord] = (),
+        records_dropped: int = 0,
+    ) -> None:
+        self.root = root
+        self.meta: dict[str, Any] = dict(meta)
+        self.records: tuple[CallRecord, ...] = tuple(records)
+        self.records_dropped = records_dropped
+
+    # -- building -----------------------------------------------------------------
+
+    @classmethod
+    def _snapshot(cls, meter: Meter, top: Scope) -> Report:
+        with meter._lock:
+            snap = _snap_locked(top) or (top.name, top.path, top.entries, {}, [], [0] * ACC_SIZE)
+            first, last = meter._first_ts, meter._last_ts
+            recs = list(meter._records) if meter._records is not None else []
+            seen = meter._records_seen
+            kept = meter._records is not None
+        if top.path:
+            n = len(top.path)
+            recs = [r for r in recs if r.path[:n] == top.path]
+        meta = _meta(first, last)
+        meta["records_kept"] = kept
+        return cls(_build_node(snap), meta, recs, max(0, seen - len(recs)) if kept else 0)
+
+    @classmethod
+    def empty(cls) -> Report:
+        """A report with nothing in it."""
+        root = ReportNode("", (), 0, Usage(), Usage(), {}, {})
+        return cls(root, _meta(None, None))
+
+    @classmethod
+    def from_records(cls, records: Iterable[CallRecord | Mapping[str, Any]]) -> Report:
+        """A report of these records, each placed on the scope its ``path`` names.
+
+        Scopes made this way have no entries (records do not say how often a
+        scope was entered).
+        """
+        from ._meter import Meter
+
+        meter = Meter(keep_records=True, max_records=2**62)
+        for r in records:
+            rec = r if isinstance(r, CallRecord) else CallRecord.from_dict(r)
+            scope = meter.root
+            with meter._lock:
+                for part in rec.path:
+                    scope = scope._child_locked(part)
+            frame = Frame(scope, None, None, {}, (), None)
+            meter._add_record(frame, rec, reserved=True)
+        return meter.report()
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def total(self) -> Usage:
+        """Usage over the whole tree."""
+        return self.root.usage
+
+    def node(self, *names: str) -> ReportNode:
+        """The scope at this path below the report's top (no names: the top itself)."""
+        n = self.root
+        for name in names:
+            n = n.child(name)
+        return n
+
+    def walk(self) -> Iterator[ReportNode]:
+        """Every node, depth first, the top first."""
+        return self.root.walk()
+
+    def _by(self, index: int, none_label: str) -> dict[str, Usage]:
+        out: dict[str, list[int]] = {}
+        for node in self.walk():
+            for key, u in node.breakdown.items():
+                label = key[index] if key[index] is not None else none_label
+                add_acc(out.setdefault(label, [0] * ACC_SIZE), u._to_acc())
+        return {
+            k: Usage._from_acc(v)
+            for k, v in sorted(out.items(), key=lambda kv: (-kv[1][6], -kv[1][1] - kv[1][4]))
+        }
+
+    def by_model(self) -> dict[str, Usage]:
+        """Usage per model, costliest first."""
+        return self._by(0, NONE_LABEL)
+
+    def by_provider(self) -> dict[str, Usage]:
+        """Usage per provider, costliest first."""
+        return self._by(1, NONE_LABEL)
+
+    def by_module(self) -> dict[str, Usage]:
+        """Usage per module dimension, costliest first (``(none)`` for calls with none)."""
+        return self._by(2, NONE_LABEL)
+
+    def by_operation(self) -> dict[str, Usage]:
+        """Usage per operation dimension, costliest first (``(none)`` for calls with none)."""
+        return self._by(3, NONE_LABEL)
+
+    # -- showing ------------------------------------------------------------------
+
+    def format(self, detailed: bool = False) -> str:
+        """The report as a tree table (what ``print()`` and ``str()`` show)."""
+        from ._format import format_report
+
+        return format_report(self, detailed)
+
+    def print(self, detailed: bool = False, file: IO[str] | None = None) -> None:
+        """Print the tree table; ``detailed=True`` adds per-model lines under each scope."""
+        print(self.format(detailed), file=file if file is not None else sys.stdout)
+
+    def __str__(self) -> str:
+        return self.format(False)
+
+    def __repr__(self) -> str:
+        t = self.total
+        return (
+            f"<tokenmeter.Report calls={t.calls} tokens={t.total_tokens} "
+            f"cost_usd={t.cost_usd:.6f} unpriced={t.unpriced_calls}>"
+        )
+
+    # -- export -------------------------------------------------------------------
+
+    def to_dict(self, include_records: bool = False) -> dict[str, Any]:
+        """The report as JSON-ready data (schema: docs/reports.md)."""
+        d: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
+        d.update(self.meta)
+        d["total"] = self.total.to_dict()
+        d["by_model"] = {k: u.to_dict() for k, u in self.by_model().items()}
+        d["by_provider"] = {k: u.to_dict() for k, u in self.by_provider().items()}
+        d["by_module"] = {k: u.to_dict() for k, u in self.by_module().items()}
+        d["by_operation"] = {k: u.to_dict() for k, u in self.by_operation().items()}
+        d["tree"] = self.root.to_dict()
+        if include_records:
+            d["records"] = [r.to_dict() for r in self.records]
+            d["records_dropped"] = self.records_dropped
+        return d
+
+    def to_json(self, include_records: bool = False, indent: int | None = 2) -> str:
+        """The report as a JSON string."""
+        return json.dumps(self.to_dict(include_records), indent=indent, default=str)
+
+    def save(self, path: str | os.PathLike[str], include_records: bool = False) -> None:
+        """Write the report as JSON atomically: a crash mid-write leaves the old file."""
+        target = os.fspath(path)
+        text = self.to_json(include_records)
+        directory = os.path.dirname(os.path.abspath(target))
+        fd, tmp = tempfile.mkstemp(prefix=".tokenmeter-", suffix=".tmp", dir=directory)
+        try:
+            with io.open(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """Rebuild a report from :meth:`to_dict` output."""
+        if data.get("schema") != SCHEMA:
+            raise ValueError(f"not a tokenmeter report (schema={data.get('schema')!r})")
+        version = data.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ValueError(
+                f"report schema_version {version!r} is newer than this tokenmeter "
+                f"understands ({SCHEMA_VERSION}); upgrade tokenmeter"
+            )
+        meta = {k: data[k] for k in _META_KEYS if k in data}
+        records = [CallRecord.from_dict(r) for r in data.get("records", ())]
+        return cls(
+            ReportNode.from_dict(data["tree"]),
+            meta,
+            records,
+            int(data.get("records_dropped", 0)),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Report:
+        """Read a report written by :meth:`save`."""
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+_META_KEYS = (
+    "tokenmeter_version",
+    "created_at",
+    "started_at",
+    "ended_at",
+    "prices",
+    "records_kept",
+)
+
+
+def _meta(first: float | None, last: float | None) -> dict[str, Any]:
+    from ._pricing import prices_info
+
+    return {
+        "tokenmeter_version": __version__,
+        "created_at": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
+        "started_at": _iso(first),
+        "ended_at": _iso(last),
+        "prices": prices_info(),
+    }

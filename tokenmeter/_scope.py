@@ -1,0 +1,304 @@
+"""The scope engine: one ContextVar holding an immutable frame, and the nodes of the call tree."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar, Token
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+import attrs
+
+from . import _errors
+from ._errors import BudgetExceeded
+from ._usage import (
+    ACC_SIZE,
+    CALLS,
+    COST,
+    INPUT,
+    OUTPUT,
+    Usage,
+    add_acc,
+    cost_to_units,
+    units_to_cost,
+)
+
+if TYPE_CHECKING:
+    from ._meter import Meter
+    from ._report import Report
+
+logger = logging.getLogger("tokenmeter")
+
+#: What a budget does once reached: raise, log a warning, or call a function.
+OnExceed = Union[Literal["raise", "warn"], Callable[[BudgetExceeded], None]]
+
+_EMPTY_ATTRS: Mapping[str, Any] = MappingProxyType({})
+
+#: A dimension key of the per-node breakdown: (model, provider, module, operation).
+DimKey = tuple[str, Union[str, None], Union[str, None], Union[str, None]]
+
+
+@attrs.frozen
+class Limits:
+    """A scope's budget. Any limit left as None is not enforced."""
+
+    max_tokens: int | None = None
+    max_cost_usd: float | None = None
+    max_calls: int | None = None
+    on_exceed: OnExceed = "raise"
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("max_tokens", "max_calls"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative integer or None, got {v!r}")
+        c = self.max_cost_usd
+        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0):
+            raise ValueError(f"max_cost_usd must be a non-negative number or None, got {c!r}")
+        if not (self.on_exceed in ("raise", "warn") or callable(self.on_exceed)):
+            raise ValueError(
+                f"on_exceed must be 'raise', 'warn' or a callable, got {self.on_exceed!r}"
+            )
+
+
+class Scope:
+    """A node of a meter's call tree, and the handle ``track()`` gives back.
+
+    Entering ``track(name)`` under a scope reuses its child of that name, so a
+    loop of ``with track("sample")`` makes one node whose ``entries`` counts the
+    loop's turns. ``usage`` is live and inclusive (the scope and everything below).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_dims",
+        "_incl",
+        "_started",
+        "children",
+        "entries",
+        "limits",
+        "meter",
+        "name",
+        "parent",
+        "path",
+    )
+
+    def __init__(self, name: str, parent: Scope | None, meter: Meter) -> None:
+        self.name = name
+        self.parent = parent
+        self.meter = meter
+        self.path: tuple[str, ...] = () if parent is None else (*parent.path, name)
+        self.children: dict[str, Scope] = {}
+        self.entries = 0
+        self.limits: Limits | None = None
+        # Own usage, split by dimension key: {(model, provider, module, operation): acc}.
+        self._dims: dict[DimKey, list[int]] = {}
+        # Inclusive tally and started-call count, kept only while the scope has a budget.
+        self._incl: list[int] | None = None
+        self._started = 0
+
+    def __repr__(self) -> str:
+        return f"<tokenmeter.Scope {'/'.join(self.path) or '<root>'!r} entries={self.entries}>"
+
+    @property
+    def usage(self) -> Usage:
+        """Inclusive usage of this scope and its subtree, as of now."""
+        with self.meter._lock:
+            acc = self._subtree_acc_locked()
+        return Usage._from_acc(acc)
+
+    @property
+    def self_usage(self) -> Usage:
+        """Usage recorded on this scope itself, children excluded."""
+        with self.meter._lock:
+            acc = self._own_acc_locked()
+        return Usage._from_acc(acc)
+
+    def report(self) -> Report:
+        """A consistent snapshot report of this scope's subtree."""
+        return self.meter._report(self)
+
+    def reset(self) -> None:
+        """Zero the usage and entries of this scope and its subtree (nodes stay valid)."""
+        self.meter._reset_subtree(self)
+
+    def walk(self) -> Iterator[Scope]:
+        """This scope and its descendants, depth first."""
+        yield self
+        for child in list(self.children.values()):
+            yield from child.walk()
+
+    # -- internals; the caller holds the meter's lock -------------------------------
+
+    def _own_acc_locked(self) -> list[int]:
+        acc = [0] * ACC_SIZE
+        for d in self._dims.values():
+            add_acc(acc, d)
+        return acc
+
+    def _subtree_acc_locked(self) -> list[int]:
+        acc = self._own_acc_locked()
+        for child in self.children.values():
+            add_acc(acc, child._subtree_acc_locked())
+        return acc
+
+    def _child_locked(self, name: str) -> Scope:
+        child = self.children.get(name)
+        if child is None:
+            child = Scope(name, self, self.meter)
+            self.children[name] = child
+        return child
+
+
+class Frame:
+    """The immutable value of the scope ContextVar: where usage lands right now.
+
+    Never mutated after creation; entering a scope makes a new frame.
+    """
+
+    __slots__ = ("attributes", "budgets", "module", "operation", "prev", "scope")
+
+    def __init__(
+        self,
+        scope: Scope,
+        module: str | None,
+        operation: str | None,
+        attributes: Mapping[str, Any],
+        budgets: tuple[Scope, ...],
+        prev: Frame | None,
+    ) -> None:
+        self.scope = scope
+        self.module = module
+        self.operation = operation
+        self.attributes = attributes
+        self.budgets = budgets
+        self.prev = prev
+
+
+#: The one ContextVar: the current frame, or None outside any scope.
+CURRENT: ContextVar[Frame | None] = ContextVar("tokenmeter_frame", default=None)
+
+
+def enter(
+    meter: Meter | None,
+    name: str,
+    module: str | None,
+    operation: str | None,
+    attributes: Mapping[str, Any] | None,
+    limits: Limits | None,
+) -> tuple[Token[Frame | None], Scope]:
+    """Enter scope ``name`` under the current one; returns the reset token and the scope.
+
+    ``meter`` None means the meter of the current scope (the default one outside scopes).
+    """
+    cur = CURRENT.get()
+    if cur is None:
+        if meter is None:
+            from ._meter import DEFAULT_METER
+
+            meter = DEFAULT_METER
+        cur = meter._root_frame
+    elif meter is not None and cur.scope.meter is not meter:
+        cur = meter._frame_under(cur)
+    parent = cur.scope
+    lock = parent.meter._lock
+    with lock:
+        scope = parent.children.get(name)
+        if scope is None:
+            scope = parent._child_locked(name)
+        scope.entries += 1
+        if limits is not None:
+            _set_limits_locked(scope, limits)
+    budgets = cur.budgets if scope.limits is None else (*cur.budgets, scope)
+    frame = Frame(
+        scope,
+        module if module is not None else cur.module,
+        operation if operation is not None else cur.operation,
+        {**cur.attributes, **attributes} if attributes else cur.attributes,
+        budgets,
+        cur,
+    )
+    return CURRENT.set(frame), scope
+
+
+def exit_(token: Token[Frame | None]) -> None:
+    """Restore the frame that was current before ``enter``."""
+    try:
+        CURRENT.reset(token)
+    except (ValueError, RuntimeError):
+        # The token was made in another Context (a generator resumed elsewhere) or
+        # was already used: fall back to setting the previous value directly.
+        old = token.old_value
+        CURRENT.set(None if old is Token.MISSING else old)
+        logger.debug("scope token reset across contexts", exc_info=_errors.RAISE_INTERNAL_ERRORS)
+
+
+def _set_limits_locked(scope: Scope, limits: Limits) -> None:
+    scope.limits = limits
+    if scope._incl is None:
+        # The budget counts all the scope's inclusive usage, including what was
+        # recorded before the budget was first set (earlier entries of this node).
+        scope._incl = scope._subtree_acc_locked()
+        scope._started = scope._incl[CALLS]
+
+
+def check_budgets_locked(frame: Frame, reserve: bool) -> BudgetExceeded | None:
+    """Check every budgeted scope on ``frame``'s path; reserve a call slot unless refused.
+
+    Returns the exceeded budget to act on: the first one whose ``on_exceed`` is
+    "raise" (then nothing is reserved: the call will not start), else the first
+    one exceeded at all, else None.
+    """
+    first: BudgetExceeded | None = None
+    for s in frame.budgets:
+        exc = _exceeded(s)
+        if exc is None:
+            continue
+        if s.limits is not None and s.limits.on_exceed == "raise":
+            return exc
+        if first is None:
+            first = exc
+    if reserve:
+        for s in frame.budgets:
+            s._started += 1
+    return first
+
+
+def _exceeded(s: Scope) -> BudgetExceeded | None:
+    lim = s.limits
+    incl = s._incl
+    if lim is None or incl is None:
+        return None
+    exc: BudgetExceeded | None = None
+    if lim.max_calls is not None and s._started >= lim.max_calls:
+        exc = BudgetExceeded(s.path, "max_calls", lim.max_calls, s._started)
+    elif lim.max_tokens is not None and incl[INPUT] + incl[OUTPUT] >= lim.max_tokens:
+        exc = BudgetExceeded(s.path, "max_tokens", lim.max_tokens, incl[INPUT] + incl[OUTPUT])
+    elif lim.max_cost_usd is not None and incl[COST] >= cost_to_units(lim.max_cost_usd):
+        exc = BudgetExceeded(s.path, "max_cost_usd", lim.max_cost_usd, units_to_cost(incl[COST]))
+    if exc is not None:
+        exc.scope = s  # type: ignore[attr-defined]
+    return exc
+
+
+def before_call(frame: Frame | None) -> None:
+    """Refuse the next call (raise BudgetExceeded) if a budget on the path is reached.
+
+    Called before an LLM call starts. With ``on_exceed="warn"`` a warning is logged
+    and the call goes ahead; with a callable, it is called with the exception.
+    """
+    if frame is None or not frame.budgets:
+        return
+    with frame.scope.meter._lock:
+        exc = check_budgets_locked(frame, reserve=True)
+    if exc is None:
+        return
+    scope: Scope = exc.scope  # type: ignore[attr-defined]
+    on_exceed = scope.limits.on_exceed if scope.limits is not None else "raise"
+    if on_exceed == "raise":
+        raise exc
+    if on_exceed == "warn":
+        logger.warning("%s (on_exceed='warn': the call goes ahead)", exc)
+        return
+    on_exceed(exc)  # type: ignore[operator]

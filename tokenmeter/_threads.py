@@ -1,0 +1,135 @@
+"""Carry the current scope into threads and executor jobs started inside it.
+
+``threading.Thread.start`` and ``concurrent.futures.ThreadPoolExecutor.submit``
+(which ``loop.run_in_executor`` uses) are wrapped so work started inside a scope
+runs in that scope, with no code from the user. ``asyncio.to_thread`` copies the
+context by itself. Only tokenmeter's own ContextVar is carried; nothing else of
+the caller's context is touched. Turn it off with ``propagate_to_threads(False)``
+or ``TOKENMETER_PROPAGATE_THREADS=0`` in the environment.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import os
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ._scope import CURRENT, Frame, Scope, exit_
+
+R = TypeVar("R")
+
+_orig_thread_start = threading.Thread.start
+_orig_submit = concurrent.futures.ThreadPoolExecutor.submit
+_enabled = False
+
+
+def _run_in(frame: Frame | None, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    token = CURRENT.set(frame)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        exit_(token)
+
+
+def _thread_start(self: threading.Thread) -> None:
+    frame = CURRENT.get()
+    if frame is not None:
+        # An instance attribute wins over the class's run(), subclasses included.
+        self.run = functools.partial(_run_in, frame, self.run)  # type: ignore[method-assign]
+    _orig_thread_start(self)
+
+
+def _submit(
+    self: concurrent.futures.ThreadPoolExecutor,
+    fn: Callable[..., R],
+    /,
+    *args: Any,
+    **kwargs: Any,
+) -> concurrent.futures.Future[R]:
+    # Always bind, even to "no scope": a pooled worker thread must not keep the
+    # scope of whoever happened to start it.
+    return _orig_submit(self, _run_in, CURRENT.get(), fn, *args, **kwargs)
+
+
+def propagate_to_threads(enabled: bool = True) -> None:
+    """Turn automatic propagation of the scope into threads and executors on or off."""
+    global _enabled
+    if enabled and not _enabled:
+        threading.Thread.start = _thread_start  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
+    elif not enabled and _enabled:
+        threading.Thread.start = _orig_thread_start  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _orig_submit  # type: ignore[method-assign]
+    _enabled = enabled
+
+
+def propagating_to_threads() -> bool:
+    """Whether the scope is carried into threads and executor jobs automatically."""
+    return _enabled
+
+
+def bind(fn: Callable[..., R], /) -> Callable[..., R]:
+    """Return ``fn`` bound to the current scope: wherever it runs, its calls land here.
+
+    For threads and pools the automatic propagation does not cover (your own
+    thread pools, callbacks run by other libraries).
+    """
+    return functools.partial(_run_in, CURRENT.get(), fn)
+
+
+def bind_snapshot(fn: Callable[..., R], /) -> Callable[..., R]:
+    """Return ``fn`` bound to a snapshot of the whole current context (every ContextVar).
+
+    Uses ``contextvars_extras.context_management.bind_to_snapshot_context``.
+    """
+    from contextvars_extras.context_management import bind_to_snapshot_context
+
+    return bind_to_snapshot_context(fn)  # type: ignore[no-any-return]
+
+
+class use_scope:  # noqa: N801 - used like a function
+    """Make an existing scope current (without counting an entry), e.g. in a worker thread.
+
+    ``with tm.use_scope(scope): ...`` where ``scope`` came from ``track()`` or
+    ``tm.current()`` in the thread that started the work.
+    """
+
+    __slots__ = ("_scope", "_token")
+
+    def __init__(self, scope: Scope) -> None:
+        if not isinstance(scope, Scope):
+            raise TypeError(f"use_scope() takes a tokenmeter Scope, got {scope!r}")
+        self._scope = scope
+
+    def __enter__(self) -> Scope:
+        s = self._scope
+        cur = CURRENT.get()
+        # Rebuild the frame chain of the scope's ancestors so budgets and meters hold.
+        budgets = tuple(a for a in _ancestors(s) if a.limits is not None)
+        module = operation = None
+        attributes: dict[str, Any] = {}
+        if cur is not None and cur.scope is s:
+            module, operation, attributes = cur.module, cur.operation, dict(cur.attributes)
+        frame = Frame(s, module, operation, attributes, budgets, cur)
+        self._token = CURRENT.set(frame)
+        return s
+
+    def __exit__(self, *exc: object) -> None:
+        exit_(self._token)
+
+
+def _ancestors(s: Scope) -> list[Scope]:
+    chain: list[Scope] = []
+    node: Scope | None = s
+    while node is not None:
+        chain.append(node)
+        node = node.parent
+    chain.reverse()
+    return chain
+
+
+if os.environ.get("TOKENMETER_PROPAGATE_THREADS", "1").lower() not in ("0", "false", "no", "off"):
+    propagate_to_threads(True)

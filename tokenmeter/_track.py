@@ -1,0 +1,332 @@
+"""``track()`` and ``@tracked``: entering scopes with ``with``, ``async with`` and decorators."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextvars import Token
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from ._scope import CURRENT, Frame, Limits, OnExceed, Scope, enter, exit_
+
+if TYPE_CHECKING:
+    from typing_extensions import ParamSpec
+
+    from ._meter import Meter
+
+    P = ParamSpec("P")
+else:  # pragma: no cover - only for annotations
+    P = TypeVar("P")
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_RESERVED = frozenset(
+    {"module", "operation", "max_tokens", "max_cost_usd", "max_calls", "on_exceed"}
+)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"scope name must be a non-empty string, got {name!r}")
+    return name
+
+
+def _limits(
+    max_tokens: int | None,
+    max_cost_usd: float | None,
+    max_calls: int | None,
+    on_exceed: OnExceed,
+) -> Limits | None:
+    if max_tokens is None and max_cost_usd is None and max_calls is None:
+        return None
+    return Limits(max_tokens, max_cost_usd, max_calls, on_exceed)
+
+
+class Track:
+    """A scope about to be entered: use with ``with`` or ``async with`` (or as a decorator).
+
+    Entering returns the :class:`Scope` handle. An exception inside the block
+    restores the enclosing scope and keeps the usage already recorded.
+    """
+
+    __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_tokens")
+
+    def __init__(
+        self,
+        meter: Meter | None,
+        name: str,
+        module: str | None,
+        operation: str | None,
+        attributes: Mapping[str, Any] | None,
+        limits: Limits | None,
+    ) -> None:
+        self._meter = meter
+        self._name = name
+        self._module = module
+        self._operation = operation
+        self._attributes = attributes
+        self._limits = limits
+        self._tokens: list[Token[Frame | None]] = []
+
+    def __repr__(self) -> str:
+        return f"<tokenmeter.track {self._name!r}>"
+
+    def __enter__(self) -> Scope:
+        token, scope = enter(
+            self._meter, self._name, self._module, self._operation, self._attributes, self._limits
+        )
+        self._tokens.append(token)
+        return scope
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        exit_(self._tokens.pop())
+
+    async def __aenter__(self) -> Scope:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        exit_(self._tokens.pop())
+
+    def __call__(self, func: F) -> F:
+        """Use the same scope as a decorator (each call enters it)."""
+        return _wrap(  # type: ignore[no-any-return]
+            func,
+            self._meter,
+            self._name,
+            self._module,
+            self._operation,
+            self._attributes,
+            self._limits,
+        )
+
+
+def make_track(
+    meter: Meter | None,
+    name: str,
+    module: str | None,
+    operation: str | None,
+    max_tokens: int | None,
+    max_cost_usd: float | None,
+    max_calls: int | None,
+    on_exceed: OnExceed,
+    attributes: Mapping[str, Any],
+) -> Track:
+    return Track(
+        meter,
+        _check_name(name),
+        module,
+        operation,
+        attributes or None,
+        _limits(max_tokens, max_cost_usd, max_calls, on_exceed),
+    )
+
+
+def track(
+    name: str,
+    /,
+    *,
+    module: str | None = None,
+    operation: str | None = None,
+    max_tokens: int | None = None,
+    max_cost_usd: float | None = None,
+    max_calls: int | None = None,
+    on_exceed: OnExceed = "raise",
+    **attributes: Any,
+) -> Track:
+    """Open a scope named ``name`` under the current one, with ``with`` or ``async with``.
+
+    Entering a name already used under the same parent reuses that node and
+    counts one more entry. ``module`` and ``operation`` are dimensions of every
+    call inside (inherited by nested scopes unless they set their own);
+    ``max_tokens``, ``max_cost_usd`` and ``max_calls`` set a budget; any other
+    keyword argument is an attribute carried onto each call record inside.
+    The scope belongs to the meter of the current scope (the default meter
+    outside any scope).
+    """
+    return make_track(
+        None, name, module, operation, max_tokens, max_cost_usd, max_calls, on_exceed, attributes
+    )
+
+
+# -- @tracked --------------------------------------------------------------------------
+
+
+@overload
+def tracked(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def tracked(
+    name: str | None = None,
+    /,
+    *,
+    module: str | None = None,
+    operation: str | None = None,
+    max_tokens: int | None = None,
+    max_cost_usd: float | None = None,
+    max_calls: int | None = None,
+    on_exceed: OnExceed = "raise",
+    meter: Meter | None = None,
+    **attributes: Any,
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def tracked(
+    func_or_name: Any = None,
+    /,
+    *,
+    module: str | None = None,
+    operation: str | None = None,
+    max_tokens: int | None = None,
+    max_cost_usd: float | None = None,
+    max_calls: int | None = None,
+    on_exceed: OnExceed = "raise",
+    meter: Meter | None = None,
+    **attributes: Any,
+) -> Any:
+    """Run each call of the decorated function inside a scope.
+
+    ``@tracked`` names the scope after the function's ``__qualname__``;
+    ``@tracked("name")`` names it; ``module=``/``operation=`` set dimensions of
+    every call inside; budgets and attributes as in :func:`track`. Works on
+    sync functions, coroutine functions, generators and async generators; for
+    generators the scope is active while the generator body runs, not while
+    its consumer does. The function's signature is kept.
+    """
+    limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
+    attrs_ = attributes or None
+    if callable(func_or_name):
+        return _wrap(func_or_name, meter, None, module, operation, attrs_, limits)
+    name = None if func_or_name is None else _check_name(func_or_name)
+
+    def decorate(func: Callable[P, R]) -> Callable[P, R]:
+        return _wrap(func, meter, name, module, operation, attrs_, limits)
+
+    return decorate
+
+
+def _wrap(
+    func: Callable[..., Any],
+    meter: Meter | None,
+    name: str | None,
+    module: str | None,
+    operation: str | None,
+    attributes: Mapping[str, Any] | None,
+    limits: Limits | None,
+) -> Any:
+    """Pick one of four wrappers once, when the decorator is applied."""
+    if not callable(func):
+        raise TypeError(f"@tracked decorates a function, got {func!r}")
+    scope_name = name or getattr(func, "__qualname__", None) or repr(func)
+
+    if inspect.isasyncgenfunction(func):
+
+        @functools.wraps(func)
+        async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
+            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            inner: Frame | None
+            try:
+                agen = func(*args, **kwargs)
+            finally:
+                inner = CURRENT.get()
+                exit_(token)
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                tok = CURRENT.set(inner)
+                try:
+                    if thrown is not None:
+                        item = await agen.athrow(thrown)
+                    else:
+                        item = await agen.asend(sent)
+                except StopAsyncIteration:
+                    return
+                finally:
+                    inner = CURRENT.get()
+                    exit_(tok)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    tok = CURRENT.set(inner)
+                    try:
+                        await agen.aclose()
+                    finally:
+                        exit_(tok)
+                    raise
+                except BaseException as e:  # noqa: BLE001 - forwarded into the generator
+                    thrown, sent = e, None
+
+        return agen_wrapper
+
+    if inspect.isgeneratorfunction(func):
+
+        @functools.wraps(func)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            inner: Frame | None
+            try:
+                gen = func(*args, **kwargs)
+            finally:
+                inner = CURRENT.get()
+                exit_(token)
+            sent: Any = None
+            thrown: BaseException | None = None
+            while True:
+                tok = CURRENT.set(inner)
+                try:
+                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    inner = CURRENT.get()
+                    exit_(tok)
+                thrown = None
+                try:
+                    sent = yield item
+                except GeneratorExit:
+                    tok = CURRENT.set(inner)
+                    try:
+                        gen.close()
+                    finally:
+                        exit_(tok)
+                    raise
+                except BaseException as e:  # noqa: BLE001 - forwarded into the generator
+                    thrown, sent = e, None
+
+        return gen_wrapper
+
+    if inspect.iscoroutinefunction(func):
+
+        @functools.wraps(func)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            try:
+                return await func(*args, **kwargs)
+            finally:
+                exit_(token)
+
+        return async_wrapper
+
+    @functools.wraps(func)
+    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+        token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            exit_(token)
+
+    return sync_wrapper
