@@ -8,6 +8,7 @@ and threads. Read the result with ``tokenmeter.report()``.
 from __future__ import annotations
 
 from ._errors import BudgetExceeded
+from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
 from ._pricing import Price, clear_prices, set_price
 from ._record import CallRecord
@@ -35,13 +36,17 @@ __all__ = [
     "bind_snapshot",
     "clear_prices",
     "current",
+    "instrument",
+    "instrumented",
     "propagate_to_threads",
     "record",
     "report",
+    "request_stream_usage",
     "reset",
     "set_price",
     "track",
     "tracked",
+    "uninstrument",
     "use_scope",
 ]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
-from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Union
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -31,12 +31,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tokenmeter")
 
 #: What a budget does once reached: raise, log a warning, or call a function.
-OnExceed = Union[Literal["raise", "warn"], Callable[[BudgetExceeded], None]]
+OnExceed = Literal["raise", "warn"] | Callable[[BudgetExceeded], None]
 
 _EMPTY_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 #: A dimension key of the per-node breakdown: (model, provider, module, operation).
-DimKey = tuple[str, Union[str, None], Union[str, None], Union[str, None]]
+DimKey = tuple[str, str | None, str | None, str | None]
 
 
 @attrs.frozen
@@ -54,8 +54,12 @@ class Limits:
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None, got {v!r}")
         c = self.max_cost_usd
-        if c is not None and (isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0):
-            raise ValueError(f"max_cost_usd must be a non-negative number or None, got {c!r}")
+        if c is not None and (
+            isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c < float("inf")
+        ):
+            raise ValueError(
+                f"max_cost_usd must be a non-negative finite number or None, got {c!r}"
+            )
         if not (self.on_exceed in ("raise", "warn") or callable(self.on_exceed)):
             raise ValueError(
                 f"on_exceed must be 'raise', 'warn' or a callable, got {self.on_exceed!r}"
@@ -154,10 +158,13 @@ class Scope:
 class Frame:
     """The immutable value of the scope ContextVar: where usage lands right now.
 
-    Never mutated after creation; entering a scope makes a new frame.
+    Never mutated after creation; entering a scope makes a new frame. ``call``
+    is set while an instrumented LLM call is in progress (LiteLLM's own retries,
+    fallbacks and Router attempts inside it are then not recorded again); it
+    travels with the frame into tasks and threads.
     """
 
-    __slots__ = ("attributes", "budgets", "module", "operation", "prev", "scope")
+    __slots__ = ("attributes", "budgets", "call", "module", "operation", "prev", "scope")
 
     def __init__(
         self,
@@ -167,6 +174,7 @@ class Frame:
         attributes: Mapping[str, Any],
         budgets: tuple[Scope, ...],
         prev: Frame | None,
+        call: object = None,
     ) -> None:
         self.scope = scope
         self.module = module
@@ -174,6 +182,7 @@ class Frame:
         self.attributes = attributes
         self.budgets = budgets
         self.prev = prev
+        self.call = call
 
 
 #: The one ContextVar: the current frame, or None outside any scope.
@@ -235,12 +244,30 @@ def exit_(token: Token[Frame | None]) -> None:
 
 
 def _set_limits_locked(scope: Scope, limits: Limits) -> None:
+    """Set (or replace) ``scope``'s budget; the caller holds the meter lock.
+
+    A budget belongs to the node, not to one entry: it counts the node's inclusive
+    usage over all its entries, including what was recorded before it was first set.
+    Entering the node again with limits replaces them; entering it without keeps them.
+    """
     scope.limits = limits
     if scope._incl is None:
-        # The budget counts all the scope's inclusive usage, including what was
-        # recorded before the budget was first set (earlier entries of this node).
         scope._incl = scope._subtree_acc_locked()
         scope._started = scope._incl[CALLS]
+
+
+def _exceeded_on_path_locked(frame: Frame) -> list[tuple[Scope, BudgetExceeded]]:
+    """Every budget on ``frame``'s path already reached, outermost first."""
+    found: list[tuple[Scope, BudgetExceeded]] = []
+    for s in frame.budgets:
+        exc = _exceeded(s)
+        if exc is not None:
+            found.append((s, exc))
+    return found
+
+
+def _policy(s: Scope) -> OnExceed:
+    return "raise" if s.limits is None else s.limits.on_exceed
 
 
 def check_budgets_locked(frame: Frame, reserve: bool) -> BudgetExceeded | None:
@@ -250,19 +277,14 @@ def check_budgets_locked(frame: Frame, reserve: bool) -> BudgetExceeded | None:
     "raise" (then nothing is reserved: the call will not start), else the first
     one exceeded at all, else None.
     """
-    first: BudgetExceeded | None = None
-    for s in frame.budgets:
-        exc = _exceeded(s)
-        if exc is None:
-            continue
-        if s.limits is not None and s.limits.on_exceed == "raise":
-            return exc
-        if first is None:
-            first = exc
+    found = _exceeded_on_path_locked(frame)
+    refused = next((exc for s, exc in found if _policy(s) == "raise"), None)
+    if refused is not None:
+        return refused
     if reserve:
         for s in frame.budgets:
             s._started += 1
-    return first
+    return found[0][1] if found else None
 
 
 def _exceeded(s: Scope) -> BudgetExceeded | None:
@@ -285,20 +307,35 @@ def _exceeded(s: Scope) -> BudgetExceeded | None:
 def before_call(frame: Frame | None) -> None:
     """Refuse the next call (raise BudgetExceeded) if a budget on the path is reached.
 
-    Called before an LLM call starts. With ``on_exceed="warn"`` a warning is logged
-    and the call goes ahead; with a callable, it is called with the exception.
+    Called before an LLM call starts. Checking and reserving the call's slot is
+    one step under the meter lock, so ``max_calls`` is exact under concurrency.
+    A budget with ``on_exceed="raise"`` refuses the call. Otherwise every reached
+    budget is acted on, outermost first: ``"warn"`` logs a warning, a callable is
+    called with the exception; the call then goes ahead, unless a callable
+    raises, which refuses the call (its slot is given back) with that exception.
     """
     if frame is None or not frame.budgets:
         return
-    with frame.scope.meter._lock:
-        exc = check_budgets_locked(frame, reserve=True)
-    if exc is None:
+    lock = frame.scope.meter._lock
+    with lock:
+        found = _exceeded_on_path_locked(frame)
+        refused = next((exc for s, exc in found if _policy(s) == "raise"), None)
+        if refused is None:
+            for s in frame.budgets:
+                s._started += 1
+    if not found:
         return
-    scope: Scope = exc.scope  # type: ignore[attr-defined]
-    on_exceed = scope.limits.on_exceed if scope.limits is not None else "raise"
-    if on_exceed == "raise":
-        raise exc
-    if on_exceed == "warn":
-        logger.warning("%s (on_exceed='warn': the call goes ahead)", exc)
-        return
-    on_exceed(exc)  # type: ignore[operator]
+    if refused is not None:
+        raise refused
+    try:
+        for s, exc in found:
+            on_exceed = _policy(s)
+            if on_exceed == "warn":
+                logger.warning("%s (on_exceed='warn': the call goes ahead)", exc)
+            elif callable(on_exceed):
+                on_exceed(exc)
+    except BaseException:
+        with lock:
+            for s in frame.budgets:
+                s._started -= 1
+        raise

@@ -1,0 +1,685 @@
+"""Automatic attribution of LiteLLM calls to the scope that made them.
+
+LiteLLM's public entry points (``litellm.completion``, ``acompletion``,
+``embedding``, ... and the ``Router`` methods) are wrapped. The wrapper reads
+the current frame in the caller's thread and context, checks budgets before the
+call starts, and records the result on that frame before returning it, so a
+report taken right after a call already includes it. While a call is in
+progress the frame carries a call marker: LiteLLM's own retries, fallbacks and
+Router attempts made inside it pass through and the call is recorded once.
+
+Streams (``CustomStreamWrapper``) are recorded when exhausted, closed, broken
+or garbage collected, on the scope where the call was made, whoever consumes
+them. This module imports litellm; ``tokenmeter._instrument`` loads it only once
+litellm itself is imported.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import litellm
+
+from . import _errors
+from ._meter import DEFAULT_METER
+from ._pricing import custom_price_for, litellm_knows, price_tokens
+from ._record import CallRecord
+from ._scope import CURRENT, Frame, before_call
+from ._usage import cost_to_units
+
+#: Public litellm functions wrapped, and the record kind each produces.
+FUNCTIONS: dict[str, str] = {
+    "completion": "completion",
+    "acompletion": "completion",
+    "text_completion": "text_completion",
+    "atext_completion": "text_completion",
+    "embedding": "embedding",
+    "aembedding": "embedding",
+    "image_generation": "image_generation",
+    "aimage_generation": "image_generation",
+    "transcription": "transcription",
+    "atranscription": "transcription",
+    "speech": "speech",
+    "aspeech": "speech",
+    "rerank": "rerank",
+    "arerank": "rerank",
+    "responses": "responses",
+    "aresponses": "responses",
+    "moderation": "moderation",
+    "amoderation": "moderation",
+}
+#: Kinds whose responses carry chat-style token usage (estimated when missing).
+_TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
+
+_originals: dict[tuple[object, str], Any] = {}
+_lock = threading.Lock()
+_settings = {"request_stream_usage": False}
+
+
+def _sync_settings() -> None:
+    from ._instrument import _stream_usage
+
+    _settings["request_stream_usage"] = _stream_usage[0]
+
+
+class CallState:
+    """Marks a call in progress on the frame; counts LiteLLM-level attempts inside it."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+
+# -- settings ---------------------------------------------------------------------------
+
+
+def request_stream_usage(enabled: bool = True) -> None:
+    """Ask providers for a final usage chunk on streams (``stream_options.include_usage``).
+
+    Off by default: tokenmeter then leaves requests untouched, and a stream whose
+    provider sends no usage is recorded with LiteLLM's estimate, flagged in
+    ``estimated_calls``. On, tokenmeter adds ``stream_options={"include_usage":
+    True}`` to streaming chat calls that set no ``stream_options`` of their own:
+    the usage is then the provider's, and the stream's last chunk carries it.
+    """
+    _settings["request_stream_usage"] = bool(enabled)
+
+
+# -- extraction -------------------------------------------------------------------------
+
+
+def _int(value: object) -> int:
+    return value if type(value) is int and value > 0 else 0
+
+
+def _tokens(usage: object) -> tuple[int, int, int, int, int]:
+    """(input, output, cache_read, cache_write, reasoning) from a LiteLLM usage object."""
+    g = getattr
+    i = g(usage, "prompt_tokens", None)
+    if i is None:
+        i = g(usage, "input_tokens", 0)  # Responses API naming
+    o = g(usage, "completion_tokens", None)
+    if o is None:
+        o = g(usage, "output_tokens", 0)
+    i, o = _int(i), _int(o)
+    details = g(usage, "prompt_tokens_details", None) or g(usage, "input_tokens_details", None)
+    cr = _int(g(usage, "cache_read_input_tokens", 0))
+    if not cr and details is not None:
+        cr = _int(g(details, "cached_tokens", 0))
+    cw = _int(g(usage, "cache_creation_input_tokens", 0))
+    if not cw and details is not None:
+        cw = _int(g(details, "cache_creation_tokens", 0))
+    out_details = g(usage, "completion_tokens_details", None) or g(
+        usage, "output_tokens_details", None
+    )
+    r = _int(g(out_details, "reasoning_tokens", 0)) if out_details is not None else 0
+    # Keep the invariants: the parts never exceed their totals.
+    if cr + cw > i:
+        i = cr + cw if i < cr + cw else i
+    if r > o:
+        o = r
+    return i, o, cr, cw, r
+
+
+_model_cache: dict[tuple[str, str | None], tuple[str, str | None]] = {}
+
+
+def _model_provider(name: str, provider: str | None) -> tuple[str, str | None]:
+    """Split LiteLLM's model name into (model, provider) as LiteLLM resolved it."""
+    key = (name, provider)
+    hit = _model_cache.get(key)
+    if hit is not None:
+        return hit
+    if provider is None:
+        try:
+            provider = litellm.get_llm_provider(name)[1]
+        except Exception:
+            provider = name.split("/", 1)[0] if "/" in name else None
+    model = name
+    if provider and model.startswith(provider + "/"):
+        model = model[len(provider) + 1 :]
+    if len(_model_cache) < 10_000:
+        _model_cache[key] = (model, provider)
+    return model, provider
+
+
+def _requested_model(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    model = kwargs.get("model")
+    if model is None and args and isinstance(args[0], str):
+        model = args[0]
+    return str(model) if model else "unknown"
+
+
+def _cost_units(
+    model: str, provider: str | None, reported: object, toks: tuple[int, int, int, int, int]
+) -> int | None:
+    """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced."""
+    custom = custom_price_for(model, provider) if _has_custom() else None
+    if custom is not None:
+        return cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
+    if isinstance(reported, (int, float)) and reported > 0:
+        return cost_to_units(float(reported))
+    # 0 or None: free only if LiteLLM really has a price for the model.
+    if not litellm_knows(model, provider):
+        return None
+    if reported is None:
+        c = price_tokens(model, provider, *toks)
+        return None if c is None else cost_to_units(c)
+    return 0
+
+
+def _has_custom() -> bool:
+    from . import _pricing
+
+    return bool(_pricing._custom)
+
+
+def record_result(
+    frame: Frame,
+    kind: str,
+    result: object,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    started: float,
+    state: CallState | None,
+) -> None:
+    """Record a finished, non-streaming call on ``frame``'s scope."""
+    hp = getattr(result, "_hidden_params", None)
+    if not isinstance(hp, dict):
+        hp = {}
+    name = hp.get("litellm_model_name") or _requested_model(args, kwargs)
+    model, provider = _model_provider(str(name), hp.get("custom_llm_provider"))
+    cache_hit = bool(hp.get("cache_hit"))
+    estimated = False
+    usage = getattr(result, "usage", None)
+    if cache_hit:
+        toks = (0, 0, 0, 0, 0)
+        cost: int | None = 0
+    else:
+        if usage is not None:
+            toks = _tokens(usage)
+        elif kind in _TOKEN_KINDS:
+            toks = _estimate_tokens(model, kwargs, result)
+            estimated = True
+        else:
+            toks = (0, 0, 0, 0, 0)
+        cost = _cost_units(model, provider, hp.get("response_cost"), toks)
+    meta: dict[str, Any] | None = None
+    if cache_hit or estimated or (state is not None and state.attempts > 1):
+        meta = {}
+        if cache_hit:
+            meta["cache_hit"] = True
+        if estimated:
+            meta["usage_missing"] = True
+        if state is not None and state.attempts > 1:
+            meta["attempts"] = state.attempts
+    _add(frame, kind, model, provider, toks, cost, False, estimated, started, hp, meta)
+
+
+def _add(
+    frame: Frame,
+    kind: str,
+    model: str,
+    provider: str | None,
+    toks: tuple[int, int, int, int, int],
+    cost: int | None,
+    failed: bool,
+    estimated: bool,
+    started: float,
+    hp: Mapping[str, Any],
+    meta: Mapping[str, Any] | None,
+) -> None:
+    meter = frame.scope.meter
+    now = time.time()
+    rec = None
+    if meter._records is not None:
+        rec = CallRecord(
+            model=model,
+            provider=provider,
+            input_tokens=toks[0],
+            output_tokens=toks[1],
+            cache_read_tokens=toks[2],
+            cache_write_tokens=toks[3],
+            reasoning_tokens=toks[4],
+            cost_usd=None if cost is None else cost / 10_000_000_000,
+            module=frame.module,
+            operation=frame.operation,
+            path=frame.scope.path,
+            kind=kind,
+            failed=failed,
+            estimated=estimated,
+            timestamp=now,
+            duration_s=time.perf_counter() - started,
+            call_id=hp.get("litellm_call_id"),
+            attributes=frame.attributes,
+            metadata=meta,
+        )
+    meter._add(
+        frame,
+        (model, provider, frame.module, frame.operation),
+        toks[0],
+        toks[1],
+        toks[2],
+        toks[3],
+        toks[4],
+        cost,
+        failed,
+        estimated,
+        now,
+        rec,
+        True,
+    )
+
+
+def _estimate_tokens(
+    model: str, kwargs: Mapping[str, Any], result: object
+) -> tuple[int, int, int, int, int]:
+    try:
+        i = litellm.token_counter(model=model, messages=kwargs.get("messages") or [])
+        text = ""
+        for choice in getattr(result, "choices", None) or ():
+            msg = getattr(choice, "message", None)
+            text += str(getattr(msg, "content", None) or getattr(choice, "text", "") or "")
+        o = litellm.token_counter(model=model, text=text) if text else 0
+        return int(i), int(o), 0, 0, 0
+    except Exception:
+        return 0, 0, 0, 0, 0
+
+
+def record_failure(
+    frame: Frame,
+    kind: str,
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    started: float,
+    exc: BaseException,
+) -> None:
+    """Record a call that raised: counted in ``failed_calls``, no tokens, no cost."""
+    model, provider = _model_provider(
+        _requested_model(args, kwargs), getattr(exc, "llm_provider", None) or None
+    )
+    meta = {"error": type(exc).__name__}
+    _add(frame, kind, model, provider, (0, 0, 0, 0, 0), 0, True, False, started, {}, meta)
+
+
+# -- streams ----------------------------------------------------------------------------
+
+
+class StreamCall:
+    """What a stream needs to be recorded on the caller's scope when it ends."""
+
+    __slots__ = ("args", "done", "finalizer", "frame", "in_next", "kind", "kwargs", "started")
+
+    def __init__(
+        self,
+        frame: Frame,
+        kind: str,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+        started: float,
+    ) -> None:
+        self.frame = frame
+        self.kind = kind
+        self.args = args
+        self.kwargs = kwargs
+        self.started = started
+        self.done = False
+        self.in_next = False
+        self.finalizer: weakref.finalize[Any, Any] | None = None
+
+
+_stream_lock = threading.Lock()
+
+
+def _claim(call: StreamCall) -> bool:
+    with _stream_lock:
+        if call.done:
+            return False
+        call.done = True
+    if call.finalizer is not None:
+        call.finalizer.detach()
+    return True
+
+
+def _finish_stream(
+    call: StreamCall,
+    chunks: list[Any],
+    messages: object,
+    hp: Mapping[str, Any],
+    model_hint: str | None,
+    provider_hint: str | None,
+    failed: bool,
+    complete: bool,
+    error: BaseException | None = None,
+) -> None:
+    """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
+    name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
+    model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
+    usage = None
+    for chunk in reversed(chunks):
+        u = getattr(chunk, "usage", None)
+        if u is not None and (getattr(u, "prompt_tokens", 0) or getattr(u, "completion_tokens", 0)):
+            usage = u
+            break
+    estimated = usage is None
+    if usage is None:
+        try:
+            built = litellm.stream_chunk_builder(
+                chunks=list(chunks), messages=messages if isinstance(messages, list) else None
+            )
+            usage = getattr(built, "usage", None)
+        except Exception:
+            usage = None
+    toks = _tokens(usage) if usage is not None else (0, 0, 0, 0, 0)
+    custom = custom_price_for(model, provider)
+    if custom is not None:
+        cost: int | None = cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
+    else:
+        c = price_tokens(model, provider, *toks)
+        cost = None if c is None else cost_to_units(c)
+    meta: dict[str, Any] = {"stream": True}
+    if not complete:
+        meta["abandoned"] = True
+    if error is not None:
+        meta["error"] = type(error).__name__
+    _add(
+        call.frame,
+        call.kind,
+        model,
+        provider,
+        toks,
+        cost,
+        failed,
+        estimated or not complete,
+        call.started,
+        hp,
+        meta,
+    )
+
+
+def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
+    if not _claim(call):
+        return
+    with _errors.internal_errors_swallowed("stream recording"):
+        _finish_stream(
+            call,
+            getattr(stream, "chunks", None) or [],
+            getattr(stream, "messages", None),
+            getattr(stream, "_hidden_params", None) or {},
+            getattr(stream, "model", None),
+            getattr(stream, "custom_llm_provider", None),
+            failed,
+            complete,
+            error,
+        )
+
+
+def _abandoned(call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any) -> None:
+    """weakref.finalize callback: a stream dropped before it ended."""
+    if not _claim(call):
+        return
+    with _errors.internal_errors_swallowed("abandoned stream recording"):
+        _finish_stream(call, chunks, messages, hp or {}, m, p, False, False)
+
+
+def _attach_stream(stream: Any, call: StreamCall) -> None:
+    stream._tokenmeter_call = call
+    call.finalizer = weakref.finalize(
+        stream,
+        _abandoned,
+        call,
+        stream.chunks,
+        getattr(stream, "messages", None),
+        getattr(stream, "_hidden_params", None),
+        getattr(stream, "model", None),
+        getattr(stream, "custom_llm_provider", None),
+    )
+    call.finalizer.atexit = False
+
+
+def _patch_stream_class(cls: type) -> None:
+    orig_next = cls.__next__
+    orig_anext = cls.__anext__
+    orig_close = cls.close
+    orig_aclose = cls.aclose
+
+    def __next__(self: Any) -> Any:
+        call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+        if call is None or call.done:
+            return orig_next(self)
+        call.in_next = True
+        try:
+            return orig_next(self)
+        except StopIteration:
+            _finish_from(self, call, False, True, None)
+            raise
+        except BaseException as e:
+            _finish_from(self, call, True, False, e)
+            raise
+        finally:
+            call.in_next = False
+
+    async def __anext__(self: Any) -> Any:
+        call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+        if call is None or call.done:
+            return await orig_anext(self)
+        call.in_next = True
+        try:
+            return await orig_anext(self)
+        except StopAsyncIteration:
+            _finish_from(self, call, False, True, None)
+            raise
+        except BaseException as e:
+            _finish_from(self, call, True, False, e)
+            raise
+        finally:
+            call.in_next = False
+
+    def close(self: Any) -> None:
+        call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+        try:
+            return orig_close(self)  # type: ignore[no-any-return]
+        finally:
+            if call is not None and not call.done and not call.in_next:
+                _finish_from(self, call, False, False, None)
+
+    async def aclose(self: Any) -> None:
+        call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+        try:
+            return await orig_aclose(self)  # type: ignore[no-any-return]
+        finally:
+            if call is not None and not call.done and not call.in_next:
+                _finish_from(self, call, False, False, None)
+
+    for name, fn in (
+        ("__next__", __next__),
+        ("__anext__", __anext__),
+        ("close", close),
+        ("aclose", aclose),
+    ):
+        _originals[(cls, name)] = cls.__dict__[name]
+        fn.__qualname__ = f"{cls.__name__}.{name}"
+        setattr(cls, name, fn)
+
+
+# -- wrapping the entry points ----------------------------------------------------------
+
+
+def _is_stream(result: object) -> bool:
+    return type(result).__name__ == "CustomStreamWrapper" and hasattr(result, "chunks")
+
+
+def _prepare(kind: str, kwargs: dict[str, Any]) -> None:
+    if (
+        _settings["request_stream_usage"]
+        and kind == "completion"
+        and kwargs.get("stream") is True
+        and kwargs.get("stream_options") is None
+    ):
+        kwargs["stream_options"] = {"include_usage": True}
+
+
+def _after(
+    frame: Frame,
+    kind: str,
+    result: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: float,
+    state: CallState,
+) -> None:
+    with _errors.internal_errors_swallowed("call recording"):
+        if _is_stream(result):
+            _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
+        else:
+            record_result(frame, kind, result, args, kwargs, started, state)
+
+
+def _call_frame(cur: Frame | None) -> tuple[Frame, Frame, CallState]:
+    """(frame the call lands on, frame to set while it runs, its call state)."""
+    frame = cur if cur is not None else DEFAULT_METER._root_frame
+    state = CallState()
+    state.attempts = 1
+    inner = Frame(
+        frame.scope, frame.module, frame.operation, frame.attributes, frame.budgets, frame.prev, state
+    )
+    return frame, inner, state
+
+
+def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Wrap a synchronous litellm entry point."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cur = CURRENT.get()
+        if cur is not None and cur.call is not None:
+            cur.call.attempts += 1  # type: ignore[attr-defined]
+            return fn(*args, **kwargs)
+        before_call(cur)
+        frame, inner, state = _call_frame(cur)
+        _prepare(kind, kwargs)
+        started = time.perf_counter()
+        token = CURRENT.set(inner)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:
+            with _errors.internal_errors_swallowed("failure recording"):
+                record_failure(frame, kind, args, kwargs, started, e)
+            raise
+        finally:
+            CURRENT.reset(token)
+        if inspect.iscoroutine(result):  # completion(..., acompletion=True)
+            return _await_and_record(result, frame, kind, args, kwargs, started, state)
+        _after(frame, kind, result, args, kwargs, started, state)
+        return result
+
+    wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+async def _await_and_record(
+    coro: Any,
+    frame: Frame,
+    kind: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: float,
+    state: CallState,
+) -> Any:
+    try:
+        result = await coro
+    except BaseException as e:
+        with _errors.internal_errors_swallowed("failure recording"):
+            record_failure(frame, kind, args, kwargs, started, e)
+        raise
+    _after(frame, kind, result, args, kwargs, started, state)
+    return result
+
+
+def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Wrap an asynchronous litellm entry point."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cur = CURRENT.get()
+        if cur is not None and cur.call is not None:
+            cur.call.attempts += 1  # type: ignore[attr-defined]
+            return await fn(*args, **kwargs)
+        before_call(cur)
+        frame, inner, state = _call_frame(cur)
+        _prepare(kind, kwargs)
+        started = time.perf_counter()
+        token = CURRENT.set(inner)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as e:
+            with _errors.internal_errors_swallowed("failure recording"):
+                record_failure(frame, kind, args, kwargs, started, e)
+            raise
+        finally:
+            CURRENT.reset(token)
+        _after(frame, kind, result, args, kwargs, started, state)
+        return result
+
+    wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+        return wrap_async(fn, kind)
+    return wrap_sync(fn, kind)
+
+
+# -- install / remove -------------------------------------------------------------------
+
+_installed = False
+
+
+def instrument() -> None:
+    """Wrap litellm's entry points, Router methods and stream class (idempotent)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        for name, kind in FUNCTIONS.items():
+            fn = getattr(litellm, name, None)
+            if fn is None or hasattr(fn, "__tokenmeter_original__"):
+                continue
+            _originals[(litellm, name)] = fn
+            setattr(litellm, name, _wrap(fn, kind))
+        from litellm.router import Router
+
+        for name, kind in FUNCTIONS.items():
+            meth = Router.__dict__.get(name)
+            if meth is None or hasattr(meth, "__tokenmeter_original__"):
+                continue
+            _originals[(Router, name)] = meth
+            setattr(Router, name, _wrap(meth, kind))
+        from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
+
+        _patch_stream_class(CustomStreamWrapper)
+        _sync_settings()
+        _installed = True
+
+
+def uninstrument() -> None:
+    """Put litellm back as it was: calls are no longer attributed."""
+    global _installed
+    with _lock:
+        for (owner, name), original in list(_originals.items()):
+            setattr(owner, name, original)
+        _originals.clear()
+        _installed = False
+
+
+def instrumented() -> bool:
+    """Whether litellm calls are being attributed."""
+    return _installed
