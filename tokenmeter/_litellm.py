@@ -58,8 +58,9 @@ FUNCTIONS: dict[str, str] = {
 _TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
 
 _originals: dict[tuple[object, str], Any] = {}
+_router_patched: list[str] = []
 _lock = threading.Lock()
-_settings = {"request_stream_usage": False}
+_settings = {"request_stream_usage": True}
 
 
 def _sync_settings() -> None:
@@ -69,12 +70,15 @@ def _sync_settings() -> None:
 
 
 class CallState:
-    """Marks a call in progress on the frame; counts LiteLLM-level attempts inside it."""
+    """Marks a call in progress on the frame; counts attempts and streams made inside it."""
 
-    __slots__ = ("attempts",)
+    __slots__ = ("answered", "attempts", "streams")
 
     def __init__(self) -> None:
         self.attempts = 0
+        self.streams = 0
+        # (model name, provider, response_cost) of the inner attempt that answered.
+        self.answered: tuple[Any, Any, Any] | None = None
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -83,11 +87,12 @@ class CallState:
 def request_stream_usage(enabled: bool = True) -> None:
     """Ask providers for a final usage chunk on streams (``stream_options.include_usage``).
 
-    Off by default: tokenmeter then leaves requests untouched, and a stream whose
-    provider sends no usage is recorded with LiteLLM's estimate, flagged in
-    ``estimated_calls``. On, tokenmeter adds ``stream_options={"include_usage":
-    True}`` to streaming chat calls that set no ``stream_options`` of their own:
-    the usage is then the provider's, and the stream's last chunk carries it.
+    On by default: tokenmeter adds ``stream_options={"include_usage": True}`` to
+    streaming chat calls that set no ``stream_options`` of their own, when the
+    provider accepts it, and keeps the stream looking as it would have (the
+    usage chunk is not yielded to you). The usage is then the provider's. Off,
+    requests are left untouched, and a stream whose provider sends no usage is
+    recorded with LiteLLM's estimate, flagged in ``estimated_calls``.
     """
     _settings["request_stream_usage"] = bool(enabled)
 
@@ -195,7 +200,12 @@ def record_result(
     if not isinstance(hp, dict):
         hp = {}
     name = hp.get("litellm_model_name") or _requested_model(args, kwargs)
-    model, provider = _model_provider(str(name), hp.get("custom_llm_provider"))
+    provider_name = hp.get("custom_llm_provider")
+    reported_cost = hp.get("response_cost")
+    if state is not None and state.answered is not None:
+        # A fallback or Router attempt answered: its model, provider and cost.
+        name, provider_name, reported_cost = state.answered
+    model, provider = _model_provider(str(name), provider_name)
     cache_hit = bool(hp.get("cache_hit"))
     estimated = False
     usage = getattr(result, "usage", None)
@@ -210,7 +220,7 @@ def record_result(
             estimated = True
         else:
             toks = (0, 0, 0, 0, 0)
-        cost = _cost_units(model, provider, hp.get("response_cost"), toks)
+        cost = _cost_units(model, provider, reported_cost, toks)
     meta: dict[str, Any] | None = None
     if cache_hit or estimated or (state is not None and state.attempts > 1):
         meta = {}
@@ -511,19 +521,48 @@ def _patch_stream_class(cls: type) -> None:
 
 # -- wrapping the entry points ----------------------------------------------------------
 
+_stream_class: type | None = None
+_stream_options_ok: dict[str, bool] = {}
+
 
 def _is_stream(result: object) -> bool:
-    return type(result).__name__ == "CustomStreamWrapper" and hasattr(result, "chunks")
+    return _stream_class is not None and isinstance(result, _stream_class)
 
 
-def _prepare(kind: str, kwargs: dict[str, Any]) -> None:
+def _supports_stream_options(model: str) -> bool:
+    ok = _stream_options_ok.get(model)
+    if ok is None:
+        try:
+            _, provider, _, _ = litellm.get_llm_provider(model)
+            params = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
+            ok = bool(params) and "stream_options" in params
+        except Exception:
+            ok = False
+        if len(_stream_options_ok) < 10_000:
+            _stream_options_ok[model] = ok
+    return ok
+
+
+def _prepare(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Ask for a final usage chunk on a chat stream, if on and the provider takes it."""
     if (
         _settings["request_stream_usage"]
         and kind == "completion"
         and kwargs.get("stream") is True
         and kwargs.get("stream_options") is None
+        and _supports_stream_options(_requested_model(args, kwargs))
     ):
         kwargs["stream_options"] = {"include_usage": True}
+        return True
+    return False
+
+
+def _hide_usage_chunk(stream: Any) -> None:
+    # The caller did not ask for a usage chunk: keep the stream looking as it would
+    # have (LiteLLM then keeps the provider's usage in .chunks without yielding it).
+    if hasattr(stream, "send_stream_usage") and hasattr(stream, "stream_options"):
+        stream.send_stream_usage = False
+        stream.stream_options = None
 
 
 def _after(
@@ -534,12 +573,38 @@ def _after(
     kwargs: dict[str, Any],
     started: float,
     state: CallState,
+    injected: bool,
 ) -> None:
     with _errors.internal_errors_swallowed("call recording"):
         if _is_stream(result):
-            _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
+            if injected:
+                _hide_usage_chunk(result)
+            if state.streams == 0:  # else an attempt inside (Router) already attached its own
+                state.streams += 1
+                _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
         else:
             record_result(frame, kind, result, args, kwargs, started, state)
+
+
+def _nested_result(
+    cur: Frame, kind: str, result: Any, args: tuple[Any, ...], kwargs: Any, injected: bool
+) -> None:
+    """An attempt inside a recorded call answered: note who answered; streams record here."""
+    with _errors.internal_errors_swallowed("stream attach"):
+        hp = getattr(result, "_hidden_params", None)
+        if isinstance(hp, dict):
+            state_: CallState = cur.call  # type: ignore[assignment]
+            state_.answered = (
+                hp.get("litellm_model_name") or _requested_model(args, kwargs),
+                hp.get("custom_llm_provider"),
+                hp.get("response_cost"),
+            )
+        if _is_stream(result):
+            if injected:
+                _hide_usage_chunk(result)
+            state: CallState = cur.call  # type: ignore[assignment]
+            state.streams += 1
+            _attach_stream(result, StreamCall(cur, kind, args, kwargs, time.perf_counter()))
 
 
 def _call_frame(cur: Frame | None) -> tuple[Frame, Frame, CallState]:
@@ -553,18 +618,28 @@ def _call_frame(cur: Frame | None) -> tuple[Frame, Frame, CallState]:
     return frame, inner, state
 
 
+def _nested(cur: Frame | None, kwargs: Mapping[str, Any]) -> bool:
+    # LiteLLM's own fallback runner passes the outer call's logging object: a user never does.
+    return (cur is not None and cur.call is not None) or kwargs.get("litellm_logging_obj") is not None
+
+
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     """Wrap a synchronous litellm entry point."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         cur = CURRENT.get()
-        if cur is not None and cur.call is not None:
+        if _nested(cur, kwargs):
+            if cur is None or cur.call is None:
+                return fn(*args, **kwargs)
             cur.call.attempts += 1  # type: ignore[attr-defined]
-            return fn(*args, **kwargs)
+            injected = _prepare(kind, args, kwargs)
+            result = fn(*args, **kwargs)
+            _nested_result(cur, kind, result, args, kwargs, injected)
+            return result
         before_call(cur)
         frame, inner, state = _call_frame(cur)
-        _prepare(kind, kwargs)
+        injected = _prepare(kind, args, kwargs)
         started = time.perf_counter()
         token = CURRENT.set(inner)
         try:
@@ -576,8 +651,8 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         finally:
             CURRENT.reset(token)
         if inspect.iscoroutine(result):  # completion(..., acompletion=True)
-            return _await_and_record(result, frame, kind, args, kwargs, started, state)
-        _after(frame, kind, result, args, kwargs, started, state)
+            return _await_and_record(result, frame, kind, args, kwargs, started, state, injected)
+        _after(frame, kind, result, args, kwargs, started, state, injected)
         return result
 
     wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
@@ -592,6 +667,7 @@ async def _await_and_record(
     kwargs: dict[str, Any],
     started: float,
     state: CallState,
+    injected: bool,
 ) -> Any:
     try:
         result = await coro
@@ -599,7 +675,7 @@ async def _await_and_record(
         with _errors.internal_errors_swallowed("failure recording"):
             record_failure(frame, kind, args, kwargs, started, e)
         raise
-    _after(frame, kind, result, args, kwargs, started, state)
+    _after(frame, kind, result, args, kwargs, started, state, injected)
     return result
 
 
@@ -609,12 +685,17 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         cur = CURRENT.get()
-        if cur is not None and cur.call is not None:
+        if _nested(cur, kwargs):
+            if cur is None or cur.call is None:
+                return await fn(*args, **kwargs)
             cur.call.attempts += 1  # type: ignore[attr-defined]
-            return await fn(*args, **kwargs)
+            injected = _prepare(kind, args, kwargs)
+            result = await fn(*args, **kwargs)
+            _nested_result(cur, kind, result, args, kwargs, injected)
+            return result
         before_call(cur)
         frame, inner, state = _call_frame(cur)
-        _prepare(kind, kwargs)
+        injected = _prepare(kind, args, kwargs)
         started = time.perf_counter()
         token = CURRENT.set(inner)
         try:
@@ -625,7 +706,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             raise
         finally:
             CURRENT.reset(token)
-        _after(frame, kind, result, args, kwargs, started, state)
+        _after(frame, kind, result, args, kwargs, started, state, injected)
         return result
 
     wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
@@ -657,14 +738,21 @@ def instrument() -> None:
             setattr(litellm, name, _wrap(fn, kind))
         from litellm.router import Router
 
+        # Router serves its endpoints from a core class through a metaclass: a
+        # class-level setattr replaces the core's method and delattr restores it.
         for name, kind in FUNCTIONS.items():
-            meth = Router.__dict__.get(name)
-            if meth is None or hasattr(meth, "__tokenmeter_original__"):
+            try:
+                meth = getattr(Router, name)
+            except AttributeError:
                 continue
-            _originals[(Router, name)] = meth
+            if not callable(meth) or hasattr(meth, "__tokenmeter_original__"):
+                continue
             setattr(Router, name, _wrap(meth, kind))
+            _router_patched.append(name)
         from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
+        global _stream_class
+        _stream_class = CustomStreamWrapper
         _patch_stream_class(CustomStreamWrapper)
         _sync_settings()
         _installed = True
@@ -677,6 +765,12 @@ def uninstrument() -> None:
         for (owner, name), original in list(_originals.items()):
             setattr(owner, name, original)
         _originals.clear()
+        if _router_patched:
+            from litellm.router import Router
+
+            for name in reversed(_router_patched):
+                delattr(Router, name)
+            _router_patched.clear()
         _installed = False
 
 
