@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import gc
 import logging
 import subprocess
@@ -545,3 +546,19 @@ def test_attaches_whichever_is_imported_first(order: str) -> None:
         env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": "/usr/bin:/bin"},
     )
     assert out.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_report_names_the_prices_it_used() -> None:
+    """A report names LiteLLM's version, its bundled price map and the custom prices."""
+    tm.set_price("gpt-4o-mini", input_per_mtok=1.0, output_per_mtok=2.0)
+    prices = tm.report().meta["prices"]
+    assert prices["litellm_version"] == importlib.metadata.version("litellm")
+    assert prices["cost_map"]["source"] == "bundled"
+    assert prices["custom"] == {
+        "gpt-4o-mini": {
+            "input_per_mtok": 1.0,
+            "output_per_mtok": 2.0,
+            "cache_read_per_mtok": None,
+            "cache_write_per_mtok": None,
+        }
+    }

@@ -32,7 +32,9 @@ class Price:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
                 raise ValueError(f"{f.name} must be a non-negative number, got {v!r}")
 
-    def cost(self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> float:
+    def cost(
+        self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+    ) -> float:
         """The cost in USD of one call with these token counts."""
         cr = self.input_per_mtok if self.cache_read_per_mtok is None else self.cache_read_per_mtok
         cw = self.input_per_mtok if self.cache_write_per_mtok is None else self.cache_write_per_mtok
@@ -168,11 +170,14 @@ def _litellm_price(
     return float(prompt_cost) + float(completion_cost)
 
 
-def provider_for(model: str) -> str | None:
-    """The provider of ``model``: its ``provider/`` prefix, else LiteLLM's resolution."""
+def provider_for(model: str, *, import_litellm: bool = False) -> str | None:
+    """The provider of ``model``: its ``provider/`` prefix, else LiteLLM's resolution.
+
+    LiteLLM is consulted only if it is already imported, or ``import_litellm`` is set.
+    """
     if "/" in model:
         return model.split("/", 1)[0]
-    if "litellm" not in sys.modules:
+    if not import_litellm and "litellm" not in sys.modules:
         return None
     with internal_errors_swallowed("provider lookup"):
         import litellm
@@ -183,6 +188,27 @@ def provider_for(model: str) -> str | None:
     return None
 
 
+def _cost_map_source() -> dict[str, Any]:
+    """Where LiteLLM's price map came from: its bundled copy ("local") or a fetched one."""
+    if "litellm" in sys.modules:
+        with internal_errors_swallowed("price map source"):
+            from litellm.litellm_core_utils.get_model_cost_map import (
+                get_model_cost_map_source_info,
+            )
+
+            info = dict(get_model_cost_map_source_info())
+            return {
+                "source": "bundled" if info.get("source") == "local" else "fetched",
+                "url": info.get("url"),
+                "revision": info.get("source_revision"),
+                "loaded_at": info.get("loaded_at"),
+                "fallback_reason": info.get("fallback_reason"),
+            }
+    # litellm not imported: no call was priced by it, so say which copy it would use.
+    local = os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() in ("true", "1", "yes")
+    return {"source": "bundled" if local else "fetched at import (bundled if offline)"}
+
+
 def prices_info() -> dict[str, Any]:
     """Which prices a report used: LiteLLM's version and map source, and custom prices."""
     from importlib import metadata
@@ -191,10 +217,9 @@ def prices_info() -> dict[str, Any]:
         version: str | None = metadata.version("litellm")
     except metadata.PackageNotFoundError:  # pragma: no cover - litellm is a dependency
         version = None
-    local = os.environ.get("LITELLM_LOCAL_MODEL_COST_MAP", "").lower() in ("true", "1", "yes")
     return {
         "source": "litellm",
         "litellm_version": version,
-        "cost_map": "bundled" if local else "remote (fetched at litellm import, bundled if offline)",
+        "cost_map": _cost_map_source(),
         "custom": {k: attrs.asdict(v) for k, v in custom_prices().items()},
     }
