@@ -56,7 +56,7 @@ def log_internal_error(where: str) -> None:
     )
 
 
-class internal_errors_swallowed:  # noqa: N801 - used like a function
+class internal_errors_swallowed:
     """Context manager: an exception inside is logged on the ``tokenmeter`` logger and swallowed.
 
     A :class:`BudgetExceeded` is the one exception let through on purpose.

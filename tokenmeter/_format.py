@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING
 
 from ._usage import Usage
@@ -9,7 +10,11 @@ from ._usage import Usage
 if TYPE_CHECKING:
     from ._report import Report, ReportNode
 
-NAME_W = 22
+#: Width of the whole table, and of every line of the report.
+WIDTH = 80
+NAME_W = 24
+#: Indentation stops growing here, so deep trees keep room for names.
+MAX_INDENT = 12
 #: (header, width) of the number columns after the scope name.
 COLUMNS = (
     ("calls", 5),
@@ -27,17 +32,31 @@ def _n(value: int, width: int) -> str:
     text = f"{value:,}"
     if len(text) <= width:
         return text
-    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T")):
-        short = f"{value / div:.1f}{suffix}"
-        if len(short) <= width:
-            return short
-    return text
+    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T"), (1e15, "P")):
+        if value / div < 999.5:
+            for short in (f"{value / div:.1f}{suffix}", f"{value / div:.0f}{suffix}"):
+                if len(short) <= width:
+                    return short
+    return f"{value:.1e}"
+
+
+def money(cost: float, width: int = 9) -> str:
+    """A dollar amount in at most ``width`` characters, as precise as fits."""
+    first = f"${cost:.6f}" if cost < 100 else f"${cost:,.2f}"
+    for text in (first, f"${cost:,.4f}", f"${cost:,.2f}", f"${cost:,.0f}"):
+        if len(text) <= width:
+            return text
+    for div, suffix in ((1e3, "k"), (1e6, "M"), (1e9, "G"), (1e12, "T"), (1e15, "P")):
+        if cost / div < 999.95:
+            short = f"${cost / div:.1f}{suffix}"
+            if len(short) <= width:
+                return short
+    return f"${cost:.1e}"
 
 
 def _cost(u: Usage) -> str:
-    text = f"${u.cost_usd:.6f}" if u.cost_usd < 100 else f"${u.cost_usd:,.2f}"
     # A star: some calls here have no known price, so the true cost is higher.
-    return text + ("*" if u.unpriced_calls else " ")
+    return money(u.cost_usd) + ("*" if u.unpriced_calls else " ")
 
 
 def _share(u: Usage, total: Usage) -> str:
@@ -48,14 +67,24 @@ def _share(u: Usage, total: Usage) -> str:
     return "-"
 
 
-def _name(label: str, depth: int) -> str:
-    text = "  " * depth + label
+def _indent(depth: int) -> str:
+    # Two spaces a level, then one, up to MAX_INDENT: deep names stay readable.
+    return " " * min(2 * depth if depth <= 4 else 4 + depth, MAX_INDENT)
+
+
+def _name(label: str, depth: int, suffix: str = "") -> str:
+    """The name cell: indented label, shortened with '…' to fit; ``suffix`` is always kept."""
+    indent = _indent(depth)
+    room = NAME_W - len(indent) - len(suffix)
+    if len(label) > room:
+        label = label[: max(room - 1, 1)] + "…"
+    text = indent + label + suffix
     if len(text) > NAME_W:
         text = text[: NAME_W - 1] + "…"
     return text.ljust(NAME_W)
 
 
-def _row(label: str, depth: int, u: Usage, total: Usage) -> str:
+def _row(label: str, depth: int, u: Usage, total: Usage, suffix: str = "") -> str:
     cells = (
         _n(u.calls, 5),
         _n(u.input_tokens, 8),
@@ -65,8 +94,8 @@ def _row(label: str, depth: int, u: Usage, total: Usage) -> str:
         _cost(u),
         _share(u, total),
     )
-    return _name(label, depth) + "".join(
-        " " + c.rjust(w) for c, (_, w) in zip(cells, COLUMNS)
+    return _name(label, depth, suffix) + "".join(
+        " " + c.rjust(w) for c, (_, w) in zip(cells, COLUMNS, strict=True)
     )
 
 
@@ -80,7 +109,7 @@ def format_report(report: Report, detailed: bool) -> str:
     lines: list[str] = []
     head = (
         f"tokenmeter report: {total.calls:,} calls, {total.total_tokens:,} tokens, "
-        f"${total.cost_usd:.6f}"
+        f"{money(total.cost_usd, 24)}"
     )
     extras = []
     if total.unpriced_calls:
@@ -91,7 +120,7 @@ def format_report(report: Report, detailed: bool) -> str:
         extras.append(f"{total.estimated_calls:,} estimated")
     if extras:
         head += " (" + ", ".join(extras) + ")"
-    lines.append(head)
+    lines.extend(textwrap.wrap(head, WIDTH, subsequent_indent="  "))
     lines.append(_header())
     lines.append("-" * len(_header()))
     root = report.root
@@ -110,19 +139,20 @@ def format_report(report: Report, detailed: bool) -> str:
         lines.append("per entry (inclusive cost / entries):")
         for n in per_entry:
             label = "/".join(n.path) or "(total)"
+            if len(label) > 48:
+                label = "…" + label[-47:]
             cpe = n.cost_per_entry or 0.0
             tpe = n.tokens_per_entry or 0.0
             scale = 1000 if n.entries < 1000 else n.entries * 10
-            lines.append(
-                f"  {label} x{n.entries:,}: ${cpe:.6f}/entry, {tpe:,.0f} tokens/entry; "
-                f"{scale:,} would cost about ${cpe * scale:,.4f}"
-            )
+            first = f"{label} x{n.entries:,}: {money(cpe, 24)} and {tpe:,.0f} tokens per entry"
+            lines.extend(textwrap.wrap(first, WIDTH, initial_indent="  ", subsequent_indent="    "))
+            lines.append(f"    {scale:,} would cost about {money(cpe * scale, 24)}")
     return "\n".join(lines)
 
 
 def _walk(lines: list[str], node: ReportNode, depth: int, total: Usage, detailed: bool) -> None:
-    label = node.name if node.entries <= 1 else f"{node.name} x{node.entries:,}"
-    lines.append(_row(label, depth, node.usage, total))
+    suffix = "" if node.entries <= 1 else f" x{node.entries:,}"
+    lines.append(_row(node.name, depth, node.usage, total, suffix))
     _own_and_models(lines, node, depth, total, detailed)
     for child in node.children.values():
         _walk(lines, child, depth + 1, total, detailed)
@@ -131,12 +161,16 @@ def _walk(lines: list[str], node: ReportNode, depth: int, total: Usage, detailed
 def _own_and_models(
     lines: list[str], node: ReportNode, depth: int, total: Usage, detailed: bool
 ) -> None:
-    if node.children and node.self_usage.calls:
+    own_row = bool(node.children and node.self_usage.calls)
+    if own_row:
         lines.append(_row("· own", depth + 1, node.self_usage, total))
     if detailed:
-        for (model, provider, _module, _op), u in _models(node).items():
-            label = f"~ {model}" + (f" ({provider})" if provider else "")
-            lines.append(_row(label, depth + 2, u, total))
+        models = _models(node)
+        names = [model for model, _, _, _ in models]
+        for (model, provider, _module, _op), u in models.items():
+            # The provider only where it tells apart two lines of the same model.
+            shown = f"{model} ({provider})" if provider and names.count(model) > 1 else model
+            lines.append(_row("~ " + shown, depth + 1 + own_row, u, total))
 
 
 def _models(node: ReportNode) -> dict[tuple[str, str | None, None, None], Usage]:

@@ -109,7 +109,7 @@ def request_stream_usage(enabled: bool = True) -> None:
         _litellm.request_stream_usage(enabled)
 
 
-_stream_usage = [False]
+_stream_usage = [True]
 
 if os.environ.get("TOKENMETER_INSTRUMENT_LITELLM", "1").lower() not in ("0", "false", "no", "off"):
     instrument()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import internal_errors_swallowed
 from ._pricing import price_tokens, provider_for
-from ._record import CallRecord, validate_counts
+from ._record import CallRecord, check_label, check_timestamp, validate_counts
 from ._scope import (
     CURRENT,
     DimKey,
@@ -21,6 +21,7 @@ from ._scope import (
     check_budgets_locked,
 )
 from ._usage import (
+    ACC_SIZE,
     CACHE_READ,
     CACHE_WRITE,
     CALLS,
@@ -31,7 +32,6 @@ from ._usage import (
     OUTPUT,
     REASONING,
     UNPRICED,
-    ACC_SIZE,
     add_acc,
     cost_to_units,
 )
@@ -89,6 +89,7 @@ class Meter:
         with self._lock:
             if value and self._records is None:
                 self._records = deque(maxlen=self.max_records)
+                self._records_seen = 0
             elif not value:
                 self._records = None
 
@@ -220,8 +221,14 @@ class Meter:
         )
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValueError(f"metadata must be a mapping or None, got {type(metadata).__name__}")
+        provider = check_label("provider", provider)
+        module = check_label("module", module)
+        operation = check_label("operation", operation)
+        ts = time.time() if timestamp is None else check_timestamp(timestamp)
         if provider is None:
-            provider = provider_for(m)
+            # Pricing imports litellm anyway: let it name the provider then too, so
+            # the first record of a run gets the same provider as the later ones.
+            provider = provider_for(m, import_litellm=cost is None)
         if cost is None:
             cost = price_tokens(m, provider, i, o, cr, cw, r)
         rec = CallRecord(
@@ -239,7 +246,7 @@ class Meter:
             kind="manual",
             failed=bool(failed),
             estimated=bool(estimated),
-            timestamp=time.time() if timestamp is None else float(timestamp),
+            timestamp=ts,
             attributes=frame.attributes,
             metadata=metadata,
         )
@@ -378,6 +385,8 @@ class Meter:
             elif self._records is not None:
                 n = len(top.path)
                 keep = [r for r in self._records if r.path[:n] != top.path]
+                # Removed records are not "dropped" ones: take them out of the count too.
+                self._records_seen -= len(self._records) - len(keep)
                 self._records.clear()
                 self._records.extend(keep)
 

@@ -29,8 +29,8 @@ class Price:
             v = getattr(self, f.name)
             if v is None and f.default is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(f"{f.name} must be a non-negative number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ValueError(f"{f.name} must be a non-negative finite number, got {v!r}")
 
     def cost(
         self, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int

@@ -93,6 +93,24 @@ def check_count(field: str, value: object) -> int:
     return int(value)
 
 
+def check_label(field: str, value: object) -> str | None:
+    """Return ``value`` if it is None or a non-empty string, else raise ValueError."""
+    if value is None or (isinstance(value, str) and value):
+        return value
+    raise ValueError(f"{field} must be a non-empty string or None, got {value!r}")
+
+
+def check_timestamp(value: object) -> float:
+    """Return ``value`` as a float if it is a finite, non-negative Unix time, else raise."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value < float("inf")
+    ):
+        raise ValueError(f"timestamp must be a Unix time in seconds or None, got {value!r}")
+    return float(value)
+
+
 def validate_counts(
     model: object,
     input_tokens: object,

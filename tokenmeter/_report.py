@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import os
+import secrets
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any
 
@@ -200,14 +199,16 @@ class Report:
             snap = _snap_locked(top) or (top.name, top.path, top.entries, {}, [], [0] * ACC_SIZE)
             first, last = meter._first_ts, meter._last_ts
             recs = list(meter._records) if meter._records is not None else []
-            seen = meter._records_seen
             kept = meter._records is not None
+            # Records dropped by the max_records bound, meter-wide: which scopes the
+            # dropped ones belonged to is not known.
+            dropped = max(0, meter._records_seen - len(recs)) if kept else 0
         if top.path:
             n = len(top.path)
             recs = [r for r in recs if r.path[:n] == top.path]
         meta = _meta(first, last)
         meta["records_kept"] = kept
-        return cls(_build_node(snap), meta, recs, max(0, seen - len(recs)) if kept else 0)
+        return cls(_build_node(snap), meta, recs, dropped)
 
     @classmethod
     def empty(cls) -> Report:
@@ -257,7 +258,8 @@ class Report:
         out: dict[str, list[int]] = {}
         for node in self.walk():
             for key, u in node.breakdown.items():
-                label = key[index] if key[index] is not None else none_label
+                value = key[index]
+                label = value if value is not None else none_label
                 add_acc(out.setdefault(label, [0] * ACC_SIZE), u._to_acc())
         return {
             k: Usage._from_acc(v)
@@ -327,10 +329,13 @@ class Report:
         """Write the report as JSON atomically: a crash mid-write leaves the old file."""
         target = os.fspath(path)
         text = self.to_json(include_records)
-        directory = os.path.dirname(os.path.abspath(target))
-        fd, tmp = tempfile.mkstemp(prefix=".tokenmeter-", suffix=".tmp", dir=directory)
+        directory, name = os.path.split(os.path.abspath(target))
+        # Not tempfile.mkstemp: its 0600 mode would stay on the saved report. os.open
+        # with 0o666 gives the file the mode the umask says, like a plain open().
+        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
-            with io.open(fd, "w", encoding="utf-8") as f:
+            with open(fd, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())

@@ -188,6 +188,18 @@ class Frame:
 #: The one ContextVar: the current frame, or None outside any scope.
 CURRENT: ContextVar[Frame | None] = ContextVar("tokenmeter_frame", default=None)
 
+#: The default meter, once ``enter`` has looked it up: an import statement inside
+#: ``enter`` would cost more than the rest of entering a scope (``_meter`` imports us).
+_default_meter: Meter | None = None
+
+
+def _load_default_meter() -> Meter:
+    global _default_meter
+    from ._meter import DEFAULT_METER
+
+    _default_meter = DEFAULT_METER
+    return DEFAULT_METER
+
 
 def enter(
     meter: Meter | None,
@@ -201,14 +213,14 @@ def enter(
 
     ``meter`` None means the meter of the current scope (the default one outside scopes).
     """
-    cur = CURRENT.get()
+    prev = cur = CURRENT.get()
     if cur is None:
         if meter is None:
-            from ._meter import DEFAULT_METER
-
-            meter = DEFAULT_METER
-        cur = meter._root_frame
+            meter = _default_meter or _load_default_meter()
+        prev = cur = meter._root_frame
     elif meter is not None and cur.scope.meter is not meter:
+        # Nest under this meter's nearest open scope, but keep the whole chain in
+        # ``prev`` so other meters still find theirs (``Meter._frame_under``).
         cur = meter._frame_under(cur)
     parent = cur.scope
     lock = parent.meter._lock
@@ -226,7 +238,7 @@ def enter(
         operation if operation is not None else cur.operation,
         {**cur.attributes, **attributes} if attributes else cur.attributes,
         budgets,
-        cur,
+        prev,
     )
     return CURRENT.set(frame), scope
 
@@ -316,6 +328,7 @@ def before_call(frame: Frame | None) -> None:
     """
     if frame is None or not frame.budgets:
         return
+    __tracebackhide__ = True  # pytest: show the user's call, not this frame
     lock = frame.scope.meter._lock
     with lock:
         found = _exceeded_on_path_locked(frame)

@@ -59,7 +59,7 @@ def propagate_to_threads(enabled: bool = True) -> None:
     global _enabled
     if enabled and not _enabled:
         threading.Thread.start = _thread_start  # type: ignore[method-assign]
-        concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]
     elif not enabled and _enabled:
         threading.Thread.start = _orig_thread_start  # type: ignore[method-assign]
         concurrent.futures.ThreadPoolExecutor.submit = _orig_submit  # type: ignore[method-assign]
@@ -90,7 +90,7 @@ def bind_snapshot(fn: Callable[..., R], /) -> Callable[..., R]:
     return bind_to_snapshot_context(fn)  # type: ignore[no-any-return]
 
 
-class use_scope:  # noqa: N801 - used like a function
+class use_scope:
     """Make an existing scope current (without counting an entry), e.g. in a worker thread.
 
     ``with tm.use_scope(scope): ...`` where ``scope`` came from ``track()`` or

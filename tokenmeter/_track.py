@@ -69,7 +69,10 @@ class Track:
         self._operation = operation
         self._attributes = attributes
         self._limits = limits
-        self._tokens: list[Token[Frame | None]] = []
+        # The reset token of each open entry, keyed by the frame it made current: one
+        # Track may be open in several tasks or threads at once (a module-level
+        # ``step = track("step")`` used by concurrent tasks), and each must reset its own.
+        self._tokens: dict[Frame | None, Token[Frame | None]] = {}
 
     def __repr__(self) -> str:
         return f"<tokenmeter.track {self._name!r}>"
@@ -78,7 +81,7 @@ class Track:
         token, scope = enter(
             self._meter, self._name, self._module, self._operation, self._attributes, self._limits
         )
-        self._tokens.append(token)
+        self._tokens[CURRENT.get()] = token
         return scope
 
     def __exit__(
@@ -87,7 +90,16 @@ class Track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        exit_(self._tokens.pop())
+        self._exit()
+
+    def _exit(self) -> None:
+        tokens = self._tokens
+        token = tokens.pop(CURRENT.get(), None)
+        if token is None:
+            # The block left another frame current (unbalanced code inside): undo the
+            # most recent entry, as a plain stack would.
+            token = tokens.popitem()[1]
+        exit_(token)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -98,7 +110,7 @@ class Track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        exit_(self._tokens.pop())
+        self._exit()
 
     def __call__(self, func: F) -> F:
         """Use the same scope as a decorator (each call enters it)."""
@@ -124,14 +136,13 @@ def make_track(
     on_exceed: OnExceed,
     attributes: Mapping[str, Any],
 ) -> Track:
-    return Track(
-        meter,
-        _check_name(name),
-        module,
-        operation,
-        attributes or None,
-        _limits(max_tokens, max_cost_usd, max_calls, on_exceed),
-    )
+    # Runs on every ``with track(...)``: the common case calls no helper.
+    if type(name) is not str or not name:
+        _check_name(name)
+    if max_tokens is None and max_cost_usd is None and max_calls is None:
+        return Track(meter, name, module, operation, attributes or None, None)
+    limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
+    return Track(meter, name, module, operation, attributes or None, limits)
 
 
 def track(
@@ -213,7 +224,8 @@ def tracked(
     name = None if func_or_name is None else _check_name(func_or_name)
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
-        return _wrap(func, meter, name, module, operation, attrs_, limits)
+        wrapped: Callable[P, R] = _wrap(func, meter, name, module, operation, attrs_, limits)
+        return wrapped
 
     return decorate
 
@@ -267,7 +279,7 @@ def _wrap(
                     finally:
                         exit_(tok)
                     raise
-                except BaseException as e:  # noqa: BLE001 - forwarded into the generator
+                except BaseException as e:
                     thrown, sent = e, None
 
         return agen_wrapper
@@ -304,7 +316,7 @@ def _wrap(
                     finally:
                         exit_(tok)
                     raise
-                except BaseException as e:  # noqa: BLE001 - forwarded into the generator
+                except BaseException as e:
                     thrown, sent = e, None
 
         return gen_wrapper

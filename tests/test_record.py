@@ -1,0 +1,255 @@
+"""tm.record: manual calls, their validation, pricing and metadata."""
+
+from __future__ import annotations
+
+import time
+import types
+from typing import Any
+
+import litellm
+import pytest
+
+import tokenmeter as tm
+from tokenmeter import _pricing
+
+GOOD: dict[str, Any] = {"model": "gpt-4o-mini", "input_tokens": 10, "output_tokens": 5}
+
+
+def _gpt_4o_mini_cost(fresh: int, cached: int, output: int) -> float:
+    entry = litellm.model_cost["gpt-4o-mini"]
+    return (
+        fresh * entry["input_cost_per_token"]
+        + cached * entry["cache_read_input_token_cost"]
+        + output * entry["output_cost_per_token"]
+    )
+
+
+def test_record_returns_the_call_record() -> None:
+    """tm.record returns a CallRecord with the given numbers, kind 'manual' and a timestamp."""
+    before = time.time()
+    rec = tm.record(
+        model="gpt-4o-mini",
+        input_tokens=150,
+        output_tokens=75,
+        cache_read_tokens=50,
+        cache_write_tokens=20,
+        reasoning_tokens=30,
+        cost_usd=0.001,
+    )
+    assert isinstance(rec, tm.CallRecord)
+    assert (rec.model, rec.provider, rec.kind, rec.path) == ("gpt-4o-mini", "openai", "manual", ())
+    assert (rec.input_tokens, rec.output_tokens, rec.total_tokens) == (150, 75, 225)
+    assert (rec.cache_read_tokens, rec.cache_write_tokens, rec.reasoning_tokens) == (50, 20, 30)
+    assert rec.cost_usd == 0.001
+    assert rec.priced is True
+    assert before <= rec.timestamp <= time.time()
+
+
+def test_record_lands_on_the_current_scope() -> None:
+    """A record inside track('a')/track('b') counts on a/b: 1 call, 10 in, 5 out, $0.5."""
+    with tm.track("a"), tm.track("b"):
+        rec = tm.record(**GOOD, cost_usd=0.5)
+    assert rec.path == ("a", "b")
+    node = tm.report().node("a", "b")
+    assert node.self_usage == tm.Usage(calls=1, input_tokens=10, output_tokens=5, cost_usd=0.5)
+    assert tm.report().node("a").self_usage == tm.Usage()
+    assert tm.report().total == node.usage
+
+
+def test_record_outside_scopes_lands_on_root() -> None:
+    """With no scope open, a record lands on the default meter's root."""
+    tm.record(**GOOD, cost_usd=0.0)
+    rep = tm.report()
+    assert rep.root.self_usage.calls == 1
+    assert rep.root.children == {}
+
+
+def test_flags_are_counted() -> None:
+    """failed=True and estimated=True add to failed_calls and estimated_calls."""
+    tm.record(**GOOD, cost_usd=0.0, failed=True)
+    tm.record(**GOOD, cost_usd=0.0, estimated=True)
+    tm.record(**GOOD, cost_usd=0.0)
+    total = tm.report().total
+    assert (total.calls, total.failed_calls, total.estimated_calls) == (3, 1, 1)
+
+
+BAD_INPUTS = [
+    ({"input_tokens": -1}, "input_tokens"),
+    ({"output_tokens": -5}, "output_tokens"),
+    ({"input_tokens": 1.0}, "input_tokens"),
+    ({"input_tokens": 10.5}, "input_tokens"),
+    ({"output_tokens": True}, "output_tokens"),
+    ({"input_tokens": "10"}, "input_tokens"),
+    ({"input_tokens": None}, "input_tokens"),
+    ({"output_tokens": None}, "output_tokens"),
+    ({"cache_read_tokens": -1}, "cache_read_tokens"),
+    ({"cache_write_tokens": 2.0}, "cache_write_tokens"),
+    ({"reasoning_tokens": False}, "reasoning_tokens"),
+    ({"cache_read_tokens": 6, "cache_write_tokens": 5}, "cache_read_tokens + cache_write_tokens"),
+    ({"cache_read_tokens": 11}, "cache_read_tokens"),
+    ({"reasoning_tokens": 6}, "reasoning_tokens"),
+    ({"model": ""}, "model"),
+    ({"model": "   "}, "model"),
+    ({"model": None}, "model"),
+    ({"model": 3}, "model"),
+    ({"cost_usd": -0.1}, "cost_usd"),
+    ({"cost_usd": float("nan")}, "cost_usd"),
+    ({"cost_usd": float("inf")}, "cost_usd"),
+    ({"cost_usd": "0.1"}, "cost_usd"),
+    ({"cost_usd": True}, "cost_usd"),
+    ({"metadata": [("a", 1)]}, "metadata"),
+    ({"provider": 3}, "provider"),
+    ({"provider": ""}, "provider"),
+    ({"module": 3}, "module"),
+    ({"operation": ["x"]}, "operation"),
+    ({"timestamp": "yesterday"}, "timestamp"),
+]
+
+
+@pytest.mark.parametrize(("bad", "field"), BAD_INPUTS)
+def test_bad_input_raises_and_records_nothing(bad: dict[str, Any], field: str) -> None:
+    """Each bad field raises ValueError naming it; the meter and its records stay empty."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        with pytest.raises(ValueError, match=f"^{field.replace('+', '[+]')}"):
+            meter.record(**{**GOOD, "cost_usd": 0.1, **bad})
+        with pytest.raises(ValueError, match=f"^{field.replace('+', '[+]')}"):
+            tm.record(**{**GOOD, "cost_usd": 0.1, **bad})
+    assert meter.report().total == tm.Usage()
+    assert meter.records() == []
+    assert tm.report().total == tm.Usage()
+
+
+def test_missing_counts_raise() -> None:
+    """Leaving out input_tokens or output_tokens raises ValueError naming it."""
+    with pytest.raises(ValueError, match="input_tokens"):
+        tm.record(model="m", output_tokens=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="output_tokens"):
+        tm.record(model="m", input_tokens=1)  # type: ignore[call-arg]
+    assert tm.report().total == tm.Usage()
+
+
+def test_subsets_equal_to_totals_are_accepted() -> None:
+    """cache_read + cache_write == input and reasoning == output are valid (edge, not error)."""
+    rec = tm.record(
+        model="m",
+        input_tokens=10,
+        cache_read_tokens=6,
+        cache_write_tokens=4,
+        output_tokens=5,
+        reasoning_tokens=5,
+        cost_usd=0,
+    )
+    assert (rec.cache_read_tokens, rec.cache_write_tokens, rec.reasoning_tokens) == (6, 4, 5)
+    assert rec.cost_usd == 0.0
+
+
+def test_metadata_is_copied_not_aliased() -> None:
+    """Changing the metadata dict after record() does not change the record; it is read-only."""
+    md: dict[str, Any] = {"attempt": 1}
+    meter = tm.Meter(keep_records=True)
+    rec = meter.record(**GOOD, cost_usd=0.0, metadata=md)
+    md["attempt"] = 2
+    md["extra"] = True
+    assert rec.metadata == {"attempt": 1}
+    assert meter.records()[0].metadata == {"attempt": 1}
+    with pytest.raises(TypeError):
+        rec.metadata["attempt"] = 3  # type: ignore[index]
+
+
+def test_cost_none_is_priced_from_litellm() -> None:
+    """1000 in (400 cached) + 100 out of gpt-4o-mini cost 600*1.5e-7 + 400*7.5e-8 + 100*6e-7."""
+    expected = _gpt_4o_mini_cost(600, 400, 100)
+    assert expected == pytest.approx(600 * 1.5e-7 + 400 * 7.5e-8 + 100 * 6e-7, rel=1e-12)
+    rec = tm.record(
+        model="gpt-4o-mini", input_tokens=1000, cache_read_tokens=400, output_tokens=100
+    )
+    assert rec.cost_usd == pytest.approx(expected, rel=1e-12)
+    total = tm.report().total
+    assert total.cost_usd == pytest.approx(expected, rel=1e-9)
+    assert (total.calls, total.unpriced_calls, total.priced_calls) == (1, 0, 1)
+
+
+def test_unknown_model_is_unpriced_not_free() -> None:
+    """A model LiteLLM does not know: cost_usd None on the record, unpriced_calls == 1, $0.0."""
+    rec = tm.record(model="no-such-model-tokenmeter", input_tokens=10, output_tokens=5)
+    assert rec.cost_usd is None
+    assert rec.priced is False
+    total = tm.report().total
+    assert (total.calls, total.unpriced_calls, total.priced_calls, total.cost_usd) == (1, 1, 0, 0.0)
+    assert "unpriced" in tm.report().format()
+
+
+def test_set_price_overrides_litellm() -> None:
+    """A custom price of $1/$2 per Mtok prices 1000 in + 100 out at exactly $0.0012."""
+    tm.set_price("gpt-4o-mini", input_per_mtok=1.0, output_per_mtok=2.0)
+    rec = tm.record(model="gpt-4o-mini", input_tokens=1000, output_tokens=100)
+    assert rec.cost_usd == pytest.approx(0.0012, rel=1e-12)
+    assert tm.report().total.cost_usd == 0.0012
+
+
+def test_set_price_cache_rates_and_unknown_model() -> None:
+    """Cache reads at their own rate: 600*1 + 400*0.5 + 100*2 per Mtok = $0.001, any model."""
+    tm.set_price("my-model", input_per_mtok=1.0, output_per_mtok=2.0, cache_read_per_mtok=0.5)
+    rec = tm.record(model="my-model", input_tokens=1000, cache_read_tokens=400, output_tokens=100)
+    assert rec.cost_usd == pytest.approx(0.001, rel=1e-12)
+    assert tm.report().total.unpriced_calls == 0
+
+
+def test_set_price_matches_with_or_without_provider_prefix() -> None:
+    """set_price('openai/x') prices model 'x' of provider openai, and 'x' prices 'openai/x'."""
+    tm.set_price("openai/custom-a", input_per_mtok=1.0, output_per_mtok=1.0)
+    tm.set_price("custom-b", input_per_mtok=2.0, output_per_mtok=2.0)
+    a = tm.record(model="custom-a", provider="openai", input_tokens=500_000, output_tokens=0)
+    b = tm.record(model="openai/custom-b", input_tokens=500_000, output_tokens=0)
+    assert (a.cost_usd, b.cost_usd) == (0.5, 1.0)
+    tm.clear_prices("custom-b")
+    c = tm.record(model="openai/custom-b", input_tokens=1, output_tokens=0)
+    assert c.cost_usd is None
+
+
+def test_set_price_validates() -> None:
+    """A negative or non-numeric custom price, or an empty model, raises ValueError."""
+    with pytest.raises(ValueError, match="input_per_mtok"):
+        tm.set_price("m", input_per_mtok=-1.0, output_per_mtok=1.0)
+    with pytest.raises(ValueError, match="output_per_mtok"):
+        tm.set_price("m", input_per_mtok=1.0, output_per_mtok="2")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="model"):
+        tm.set_price("", input_per_mtok=1.0, output_per_mtok=1.0)
+    with pytest.raises(ValueError, match="cache_read_per_mtok"):
+        tm.set_price("m", input_per_mtok=1.0, output_per_mtok=1.0, cache_read_per_mtok=float("inf"))
+    with pytest.raises(ValueError, match="input_per_mtok"):
+        tm.set_price("m", input_per_mtok=float("nan"), output_per_mtok=1.0)
+
+
+def test_provider_is_derived_from_the_model() -> None:
+    """provider None: 'anthropic/x' -> 'anthropic', 'gpt-4o-mini' -> 'openai'; explicit wins."""
+    assert tm.record(model="anthropic/x", input_tokens=1, output_tokens=1).provider == "anthropic"
+    assert tm.record(**GOOD).provider == "openai"
+    assert tm.record(**GOOD, provider="azure").provider == "azure"
+
+
+def test_provider_does_not_depend_on_import_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before litellm is imported, a priced record (cost None) already gets provider 'openai'."""
+    # Make tokenmeter believe litellm was never imported (as in a fresh process).
+    monkeypatch.setattr(_pricing, "sys", types.SimpleNamespace(modules={}))
+    a = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+    b = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=None)
+    assert (a.provider, b.provider) == ("openai", "openai")
+    assert list(tm.report().by_provider()) == ["openai"]
+    # With a cost given, litellm is not imported just to name the provider.
+    assert (
+        tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.0).provider
+        is None
+    )
+
+
+def test_module_and_operation_arguments_override_the_scope() -> None:
+    """record(module=, operation=) wins over the scope's; None inherits the scope's."""
+    with tm.track("s", module="M", operation="O"):
+        a = tm.record(**GOOD, cost_usd=0.0)
+        b = tm.record(**GOOD, cost_usd=0.0, module="X", operation="Y")
+    assert (a.module, a.operation, b.module, b.operation) == ("M", "O", "X", "Y")
+    rep = tm.report()
+    assert set(rep.by_module()) == {"M", "X"}
+    assert set(rep.by_operation()) == {"O", "Y"}
