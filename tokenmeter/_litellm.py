@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import litellm
+from pydantic import BaseModel
 
 from . import _errors
 from ._meter import DEFAULT_METER
@@ -53,6 +54,9 @@ FUNCTIONS: dict[str, str] = {
     "aresponses": "responses",
     "moderation": "moderation",
     "amoderation": "moderation",
+    # Public too; LiteLLM's own num_retries path enters them nested (counted as attempts).
+    "completion_with_retries": "completion",
+    "acompletion_with_retries": "completion",
 }
 #: Kinds whose responses carry chat-style token usage (estimated when missing).
 _TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
@@ -104,9 +108,38 @@ def _int(value: object) -> int:
     return value if type(value) is int and value > 0 else 0
 
 
+#: (class, name) -> whether normal attribute lookup can find ``name`` on the class.
+_on_class: dict[tuple[type, str], bool] = {}
+
+
+def _attr(obj: object, name: str, default: Any = None) -> Any:
+    """``getattr(obj, name, default)``, without pydantic's slow path.
+
+    LiteLLM's responses and usage objects are pydantic models: a private attribute
+    (``_hidden_params``), an extra (``usage``) or a missing one (most providers'
+    ``cache_read_input_tokens``) goes through pydantic's ``__getattr__``, and a
+    missing one raises twice: microseconds a lookup, several lookups a call. Read
+    the dicts that ``__getattr__`` would read, directly.
+    """
+    if isinstance(obj, BaseModel):
+        cls = type(obj)
+        found = _on_class.get((cls, name))
+        if found is None:
+            found = _on_class[(cls, name)] = any(name in vars(k) for k in cls.__mro__)
+        if not found:
+            fields = obj.__dict__
+            if name in fields:
+                return fields[name]
+            for more in (obj.__pydantic_private__, obj.__pydantic_extra__):
+                if more and name in more:
+                    return more[name]
+            return default
+    return getattr(obj, name, default)
+
+
 def _tokens(usage: object) -> tuple[int, int, int, int, int]:
     """(input, output, cache_read, cache_write, reasoning) from a LiteLLM usage object."""
-    g = getattr
+    g = _attr
     i = g(usage, "prompt_tokens", None)
     if i is None:
         i = g(usage, "input_tokens", 0)  # Responses API naming
@@ -166,7 +199,7 @@ def _cost_units(
     model: str, provider: str | None, reported: object, toks: tuple[int, int, int, int, int]
 ) -> int | None:
     """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced."""
-    custom = custom_price_for(model, provider) if _has_custom() else None
+    custom = custom_price_for(model, provider)  # None at once when no custom price is set
     if custom is not None:
         return cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
     if isinstance(reported, (int, float)) and reported > 0:
@@ -180,12 +213,6 @@ def _cost_units(
     return 0
 
 
-def _has_custom() -> bool:
-    from . import _pricing
-
-    return bool(_pricing._custom)
-
-
 def record_result(
     frame: Frame,
     kind: str,
@@ -196,8 +223,8 @@ def record_result(
     state: CallState | None,
 ) -> None:
     """Record a finished, non-streaming call on ``frame``'s scope."""
-    hp = getattr(result, "_hidden_params", None)
-    if not isinstance(hp, dict):
+    hp: Any = _attr(result, "_hidden_params")
+    if not isinstance(hp, dict) and not hasattr(hp, "get"):  # TextCompletionResponse: HiddenParams
         hp = {}
     name = hp.get("litellm_model_name") or _requested_model(args, kwargs)
     provider_name = hp.get("custom_llm_provider")
@@ -208,7 +235,7 @@ def record_result(
     model, provider = _model_provider(str(name), provider_name)
     cache_hit = bool(hp.get("cache_hit"))
     estimated = False
-    usage = getattr(result, "usage", None)
+    usage = _attr(result, "usage")
     if cache_hit:
         toks = (0, 0, 0, 0, 0)
         cost: int | None = 0
@@ -431,7 +458,9 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         )
 
 
-def _abandoned(call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any) -> None:
+def _abandoned(
+    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
+) -> None:
     """weakref.finalize callback: a stream dropped before it ended."""
     if not _claim(call):
         return
@@ -591,8 +620,8 @@ def _nested_result(
 ) -> None:
     """An attempt inside a recorded call answered: note who answered; streams record here."""
     with _errors.internal_errors_swallowed("stream attach"):
-        hp = getattr(result, "_hidden_params", None)
-        if isinstance(hp, dict):
+        hp: Any = getattr(result, "_hidden_params", None)
+        if isinstance(hp, dict) or hasattr(hp, "get"):
             state_: CallState = cur.call  # type: ignore[assignment]
             state_.answered = (
                 hp.get("litellm_model_name") or _requested_model(args, kwargs),
@@ -613,14 +642,22 @@ def _call_frame(cur: Frame | None) -> tuple[Frame, Frame, CallState]:
     state = CallState()
     state.attempts = 1
     inner = Frame(
-        frame.scope, frame.module, frame.operation, frame.attributes, frame.budgets, frame.prev, state
+        frame.scope,
+        frame.module,
+        frame.operation,
+        frame.attributes,
+        frame.budgets,
+        frame.prev,
+        state,
     )
     return frame, inner, state
 
 
 def _nested(cur: Frame | None, kwargs: Mapping[str, Any]) -> bool:
     # LiteLLM's own fallback runner passes the outer call's logging object: a user never does.
-    return (cur is not None and cur.call is not None) or kwargs.get("litellm_logging_obj") is not None
+    return (cur is not None and cur.call is not None) or kwargs.get(
+        "litellm_logging_obj"
+    ) is not None
 
 
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
