@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.metadata
 import gc
+import importlib.metadata
 import logging
 import subprocess
 import sys
@@ -297,9 +297,7 @@ def test_stream_usage_request_can_be_turned_off() -> None:
         )
     finally:
         tm.request_stream_usage(True)
-        litellm.logging_callback_manager.remove_callback_from_list_by_object(
-            litellm.callbacks, spy
-        )
+        litellm.logging_callback_manager.remove_callback_from_list_by_object(litellm.callbacks, spy)
     assert all(getattr(c, "usage", None) is None for c in chunks)
     assert tm.report().total.calls == 2
 
@@ -447,9 +445,7 @@ async def test_burst_of_ten_thousand_calls_loses_nothing() -> None:
     async def one(i: int) -> None:
         async with sem:
             with tm.track(f"shard-{i % 10}"):
-                await litellm.acompletion(
-                    model="gpt-4o-mini", messages=MSGS, mock_response="x"
-                )
+                await litellm.acompletion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
 
     with tm.track("burst"):
         await asyncio.gather(*(one(i) for i in range(10_000)))
@@ -528,7 +524,8 @@ def test_internal_error_is_logged_and_the_call_returns(
 @pytest.mark.parametrize("order", ["litellm-first", "tokenmeter-first"])
 def test_attaches_whichever_is_imported_first(order: str) -> None:
     """Attribution attaches whether litellm is imported before or after tokenmeter."""
-    first, second = ("litellm", "tokenmeter") if order == "litellm-first" else ("tokenmeter", "litellm")
+    pair = ("litellm", "tokenmeter")
+    first, second = pair if order == "litellm-first" else pair[::-1]
     code = (
         f"import {first}, {second}\n"
         "import tokenmeter as tm, litellm\n"

@@ -780,6 +780,7 @@ def test_transcription_record(mode: str, oai: FakeOpenAI) -> None:
     )
     assert rec.cost_usd == pytest.approx(WHISPER_COST, rel=1e-12)
     assert (rec.failed, rec.estimated) == (False, False)
+    assert rec.metadata["audio_seconds"] == 12.5
     assert meter.report().node("t").self_usage.calls == 1
 
 

@@ -249,8 +249,11 @@ def record_result(
             toks = (0, 0, 0, 0, 0)
         cost = _cost_units(model, provider, reported_cost, toks)
     meta: dict[str, Any] | None = None
-    if cache_hit or estimated or (state is not None and state.attempts > 1):
+    seconds = getattr(result, "duration", None) if kind == "transcription" else None
+    if cache_hit or estimated or seconds or (state is not None and state.attempts > 1):
         meta = {}
+        if isinstance(seconds, (int, float)) and seconds > 0:
+            meta["audio_seconds"] = float(seconds)
         if cache_hit:
             meta["cache_hit"] = True
         if estimated:
@@ -399,10 +402,12 @@ def _finish_stream(
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
     model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
-    usage = None
+    usage: Any = None
     for chunk in reversed(chunks):
         u = getattr(chunk, "usage", None)
-        if u is not None and (getattr(u, "prompt_tokens", 0) or getattr(u, "completion_tokens", 0)):
+        if u is not None and (
+            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
+        ):
             usage = u
             break
     estimated = usage is None
@@ -483,7 +488,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
     call.finalizer.atexit = False
 
 
-def _patch_stream_class(cls: type) -> None:
+def _patch_stream_class(cls: Any) -> None:
     orig_next = cls.__next__
     orig_anext = cls.__anext__
     orig_close = cls.close
@@ -563,7 +568,9 @@ def _supports_stream_options(model: str) -> bool:
     if ok is None:
         try:
             _, provider, _, _ = litellm.get_llm_provider(model)
-            params = litellm.get_supported_openai_params(model=model, custom_llm_provider=provider)
+            params: Any = litellm.get_supported_openai_params(
+                model=model, custom_llm_provider=provider
+            )
             ok = bool(params) and "stream_options" in params
         except Exception:
             ok = False
