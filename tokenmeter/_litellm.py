@@ -672,6 +672,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         cur = CURRENT.get()
         if _nested(cur, kwargs):
             if cur is None or cur.call is None:
@@ -728,6 +729,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         cur = CURRENT.get()
         if _nested(cur, kwargs):
             if cur is None or cur.call is None:

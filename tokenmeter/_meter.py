@@ -368,7 +368,11 @@ class Meter:
                 s._dims.clear()
                 s.entries = 0
                 if s._incl is not None:
-                    s._incl = [0] * ACC_SIZE
+                    # A reset node is as good as new: its budget goes too (the next entry
+                    # that sets limits sets it again), so a later entry without limits,
+                    # e.g. in the next test, does not inherit it.
+                    s.limits = None
+                    s._incl = None
                     s._started = 0
             # Budget tallies of ancestors include the subtree: recompute them.
             anc = top.parent

@@ -124,7 +124,7 @@ class Scope:
         return self.meter._report(self)
 
     def reset(self) -> None:
-        """Zero the usage and entries of this scope and its subtree (nodes stay valid)."""
+        """Zero the usage, entries and budgets of this scope and its subtree (nodes stay valid)."""
         self.meter._reset_subtree(self)
 
     def walk(self) -> Iterator[Scope]:
