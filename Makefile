@@ -36,10 +36,14 @@ pytest: $(VENV)/.installed-dev
 bench-quick: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py --quick
 
-test: lint types pytest bench-quick
+test: lint types pytest bench-quick docs
+
+# The documentation site (mkdocs-material, API reference from docstrings), offline.
+docs: $(VENV)/.installed-dev
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache usage.json
+	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache usage.json
