@@ -17,10 +17,10 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-import litellm  # noqa: E402
-from litellm import ModelResponse, Usage  # noqa: E402
+import litellm
+from litellm import ModelResponse, Usage
 
-import tokenmeter as tm  # noqa: E402
+import tokenmeter as tm
 
 SAMPLES = 25
 
@@ -69,7 +69,10 @@ def researcher(task: str) -> str:
     for step in ("search", "summarise"):
         r = litellm.completion(
             model="anthropic/claude-sonnet-4-5",
-            messages=[{"role": "system", "content": "long research brief"}, {"role": "user", "content": f"{step}: {task}"}],
+            messages=[
+                {"role": "system", "content": "long research brief"},
+                {"role": "user", "content": f"{step}: {task}"},
+            ],
             mock_response=reply(
                 "claude-sonnet-4-5",
                 f"{step} done",
