@@ -494,10 +494,12 @@ def test_users_callbacks_keep_working() -> None:
 
 def test_uninstrument_and_instrument_again() -> None:
     """After uninstrument() calls are not recorded; instrument() brings attribution back."""
+    bound = litellm.completion  # a name bound while instrumented
     tm.uninstrument()
     try:
         assert not hasattr(litellm.completion, "__tokenmeter_original__")
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        bound(model="gpt-4o-mini", messages=MSGS, mock_response="x")
         assert tm.report().total.calls == 0
     finally:
         tm.instrument()

@@ -467,3 +467,17 @@ def test_scope_reset_then_report() -> None:
     assert rep.total.cost_usd == 0.003
     assert rep.node("agent").usage.failed_calls == 0
     assert "act" not in rep.node("agent").children
+
+
+def test_projection_of_a_scope_with_unpriced_calls_says_it_is_a_lower_bound() -> None:
+    """Per-entry estimates over unpriced calls are labelled as lower bounds."""
+    for _ in range(2):
+        with tm.track("sample"):
+            tm.record(model="gpt-4o-mini", input_tokens=10, output_tokens=5, cost_usd=0.001)
+            tm.record(model="in-house", provider="local", input_tokens=10, output_tokens=5)
+    node = tm.report().node("sample")
+    assert node.project(1000).describe("samples") == (
+        "these 2 samples cost $0.002000 or more (2 unpriced calls); "
+        "1,000 would cost about $1.0000 or more (2 unpriced calls) (30,000 tokens, 2,000 calls)"
+    )
+    assert "1,000 would cost about $1.000000 or more (2 unpriced calls)" in str(tm.report())

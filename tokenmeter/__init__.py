@@ -7,17 +7,36 @@ and threads. Read the result with ``tokenmeter.report()``.
 
 from __future__ import annotations
 
+import typing as _typing
+
 from ._errors import BudgetExceeded
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
-from ._pricing import Price, clear_prices, set_price
-from ._record import CallRecord
-from ._report import Projection, Report, ReportNode
-from ._scope import Limits, Scope
+from ._scope import Scope
 from ._threads import bind, bind_snapshot, propagate_to_threads, use_scope
 from ._track import Track, track, tracked
-from ._usage import Usage
 from ._version import __version__
+
+if _typing.TYPE_CHECKING:
+    from ._limits import Limits
+    from ._pricing import Price, clear_prices, set_price
+    from ._record import CallRecord
+    from ._report import Projection, Report, ReportNode
+    from ._usage import Usage
+
+#: Loaded on first use, so ``import tokenmeter`` stays light (these modules import
+#: attrs, json, ...; see docs/performance.md): name -> its module.
+_LAZY = {
+    "CallRecord": "_record",
+    "Limits": "_limits",
+    "Price": "_pricing",
+    "Projection": "_report",
+    "Report": "_report",
+    "ReportNode": "_report",
+    "Usage": "_usage",
+    "clear_prices": "_pricing",
+    "set_price": "_pricing",
+}
 
 __all__ = [
     "BudgetExceeded",
@@ -50,12 +69,33 @@ __all__ = [
     "use_scope",
 ]
 
-# Reprs read ``tokenmeter.Usage``, not ``tokenmeter._usage.Usage``.
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and _name != "__version__":
+
+def _public(obj: _typing.Any) -> _typing.Any:
+    """Make reprs read ``tokenmeter.Usage``, not ``tokenmeter._usage.Usage``."""
+    if hasattr(obj, "__module__"):
         try:
-            _obj.__module__ = "tokenmeter"
+            obj.__module__ = "tokenmeter"
         except (AttributeError, TypeError):  # pragma: no cover - builtins
             pass
-del _name, _obj
+    return obj
+
+
+for _name in __all__:
+    if _name not in _LAZY and _name != "__version__":
+        _public(globals()[_name])
+del _name
+
+if not _typing.TYPE_CHECKING:  # for type checkers the names above are imported, not looked up
+
+    def __getattr__(name: str) -> _typing.Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'tokenmeter' has no attribute {name!r}")
+        from importlib import import_module
+
+        obj = _public(getattr(import_module(f"{__name__}.{module}"), name))
+        globals()[name] = obj
+        return obj
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -59,7 +59,7 @@ def log_internal_error(where: str) -> None:
 class internal_errors_swallowed:
     """Context manager: an exception inside is logged on the ``tokenmeter`` logger and swallowed.
 
-    A :class:`BudgetExceeded` is the one exception let through on purpose.
+    A `BudgetExceeded` is the one exception let through on purpose.
     """
 
     __slots__ = ("where",)
@@ -90,7 +90,7 @@ class internal_errors_swallowed:
 
 
 def swallow_internal_errors(where: str) -> Callable[[_F], _F]:
-    """Decorator form of :class:`internal_errors_swallowed`; the function then returns None."""
+    """Decorator form of `internal_errors_swallowed`; the function then returns None."""
 
     def decorate(fn: _F) -> _F:
         @functools.wraps(fn)

@@ -146,7 +146,9 @@ def format_report(report: Report, detailed: bool) -> str:
             scale = 1000 if n.entries < 1000 else n.entries * 10
             first = f"{label} x{n.entries:,}: {money(cpe, 24)} and {tpe:,.0f} tokens per entry"
             lines.extend(textwrap.wrap(first, WIDTH, initial_indent="  ", subsequent_indent="    "))
-            lines.append(f"    {scale:,} would cost about {money(cpe * scale, 24)}")
+            unpriced = n.usage.unpriced_calls
+            more = f" or more ({unpriced:,} unpriced calls)" if unpriced else ""
+            lines.append(f"    {scale:,} would cost about {money(cpe * scale, 24)}{more}")
     return "\n".join(lines)
 
 

@@ -122,14 +122,14 @@ def _attr(obj: object, name: str, default: Any = None) -> Any:
     the dicts that ``__getattr__`` would read, directly.
     """
     if isinstance(obj, BaseModel):
+        fields = obj.__dict__  # a model's __dict__ holds its fields, and only them
+        if name in fields:
+            return fields[name]
         cls = type(obj)
         found = _on_class.get((cls, name))
         if found is None:
             found = _on_class[(cls, name)] = any(name in vars(k) for k in cls.__mro__)
         if not found:
-            fields = obj.__dict__
-            if name in fields:
-                return fields[name]
             for more in (obj.__pydantic_private__, obj.__pydantic_extra__):
                 if more and name in more:
                     return more[name]
@@ -673,6 +673,8 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
+        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+            return fn(*args, **kwargs)
         cur = CURRENT.get()
         if _nested(cur, kwargs):
             if cur is None or cur.call is None:
@@ -730,6 +732,8 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
+        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+            return await fn(*args, **kwargs)
         cur = CURRENT.get()
         if _nested(cur, kwargs):
             if cur is None or cur.call is None:

@@ -8,19 +8,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._errors import internal_errors_swallowed
-from ._pricing import price_tokens, provider_for
-from ._record import CallRecord, check_label, check_timestamp, validate_counts
-from ._scope import (
-    CURRENT,
-    DimKey,
-    Frame,
-    Limits,
-    OnExceed,
-    Scope,
-    check_budgets_locked,
-)
-from ._usage import (
+from ._acc import (
     ACC_SIZE,
     CACHE_READ,
     CACHE_WRITE,
@@ -35,10 +23,40 @@ from ._usage import (
     add_acc,
     cost_to_units,
 )
+from ._errors import internal_errors_swallowed
+from ._scope import (
+    CURRENT,
+    DimKey,
+    Frame,
+    OnExceed,
+    Scope,
+    check_budgets_locked,
+)
 
 if TYPE_CHECKING:
+    from ._pricing import price_tokens, provider_for
+    from ._record import CallRecord, check_label, check_timestamp, validate_counts
     from ._report import Report
     from ._track import Track
+
+#: Whether `_load_record_support` has run.
+_record_support = False
+
+
+def _load_record_support() -> None:
+    """Load what ``record()`` needs beyond the core: ``_record`` and ``_pricing``.
+
+    They import attrs, which ``import tokenmeter`` does not: the first ``record()``
+    loads them and binds these module globals, so later calls pay nothing (an
+    import statement per call would cost microseconds).
+    """
+    global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
+    global _record_support
+    from ._pricing import price_tokens, provider_for
+    from ._record import CallRecord, check_label, check_timestamp, validate_counts
+
+    _record_support = True
+
 
 _EMPTY: Mapping[str, Any] = {}
 
@@ -54,7 +72,7 @@ class Meter:
     servers with many tenants).
 
     Args:
-        keep_records: keep each call's :class:`CallRecord` for export. Off by
+        keep_records: keep each call's `CallRecord` for export. Off by
             default: the tree's memory then grows with the number of scopes,
             not of calls.
         max_records: with ``keep_records``, keep at most this many of the most
@@ -108,7 +126,7 @@ class Meter:
         on_exceed: OnExceed = "raise",
         **attributes: Any,
     ) -> Track:
-        """A scope of this meter, for ``with`` / ``async with`` (see :func:`tokenmeter.track`)."""
+        """A scope of this meter, for ``with`` / ``async with`` (see `tokenmeter.track`)."""
         from ._track import make_track
 
         return make_track(
@@ -168,7 +186,7 @@ class Meter:
     ) -> CallRecord:
         """Record a call LiteLLM did not make, on this meter's current scope.
 
-        See :func:`tokenmeter.record`.
+        See `tokenmeter.record`.
         """
         return self._record_manual(
             self._current_frame(),
@@ -206,6 +224,8 @@ class Meter:
         estimated: bool,
         timestamp: float | None,
     ) -> CallRecord:
+        if not _record_support:
+            _load_record_support()
         if input_tokens is None:
             raise ValueError("input_tokens is required (a non-negative integer)")
         if output_tokens is None:
@@ -221,9 +241,10 @@ class Meter:
         )
         if metadata is not None and not isinstance(metadata, Mapping):
             raise ValueError(f"metadata must be a mapping or None, got {type(metadata).__name__}")
-        provider = check_label("provider", provider)
-        module = check_label("module", module)
-        operation = check_label("operation", operation)
+        if provider is not None:
+            provider = check_label("provider", provider)
+        module = frame.module if module is None else check_label("module", module)
+        operation = frame.operation if operation is None else check_label("operation", operation)
         ts = time.time() if timestamp is None else check_timestamp(timestamp)
         if provider is None:
             # Pricing imports litellm anyway: let it name the provider then too, so
@@ -231,26 +252,45 @@ class Meter:
             provider = provider_for(m, import_litellm=cost is None)
         if cost is None:
             cost = price_tokens(m, provider, i, o, cr, cw, r)
+        failed, estimated = bool(failed), bool(estimated)
+        # Positional, in CallRecord's field order: matching 17 keywords would add about
+        # a fifth to record()'s cost (tests/test_record.py pins each field).
         rec = CallRecord(
-            model=m,
-            provider=provider,
-            input_tokens=i,
-            output_tokens=o,
-            cache_read_tokens=cr,
-            cache_write_tokens=cw,
-            reasoning_tokens=r,
-            cost_usd=cost,
-            module=module if module is not None else frame.module,
-            operation=operation if operation is not None else frame.operation,
-            path=frame.scope.path,
-            kind="manual",
-            failed=bool(failed),
-            estimated=bool(estimated),
-            timestamp=ts,
-            attributes=frame.attributes,
-            metadata=metadata,
+            m,  # model
+            provider,
+            i,  # input_tokens
+            o,  # output_tokens
+            cr,  # cache_read_tokens
+            cw,  # cache_write_tokens
+            r,  # reasoning_tokens
+            cost,  # cost_usd
+            module,
+            operation,
+            frame.scope.path,
+            "manual",  # kind
+            failed,
+            estimated,
+            ts,  # timestamp
+            None,  # duration_s
+            None,  # call_id
+            frame.attributes,
+            metadata,
         )
-        self._add_record(frame, rec, reserved=False)
+        self._add(
+            frame,
+            (m, provider, module, operation),
+            i,
+            o,
+            cr,
+            cw,
+            r,
+            None if cost is None else cost_to_units(cost),
+            failed,
+            estimated,
+            ts,
+            rec,
+            False,
+        )
         return rec
 
     def _add_record(self, frame: Frame, rec: CallRecord, reserved: bool) -> None:
@@ -489,4 +529,4 @@ def reset() -> None:
     DEFAULT_METER.reset()
 
 
-__all__ = ["DEFAULT_METER", "Limits", "Meter", "current", "record", "report", "reset"]
+__all__ = ["DEFAULT_METER", "Meter", "current", "record", "report", "reset"]

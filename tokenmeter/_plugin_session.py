@@ -188,7 +188,7 @@ class TestUsage:
 
     @classmethod
     def from_dict(cls, nodeid: str, d: Mapping[str, Any]) -> TestUsage:
-        """Rebuild from :meth:`to_dict` output."""
+        """Rebuild from `to_dict` output."""
         return cls(
             nodeid,
             str(d.get("outcome", "")),

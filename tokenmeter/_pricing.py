@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -179,13 +180,23 @@ def provider_for(model: str, *, import_litellm: bool = False) -> str | None:
         return model.split("/", 1)[0]
     if not import_litellm and "litellm" not in sys.modules:
         return None
+    known = _providers.get(model)
+    if known is not None:
+        return known
     with internal_errors_swallowed("provider lookup"):
         import litellm
 
         entry = litellm.model_cost.get(model)
         if entry and entry.get("litellm_provider"):
-            return str(entry["litellm_provider"])
+            known = str(entry["litellm_provider"])
+            if len(_providers) < 10_000:
+                _providers[model] = known
+            return known
     return None
+
+
+#: Providers found in LiteLLM's map, by model: ``record()`` asks on every call.
+_providers: dict[str, str] = {}
 
 
 def _cost_map_source() -> dict[str, Any]:
@@ -211,15 +222,21 @@ def _cost_map_source() -> dict[str, Any]:
 
 def prices_info() -> dict[str, Any]:
     """Which prices a report used: LiteLLM's version and map source, and custom prices."""
-    from importlib import metadata
-
-    try:
-        version: str | None = metadata.version("litellm")
-    except metadata.PackageNotFoundError:  # pragma: no cover - litellm is a dependency
-        version = None
     return {
         "source": "litellm",
-        "litellm_version": version,
+        "litellm_version": _litellm_version(),
         "cost_map": _cost_map_source(),
         "custom": {k: attrs.asdict(v) for k, v in custom_prices().items()},
     }
+
+
+@functools.cache
+def _litellm_version() -> str | None:
+    # Once per process: reading it parses LiteLLM's METADATA file, most of the cost
+    # of a small report otherwise.
+    from importlib import metadata
+
+    try:
+        return metadata.version("litellm")
+    except metadata.PackageNotFoundError:  # pragma: no cover - litellm is a dependency
+        return None

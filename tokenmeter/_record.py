@@ -1,4 +1,4 @@
-"""One LLM call as recorded: :class:`CallRecord`, and validation of manual input."""
+"""One LLM call as recorded: `CallRecord`, and validation of manual input."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ class CallRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
-        """Build a record from :meth:`to_dict` output."""
+        """Build a record from `to_dict` output."""
         names = attrs.fields_dict(cls)
         kwargs = {k: v for k, v in data.items() if k in names}
         kwargs["path"] = tuple(kwargs.get("path", ()))
@@ -111,6 +111,9 @@ def check_timestamp(value: object) -> float:
     return float(value)
 
 
+_INF = float("inf")
+
+
 def validate_counts(
     model: object,
     input_tokens: object,
@@ -121,6 +124,31 @@ def validate_counts(
     cost_usd: object,
 ) -> tuple[str, int, int, int, int, int, float | None]:
     """Validate a manual record's fields; raise ValueError naming the first bad field."""
+    # The common case in one test (``record()`` runs this on every call); anything
+    # else takes the checks below, which name the bad field.
+    if (
+        type(model) is str
+        and type(input_tokens) is int
+        and type(output_tokens) is int
+        and type(cache_read_tokens) is int
+        and type(cache_write_tokens) is int
+        and type(reasoning_tokens) is int
+        and cache_read_tokens >= 0
+        and cache_write_tokens >= 0
+        and cache_read_tokens + cache_write_tokens <= input_tokens
+        and 0 <= reasoning_tokens <= output_tokens
+        and (cost_usd is None or (type(cost_usd) is float and 0.0 <= cost_usd < _INF))
+        and model.strip()
+    ):
+        return (
+            model,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            cost_usd,
+        )
     if not isinstance(model, str) or not model.strip():
         raise ValueError(f"model must be a non-empty string, got {model!r}")
     i = check_count("input_tokens", input_tokens)

@@ -37,10 +37,16 @@ class Projection:
     calls: float
 
     def describe(self, name: str = "entries") -> str:
-        """One sentence: 'these 25 samples cost $X; 1,000 would cost about $Y'."""
+        """One sentence: 'these 25 samples cost $X; 1,000 would cost about $Y'.
+
+        With unpriced calls among the measured ones the dollar figures are lower
+        bounds, and the sentence says so.
+        """
+        unpriced = self.measured.unpriced_calls
+        more = f" or more ({unpriced:,} unpriced calls)" if unpriced else ""
         return (
-            f"these {self.measured_entries:,} {name} cost ${self.measured.cost_usd:.6f}; "
-            f"{self.entries:,} would cost about ${self.cost_usd:.4f} "
+            f"these {self.measured_entries:,} {name} cost ${self.measured.cost_usd:.6f}{more}; "
+            f"{self.entries:,} would cost about ${self.cost_usd:.4f}{more} "
             f"({self.total_tokens:,.0f} tokens, {self.calls:,.0f} calls)"
         )
 
@@ -116,7 +122,7 @@ class ReportNode:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReportNode:
-        """Rebuild a node (and subtree) from :meth:`to_dict` output."""
+        """Rebuild a node (and subtree) from `to_dict` output."""
         children = [cls.from_dict(c) for c in d.get("children", ())]
         return cls(
             name=d["name"],
@@ -349,7 +355,7 @@ class Report:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
-        """Rebuild a report from :meth:`to_dict` output."""
+        """Rebuild a report from `to_dict` output."""
         if data.get("schema") != SCHEMA:
             raise ValueError(f"not a tokenmeter report (schema={data.get('schema')!r})")
         version = data.get("schema_version")
@@ -369,7 +375,7 @@ class Report:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
-        """Read a report written by :meth:`save`."""
+        """Read a report written by `save`."""
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
 

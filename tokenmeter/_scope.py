@@ -8,25 +8,15 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-import attrs
-
 from . import _errors
+from ._acc import ACC_SIZE, CALLS, COST, INPUT, OUTPUT, add_acc, cost_to_units, units_to_cost
 from ._errors import BudgetExceeded
-from ._usage import (
-    ACC_SIZE,
-    CALLS,
-    COST,
-    INPUT,
-    OUTPUT,
-    Usage,
-    add_acc,
-    cost_to_units,
-    units_to_cost,
-)
 
 if TYPE_CHECKING:
+    from ._limits import Limits
     from ._meter import Meter
     from ._report import Report
+    from ._usage import Usage
 
 logger = logging.getLogger("tokenmeter")
 
@@ -37,33 +27,6 @@ _EMPTY_ATTRS: Mapping[str, Any] = MappingProxyType({})
 
 #: A dimension key of the per-node breakdown: (model, provider, module, operation).
 DimKey = tuple[str, str | None, str | None, str | None]
-
-
-@attrs.frozen
-class Limits:
-    """A scope's budget. Any limit left as None is not enforced."""
-
-    max_tokens: int | None = None
-    max_cost_usd: float | None = None
-    max_calls: int | None = None
-    on_exceed: OnExceed = "raise"
-
-    def __attrs_post_init__(self) -> None:
-        for name in ("max_tokens", "max_calls"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise ValueError(f"{name} must be a non-negative integer or None, got {v!r}")
-        c = self.max_cost_usd
-        if c is not None and (
-            isinstance(c, bool) or not isinstance(c, (int, float)) or not 0 <= c < float("inf")
-        ):
-            raise ValueError(
-                f"max_cost_usd must be a non-negative finite number or None, got {c!r}"
-            )
-        if not (self.on_exceed in ("raise", "warn") or callable(self.on_exceed)):
-            raise ValueError(
-                f"on_exceed must be 'raise', 'warn' or a callable, got {self.on_exceed!r}"
-            )
 
 
 class Scope:
@@ -108,6 +71,8 @@ class Scope:
     @property
     def usage(self) -> Usage:
         """Inclusive usage of this scope and its subtree, as of now."""
+        from ._usage import Usage  # attrs, loaded on first use
+
         with self.meter._lock:
             acc = self._subtree_acc_locked()
         return Usage._from_acc(acc)
@@ -115,6 +80,8 @@ class Scope:
     @property
     def self_usage(self) -> Usage:
         """Usage recorded on this scope itself, children excluded."""
+        from ._usage import Usage  # attrs, loaded on first use
+
         with self.meter._lock:
             acc = self._own_acc_locked()
         return Usage._from_acc(acc)

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._scope import CURRENT, Frame, Limits, OnExceed, Scope, enter, exit_
+from ._scope import CURRENT, Frame, OnExceed, Scope, enter, exit_
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
 
+    from ._limits import Limits
     from ._meter import Meter
 
     P = ParamSpec("P")
@@ -42,13 +42,26 @@ def _limits(
 ) -> Limits | None:
     if max_tokens is None and max_cost_usd is None and max_calls is None:
         return None
-    return Limits(max_tokens, max_cost_usd, max_calls, on_exceed)
+    return (_limits_class or _load_limits_class())(max_tokens, max_cost_usd, max_calls, on_exceed)
+
+
+#: ``Limits``, loaded with the first budget: ``import tokenmeter`` does not load attrs,
+#: and an import statement on every budgeted ``track()`` would cost microseconds.
+_limits_class: type[Limits] | None = None
+
+
+def _load_limits_class() -> type[Limits]:
+    global _limits_class
+    from ._limits import Limits
+
+    _limits_class = Limits
+    return Limits
 
 
 class Track:
     """A scope about to be entered: use with ``with`` or ``async with`` (or as a decorator).
 
-    Entering returns the :class:`Scope` handle. An exception inside the block
+    Entering returns the `Scope` handle. An exception inside the block
     restores the enclosing scope and keeps the usage already recorded.
     """
 
@@ -212,7 +225,7 @@ def tracked(
 
     ``@tracked`` names the scope after the function's ``__qualname__``;
     ``@tracked("name")`` names it; ``module=``/``operation=`` set dimensions of
-    every call inside; budgets and attributes as in :func:`track`. Works on
+    every call inside; budgets and attributes as in `track`. Works on
     sync functions, coroutine functions, generators and async generators; for
     generators the scope is active while the generator body runs, not while
     its consumer does. The function's signature is kept.
@@ -240,6 +253,8 @@ def _wrap(
     limits: Limits | None,
 ) -> Any:
     """Pick one of four wrappers once, when the decorator is applied."""
+    import inspect  # here, not at module level: ``import tokenmeter`` stays light
+
     if not callable(func):
         raise TypeError(f"@tracked decorates a function, got {func!r}")
     scope_name = name or getattr(func, "__qualname__", None) or repr(func)

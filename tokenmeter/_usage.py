@@ -1,4 +1,4 @@
-"""The numbers: :class:`Usage`, and the exact integer accounting behind it."""
+"""The numbers: `Usage`, and the exact integer accounting behind it."""
 
 from __future__ import annotations
 
@@ -7,27 +7,23 @@ from typing import Any
 
 import attrs
 
-#: Costs are accounted internally as whole multiples of 1e-10 USD, in Python ints:
-#: sums are then exact and independent of order and threads. ``cost_usd`` floats
-#: are derived from them. The grid is finer than any per-token price published.
-COST_SCALE = 10_000_000_000
-
-
-def cost_to_units(cost_usd: float) -> int:
-    """Convert a dollar amount to integer cost units (1e-10 USD)."""
-    return round(cost_usd * COST_SCALE)
-
-
-def units_to_cost(units: int) -> float:
-    """Convert integer cost units (1e-10 USD) back to dollars."""
-    return units / COST_SCALE
-
-
-# Index of each counter in an accumulator list (the mutable per-node tally).
-CALLS, INPUT, CACHE_READ, CACHE_WRITE, OUTPUT, REASONING, COST, UNPRICED, FAILED, ESTIMATED = range(
-    10
-)
-ACC_SIZE = 10
+# The integer accounting lives in _acc (no attrs there); re-exported for the modules
+# that already have attrs loaded.
+from ._acc import ACC_SIZE as ACC_SIZE
+from ._acc import CACHE_READ as CACHE_READ
+from ._acc import CACHE_WRITE as CACHE_WRITE
+from ._acc import CALLS as CALLS
+from ._acc import COST as COST
+from ._acc import COST_SCALE as COST_SCALE
+from ._acc import ESTIMATED as ESTIMATED
+from ._acc import FAILED as FAILED
+from ._acc import INPUT as INPUT
+from ._acc import OUTPUT as OUTPUT
+from ._acc import REASONING as REASONING
+from ._acc import UNPRICED as UNPRICED
+from ._acc import add_acc as add_acc
+from ._acc import cost_to_units as cost_to_units
+from ._acc import units_to_cost as units_to_cost
 
 
 @attrs.frozen
@@ -91,7 +87,7 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
-        """Build a Usage from :meth:`to_dict` output (``total_tokens`` is derived, not read)."""
+        """Build a Usage from `to_dict` output (``total_tokens`` is derived, not read)."""
         names = attrs.fields_dict(cls)
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -123,9 +119,3 @@ class Usage:
             self.failed_calls,
             self.estimated_calls,
         ]
-
-
-def add_acc(into: list[int], other: Sequence[int]) -> None:
-    """Add accumulator ``other`` into ``into`` in place."""
-    for i in range(ACC_SIZE):
-        into[i] += other[i]

@@ -4,7 +4,7 @@ Inactive unless used: a test gets its own scope when it has a ``token_budget``
 marker or uses the ``tokenmeter`` fixture, and every test does once an option
 asks for the session's usage (``--tokenmeter``, ``--tokenmeter-json``,
 ``--tokenmeter-max-*``, ``--tokenmeter-save``, ``--tokenmeter-compare``, or their
-ini forms). The scopes live in one isolated :class:`tokenmeter.Meter` per
+ini forms). The scopes live in one isolated `tokenmeter.Meter` per
 session (per worker under xdist), so the numbers are exact whatever the code
 under test does to the default meter. A test's usage travels to the session in
 the teardown report's ``user_properties``, which is also how it reaches the
@@ -26,7 +26,8 @@ import pytest
 from . import _errors
 from . import _plugin_session as ps
 from ._errors import BudgetExceeded
-from ._scope import Frame, Limits, Scope, _set_limits_locked, enter, exit_
+from ._limits import Limits
+from ._scope import Frame, Scope, _set_limits_locked, enter, exit_
 
 if TYPE_CHECKING:
     from ._meter import Meter

@@ -1,0 +1,37 @@
+"""The exact integer accounting behind `Usage`: cost units and accumulator lists.
+
+Kept apart from `_usage` (which defines `Usage` with attrs) so the hot path and
+``import tokenmeter`` do not load attrs: see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+#: Costs are accounted internally as whole multiples of 1e-10 USD, in Python ints:
+#: sums are then exact and independent of order and threads. ``cost_usd`` floats
+#: are derived from them. The grid is finer than any per-token price published.
+COST_SCALE = 10_000_000_000
+
+
+def cost_to_units(cost_usd: float) -> int:
+    """Convert a dollar amount to integer cost units (1e-10 USD)."""
+    return round(cost_usd * COST_SCALE)
+
+
+def units_to_cost(units: int) -> float:
+    """Convert integer cost units (1e-10 USD) back to dollars."""
+    return units / COST_SCALE
+
+
+# Index of each counter in an accumulator list (the mutable per-node tally).
+CALLS, INPUT, CACHE_READ, CACHE_WRITE, OUTPUT, REASONING, COST, UNPRICED, FAILED, ESTIMATED = range(
+    10
+)
+ACC_SIZE = 10
+
+
+def add_acc(into: list[int], other: Sequence[int]) -> None:
+    """Add accumulator ``other`` into ``into`` in place."""
+    for i in range(ACC_SIZE):
+        into[i] += other[i]
