@@ -22,9 +22,11 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from types import CoroutineType
 from typing import Any
 
 import litellm
+from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
 from . import _errors
@@ -79,7 +81,7 @@ class CallState:
     __slots__ = ("answered", "attempts", "streams")
 
     def __init__(self) -> None:
-        self.attempts = 0
+        self.attempts = 1  # the call itself; attempts inside it add to this
         self.streams = 0
         # (model name, provider, response_cost) of the inner attempt that answered.
         self.answered: tuple[Any, Any, Any] | None = None
@@ -139,6 +141,8 @@ def _attr(obj: object, name: str, default: Any = None) -> Any:
 
 def _tokens(usage: object) -> tuple[int, int, int, int, int]:
     """(input, output, cache_read, cache_write, reasoning) from a LiteLLM usage object."""
+    if type(usage) is _LiteLLMUsage:
+        return _chat_tokens(usage)
     g = _attr
     i = g(usage, "prompt_tokens", None)
     if i is None:
@@ -161,6 +165,37 @@ def _tokens(usage: object) -> tuple[int, int, int, int, int]:
     # Keep the invariants: the parts never exceed their totals.
     if cr + cw > i:
         i = cr + cw if i < cr + cw else i
+    if r > o:
+        o = r
+    return i, o, cr, cw, r
+
+
+_NO_ENTRIES: dict[str, Any] = {}
+
+
+def _chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
+    """`_tokens` for LiteLLM's own ``Usage`` class, read straight from its field dicts.
+
+    The same values as the general path (LiteLLM mirrors the Anthropic cache
+    fields into ``prompt_tokens_details``), without attribute lookups.
+    """
+    d = usage.__dict__
+    i = _int(d.get("prompt_tokens"))
+    o = _int(d.get("completion_tokens"))
+    extra = usage.__pydantic_extra__ or _NO_ENTRIES
+    cr = _int(extra.get("cache_read_input_tokens"))
+    cw = _int(extra.get("cache_creation_input_tokens"))
+    details = d.get("prompt_tokens_details")
+    if details is not None:
+        dd = details.__dict__
+        if not cr:
+            cr = _int(dd.get("cached_tokens"))
+        if not cw:
+            cw = _int(dd.get("cache_creation_tokens"))
+    out_details = d.get("completion_tokens_details")
+    r = _int(out_details.__dict__.get("reasoning_tokens")) if out_details is not None else 0
+    if cr + cw > i:
+        i = cr + cw
     if r > o:
         o = r
     return i, o, cr, cw, r
@@ -611,7 +646,7 @@ def _after(
     state: CallState,
     injected: bool,
 ) -> None:
-    with _errors.internal_errors_swallowed("call recording"):
+    try:
         if _is_stream(result):
             if injected:
                 _hide_usage_chunk(result)
@@ -620,6 +655,8 @@ def _after(
                 _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
         else:
             record_result(frame, kind, result, args, kwargs, started, state)
+    except Exception:
+        _errors.log_internal_error("call recording")
 
 
 def _nested_result(
@@ -643,28 +680,9 @@ def _nested_result(
             _attach_stream(result, StreamCall(cur, kind, args, kwargs, time.perf_counter()))
 
 
-def _call_frame(cur: Frame | None) -> tuple[Frame, Frame, CallState]:
-    """(frame the call lands on, frame to set while it runs, its call state)."""
-    frame = cur if cur is not None else DEFAULT_METER._root_frame
-    state = CallState()
-    state.attempts = 1
-    inner = Frame(
-        frame.scope,
-        frame.module,
-        frame.operation,
-        frame.attributes,
-        frame.budgets,
-        frame.prev,
-        state,
-    )
-    return frame, inner, state
-
-
-def _nested(cur: Frame | None, kwargs: Mapping[str, Any]) -> bool:
-    # LiteLLM's own fallback runner passes the outer call's logging object: a user never does.
-    return (cur is not None and cur.call is not None) or kwargs.get(
-        "litellm_logging_obj"
-    ) is not None
+def _root_frame() -> Frame:
+    """The frame of a call made outside any scope: the default meter's root."""
+    return DEFAULT_METER._root_frame
 
 
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
@@ -676,17 +694,34 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return fn(*args, **kwargs)
         cur = CURRENT.get()
-        if _nested(cur, kwargs):
-            if cur is None or cur.call is None:
-                return fn(*args, **kwargs)
+        if cur is not None and cur.call is not None:
+            # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             cur.call.attempts += 1  # type: ignore[attr-defined]
-            injected = _prepare(kind, args, kwargs)
+            injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
             result = fn(*args, **kwargs)
             _nested_result(cur, kind, result, args, kwargs, injected)
             return result
-        before_call(cur)
-        frame, inner, state = _call_frame(cur)
-        injected = _prepare(kind, args, kwargs)
+        if kwargs.get("litellm_logging_obj") is not None:
+            # LiteLLM's own fallback runner passes the outer call's logging object (a user
+            # never does): an attempt inside a recorded call whose context was lost.
+            return fn(*args, **kwargs)
+        if cur is None:
+            frame = _root_frame()
+        else:
+            frame = cur
+            if cur.budgets:
+                before_call(cur)
+        state = CallState()
+        inner = Frame(
+            frame.scope,
+            frame.module,
+            frame.operation,
+            frame.attributes,
+            frame.budgets,
+            frame.prev,
+            state,
+        )
+        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
         started = time.perf_counter()
         token = CURRENT.set(inner)
         try:
@@ -697,7 +732,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             raise
         finally:
             CURRENT.reset(token)
-        if inspect.iscoroutine(result):  # completion(..., acompletion=True)
+        if isinstance(result, CoroutineType):  # completion(..., acompletion=True)
             return _await_and_record(result, frame, kind, args, kwargs, started, state, injected)
         _after(frame, kind, result, args, kwargs, started, state, injected)
         return result
@@ -735,17 +770,34 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return await fn(*args, **kwargs)
         cur = CURRENT.get()
-        if _nested(cur, kwargs):
-            if cur is None or cur.call is None:
-                return await fn(*args, **kwargs)
+        if cur is not None and cur.call is not None:
+            # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             cur.call.attempts += 1  # type: ignore[attr-defined]
-            injected = _prepare(kind, args, kwargs)
+            injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
             result = await fn(*args, **kwargs)
             _nested_result(cur, kind, result, args, kwargs, injected)
             return result
-        before_call(cur)
-        frame, inner, state = _call_frame(cur)
-        injected = _prepare(kind, args, kwargs)
+        if kwargs.get("litellm_logging_obj") is not None:
+            # LiteLLM's own fallback runner passes the outer call's logging object (a user
+            # never does): an attempt inside a recorded call whose context was lost.
+            return await fn(*args, **kwargs)
+        if cur is None:
+            frame = _root_frame()
+        else:
+            frame = cur
+            if cur.budgets:
+                before_call(cur)
+        state = CallState()
+        inner = Frame(
+            frame.scope,
+            frame.module,
+            frame.operation,
+            frame.attributes,
+            frame.budgets,
+            frame.prev,
+            state,
+        )
+        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
         started = time.perf_counter()
         token = CURRENT.set(inner)
         try:
