@@ -19,7 +19,7 @@ from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
 
 import tokenmeter as tm
-from tokenmeter import _errors, _litellm
+from tokenmeter import _errors, _litellm, _meter
 
 MSGS = [{"role": "user", "content": "hi"}]
 # LiteLLM's mock usage for a string mock_response: 10 prompt, 20 completion tokens.
@@ -516,11 +516,32 @@ def test_internal_error_is_logged_and_the_call_returns(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(_litellm, "_defer", broken)
     monkeypatch.setattr(_litellm, "record_result", broken)
     with caplog.at_level(logging.ERROR, logger="tokenmeter"):
         r = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="still fine")
     assert r.choices[0].message.content == "still fine"
-    assert "tokenmeter internal error in call recording" in caplog.text
+    assert caplog.text.count("tokenmeter internal error in call recording") == 2
+
+
+def test_a_bug_counting_deferred_calls_is_logged_and_reading_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug while counting queued calls is logged; the call returned and the report still works."""
+
+    def broken(*a: Any, **k: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
+    monkeypatch.setattr(_meter, "_apply_pending", broken)
+    meter = tm.Meter()
+    with meter.track("s") as scope:
+        r = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="still fine")
+    assert r.choices[0].message.content == "still fine"
+    with caplog.at_level(logging.ERROR, logger="tokenmeter"):
+        assert scope.usage.calls == 0
+    assert "tokenmeter internal error in counting LiteLLM calls" in caplog.text
+    assert meter._pending == []
 
 
 @pytest.mark.parametrize("order", ["litellm-first", "tokenmeter-first"])

@@ -22,18 +22,35 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping
+from itertools import groupby, repeat
+from math import fsum
+from operator import add, attrgetter, gt, itemgetter, methodcaller, mul
 from types import CoroutineType
 from typing import Any
 
 import litellm
+from litellm.types.utils import ModelResponse as _ModelResponse
 from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
-from . import _errors
-from ._meter import DEFAULT_METER
+from . import _errors, _meter
+from ._acc import (
+    ACC_SIZE,
+    CACHE_READ,
+    CACHE_WRITE,
+    CALLS,
+    COST,
+    COST_SCALE,
+    INPUT,
+    OUTPUT,
+    REASONING,
+    UNPRICED,
+)
+from ._meter import DEFAULT_METER, PENDING_BATCH, Meter
+from ._pricing import _custom as _custom_prices
 from ._pricing import custom_price_for, litellm_knows, price_tokens
 from ._record import CallRecord
-from ._scope import CURRENT, Frame, before_call
+from ._scope import CURRENT, Frame, Scope, before_call
 from ._usage import cost_to_units
 
 #: Public litellm functions wrapped, and the record kind each produces.
@@ -63,6 +80,9 @@ FUNCTIONS: dict[str, str] = {
 #: Kinds whose responses carry chat-style token usage (estimated when missing).
 _TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
 
+_perf_counter = time.perf_counter
+_time = time.time
+
 _originals: dict[tuple[object, str], Any] = {}
 _router_patched: list[str] = []
 _lock = threading.Lock()
@@ -75,12 +95,24 @@ def _sync_settings() -> None:
     _settings["request_stream_usage"] = _stream_usage[0]
 
 
-class CallState:
-    """Marks a call in progress on the frame; counts attempts and streams made inside it."""
+class CallFrame(Frame):
+    """The frame of a call in progress: the caller's frame, marked, with the call's state.
+
+    Made current while the wrapped function runs (its ``call`` is itself), so that
+    LiteLLM's own retries, fallbacks and Router attempts inside it see the marker,
+    pass through, and count here. One allocation per call.
+    """
 
     __slots__ = ("answered", "attempts", "streams")
 
-    def __init__(self) -> None:
+    def __init__(self, f: Frame) -> None:
+        self.scope = f.scope
+        self.module = f.module
+        self.operation = f.operation
+        self.attributes = f.attributes
+        self.budgets = f.budgets
+        self.prev = f.prev
+        self.call = self
         self.attempts = 1  # the call itself; attempts inside it add to this
         self.streams = 0
         # (model name, provider, response_cost) of the inner attempt that answered.
@@ -231,12 +263,16 @@ def _requested_model(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
 
 
 def _cost_units(
-    model: str, provider: str | None, reported: object, toks: tuple[int, int, int, int, int]
+    model: str,
+    provider: str | None,
+    reported: object,
+    toks: tuple[int, int, int, int, int],
+    custom: bool = True,
 ) -> int | None:
     """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced."""
-    custom = custom_price_for(model, provider)  # None at once when no custom price is set
-    if custom is not None:
-        return cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
+    price = custom_price_for(model, provider) if custom else None  # None when none is set
+    if price is not None:
+        return cost_to_units(price.cost(toks[0], toks[1], toks[2], toks[3]))
     if isinstance(reported, (int, float)) and reported > 0:
         return cost_to_units(float(reported))
     # 0 or None: free only if LiteLLM really has a price for the model.
@@ -255,15 +291,17 @@ def record_result(
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     started: float,
-    state: CallState | None,
+    state: CallFrame | None,
 ) -> None:
     """Record a finished, non-streaming call on ``frame``'s scope."""
     hp: Any = _attr(result, "_hidden_params")
     if not isinstance(hp, dict) and not hasattr(hp, "get"):  # TextCompletionResponse: HiddenParams
         hp = {}
-    name = hp.get("litellm_model_name") or _requested_model(args, kwargs)
+    name = hp.get("litellm_model_name")
     provider_name = hp.get("custom_llm_provider")
     reported_cost = hp.get("response_cost")
+    if not name:
+        name = _requested_model(args, kwargs)
     if state is not None and state.answered is not None:
         # A fallback or Router attempt answered: its model, provider and cost.
         name, provider_name, reported_cost = state.answered
@@ -351,6 +389,189 @@ def _add(
         rec,
         True,
     )
+
+
+# -- the common case, deferred -----------------------------------------------------------
+#
+# Most calls end in a ``ModelResponse`` with LiteLLM's own ``Usage``. For those the
+# wrapper only appends (frame, hidden params, usage, time) to the meter's pending
+# list (`_defer`); the meter counts the batch when something reads it, or once
+# PENDING_BATCH results wait (`_apply`), with the columns summed by builtins. The
+# numbers are the general path's (`record_result`): tests compare the two.
+
+_SCOPE = attrgetter("scope")
+_MODULE = attrgetter("module")
+_OPERATION = attrgetter("operation")
+_NAME = itemgetter("litellm_model_name")
+_PROVIDER = methodcaller("get", "custom_llm_provider")
+_COST = methodcaller("get", "response_cost")
+_DICT = attrgetter("__dict__")
+_EXTRA = attrgetter("__pydantic_extra__")
+_USAGE_FIELDS = itemgetter(
+    "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
+)
+_CACHED = methodcaller("get", "cached_tokens")
+_CACHE_CREATION = methodcaller("get", "cache_creation_tokens")
+_REASONING = methodcaller("get", "reasoning_tokens")
+# map(_NONE_TO_0, xs, xs): None -> 0, anything else unchanged.
+_NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
+_INT = frozenset({int})
+_FLOAT = frozenset({float})
+_KEY = itemgetter(0, 1, 2, 3, 4)  # of a row in `_apply`: where it lands
+_ROW_USAGE = itemgetter(5)
+_ROW_HIDDEN = itemgetter(6)
+_SHORT_RUN = 4  # runs shorter than this are counted one by one
+
+
+def _defer(frame: Frame, result: Any) -> bool:
+    """Queue a plain ``ModelResponse`` on its meter; False leaves it to the general path.
+
+    Plain: LiteLLM's own ``Usage``, a model name from LiteLLM, not a cache hit, no
+    custom prices and no per-call records (the caller has checked for budgets and
+    for attempts inside the call). The response's usage and hidden parameters are
+    read when the batch is counted; LiteLLM does not change them after returning.
+    """
+    hp = result.__pydantic_private__["_hidden_params"]
+    usage = result.__pydantic_extra__.get("usage")
+    if (
+        type(usage) is not _LiteLLMUsage
+        or hp.get("cache_hit")
+        or not hp.get("litellm_model_name")
+        or _custom_prices
+    ):
+        return False
+    meter = frame.scope.meter
+    if meter._records is not None:
+        return False
+    pending = meter._pending
+    pending.append((frame, hp, usage, _time()))
+    if len(pending) >= PENDING_BATCH:
+        meter._settle()
+    return True
+
+
+def _apply(meter: Meter, batch: list[tuple[Any, ...]]) -> None:
+    """Count a batch of deferred results; the caller holds the meter's lock."""
+    frames, hps, usages, stamps = zip(*batch, strict=True)
+    first, last = min(stamps), max(stamps)
+    if meter._first_ts is None or first < meter._first_ts:
+        meter._first_ts = first
+    if meter._last_ts is None or last > meter._last_ts:
+        meter._last_ts = last
+    # Where each result lands: (scope, model name, provider, module, operation).
+    keys = zip(
+        map(_SCOPE, frames),
+        map(_NAME, hps),
+        map(_PROVIDER, hps),
+        map(_MODULE, frames),
+        map(_OPERATION, frames),
+        usages,
+        hps,
+        strict=True,
+    )
+    for key, group in groupby(keys, _KEY):
+        rows = list(group)
+        try:
+            acc = _acc_for(*key)
+            if len(rows) >= _SHORT_RUN and _sum_run(acc, rows):
+                continue
+        except Exception:
+            _errors.log_internal_error("call recording")
+            continue
+        for row in rows:
+            try:
+                _count_one(acc, key, row[5], row[6])
+            except Exception:
+                _errors.log_internal_error("call recording")
+
+
+def _acc_for(scope: Scope, name: Any, provider: Any, module: Any, operation: Any) -> list[int]:
+    """The tally of ``scope`` for this model as LiteLLM names it (under the meter lock)."""
+    raw = (name, provider, module, operation)
+    acc = scope._fast.get(raw)
+    if acc is None:
+        model, prov = _model_provider(str(name), provider)
+        key = (model, prov, module, operation)
+        acc = scope._dims.get(key)
+        if acc is None:
+            acc = scope._dims[key] = [0] * ACC_SIZE
+        scope._fast[raw] = acc
+    return acc
+
+
+def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
+    """Add a run of results for one tally, column by column; False if any needs a closer look.
+
+    Nothing is added unless every value is what the general path would take as is:
+    non-negative ints, a positive finite float cost, no Anthropic-style extra fields,
+    parts within their totals.
+    """
+    try:
+        usages = list(map(_ROW_USAGE, rows))
+        costs = list(map(_COST, map(_ROW_HIDDEN, rows)))
+        if set(map(type, costs)) != _FLOAT or not min(costs) > 0.0 or not fsum(costs) < 1e12:
+            return False  # unpriced, free, or not a number: priced one by one
+        if any(map(_EXTRA, usages)):
+            return False
+        ins, outs, details, out_details = zip(*map(_USAGE_FIELDS, map(_DICT, usages)), strict=True)
+        if set(map(type, ins)) != _INT or set(map(type, outs)) != _INT:
+            return False
+        if min(ins) < 0 or min(outs) < 0:
+            return False
+        cache_read = cache_write = reasoning = 0
+        if any(details):
+            if not all(details):
+                return False
+            dicts = list(map(_DICT, details))
+            raw_cr = list(map(_CACHED, dicts))
+            raw_cw = list(map(_CACHE_CREATION, dicts))
+            crs = list(map(_NONE_TO_0, raw_cr, raw_cr))
+            cws = list(map(_NONE_TO_0, raw_cw, raw_cw))
+            if not set(map(type, crs)) | set(map(type, cws)) <= _INT:
+                return False
+            if min(crs) < 0 or min(cws) < 0 or any(map(gt, map(add, crs, cws), ins)):
+                return False
+            cache_read, cache_write = sum(crs), sum(cws)
+        if any(out_details):
+            if not all(out_details):
+                return False
+            raw_r = list(map(_REASONING, map(_DICT, out_details)))
+            rs = list(map(_NONE_TO_0, raw_r, raw_r))
+            if not set(map(type, rs)) <= _INT or min(rs) < 0 or any(map(gt, rs, outs)):
+                return False
+            reasoning = sum(rs)
+        units = sum(map(round, map(mul, costs, repeat(COST_SCALE))))  # cost_to_units, each
+    except Exception:
+        return False
+    acc[CALLS] += len(rows)
+    acc[INPUT] += sum(ins)
+    acc[OUTPUT] += sum(outs)
+    acc[CACHE_READ] += cache_read
+    acc[CACHE_WRITE] += cache_write
+    acc[REASONING] += reasoning
+    acc[COST] += units
+    return True
+
+
+def _count_one(acc: list[int], key: tuple[Any, ...], usage: Any, hp: Mapping[str, Any]) -> None:
+    """`record_result`'s numbers for one deferred result, added to ``acc``."""
+    model, provider = _model_provider(str(key[1]), key[2])
+    toks = _chat_tokens(usage)
+    # Custom prices set after the call do not apply to it: none were set when it was made.
+    cost = _cost_units(model, provider, hp.get("response_cost"), toks, custom=False)
+    acc[CALLS] += 1
+    acc[INPUT] += toks[0]
+    acc[OUTPUT] += toks[1]
+    acc[CACHE_READ] += toks[2]
+    acc[CACHE_WRITE] += toks[3]
+    acc[REASONING] += toks[4]
+    if cost is None:
+        acc[UNPRICED] += 1
+    else:
+        acc[COST] += cost
+
+
+_meter._apply_pending = _apply
 
 
 def _estimate_tokens(
@@ -643,7 +864,7 @@ def _after(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     started: float,
-    state: CallState,
+    state: CallFrame,
     injected: bool,
 ) -> None:
     try:
@@ -666,7 +887,7 @@ def _nested_result(
     with _errors.internal_errors_swallowed("stream attach"):
         hp: Any = getattr(result, "_hidden_params", None)
         if isinstance(hp, dict) or hasattr(hp, "get"):
-            state_: CallState = cur.call  # type: ignore[assignment]
+            state_: CallFrame = cur.call  # type: ignore[assignment]
             state_.answered = (
                 hp.get("litellm_model_name") or _requested_model(args, kwargs),
                 hp.get("custom_llm_provider"),
@@ -675,14 +896,9 @@ def _nested_result(
         if _is_stream(result):
             if injected:
                 _hide_usage_chunk(result)
-            state: CallState = cur.call  # type: ignore[assignment]
+            state: CallFrame = cur.call  # type: ignore[assignment]
             state.streams += 1
             _attach_stream(result, StreamCall(cur, kind, args, kwargs, time.perf_counter()))
-
-
-def _root_frame() -> Frame:
-    """The frame of a call made outside any scope: the default meter's root."""
-    return DEFAULT_METER._root_frame
 
 
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
@@ -706,24 +922,15 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             # never does): an attempt inside a recorded call whose context was lost.
             return fn(*args, **kwargs)
         if cur is None:
-            frame = _root_frame()
+            frame = DEFAULT_METER._root_frame
         else:
             frame = cur
             if cur.budgets:
                 before_call(cur)
-        state = CallState()
-        inner = Frame(
-            frame.scope,
-            frame.module,
-            frame.operation,
-            frame.attributes,
-            frame.budgets,
-            frame.prev,
-            state,
-        )
+        state = CallFrame(frame)
         injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
-        started = time.perf_counter()
-        token = CURRENT.set(inner)
+        started = _perf_counter()
+        token = CURRENT.set(state)
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
@@ -732,7 +939,13 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             raise
         finally:
             CURRENT.reset(token)
-        if isinstance(result, CoroutineType):  # completion(..., acompletion=True)
+        if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
+            try:
+                if _defer(frame, result):
+                    return result
+            except Exception:  # raised before queuing it: the general path records it
+                _errors.log_internal_error("call recording")
+        elif isinstance(result, CoroutineType):  # completion(..., acompletion=True)
             return _await_and_record(result, frame, kind, args, kwargs, started, state, injected)
         _after(frame, kind, result, args, kwargs, started, state, injected)
         return result
@@ -748,7 +961,7 @@ async def _await_and_record(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     started: float,
-    state: CallState,
+    state: CallFrame,
     injected: bool,
 ) -> Any:
     try:
@@ -782,24 +995,15 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             # never does): an attempt inside a recorded call whose context was lost.
             return await fn(*args, **kwargs)
         if cur is None:
-            frame = _root_frame()
+            frame = DEFAULT_METER._root_frame
         else:
             frame = cur
             if cur.budgets:
                 before_call(cur)
-        state = CallState()
-        inner = Frame(
-            frame.scope,
-            frame.module,
-            frame.operation,
-            frame.attributes,
-            frame.budgets,
-            frame.prev,
-            state,
-        )
+        state = CallFrame(frame)
         injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
-        started = time.perf_counter()
-        token = CURRENT.set(inner)
+        started = _perf_counter()
+        token = CURRENT.set(state)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as e:
@@ -808,6 +1012,12 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             raise
         finally:
             CURRENT.reset(token)
+        if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
+            try:
+                if _defer(frame, result):
+                    return result
+            except Exception:  # raised before queuing it: the general path records it
+                _errors.log_internal_error("call recording")
         _after(frame, kind, result, args, kwargs, started, state, injected)
         return result
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._acc import (
@@ -60,6 +60,13 @@ def _load_record_support() -> None:
 
 _EMPTY: Mapping[str, Any] = {}
 
+#: Applies a batch of deferred LiteLLM results to a meter's tree; set by
+#: `tokenmeter._litellm` when it loads (nothing is deferred before then).
+_apply_pending: Callable[[Meter, list[tuple[Any, ...]]], None] | None = None
+
+#: A meter settles its deferred results once this many are waiting.
+PENDING_BATCH = 256
+
 #: Default bound on kept per-call records (when ``keep_records`` is on).
 DEFAULT_MAX_RECORDS = 100_000
 
@@ -87,6 +94,8 @@ class Meter:
         self._root_frame = Frame(self.root, None, None, _EMPTY, (), None)
         self.max_records = max_records
         self._records: deque[CallRecord] | None = None
+        # LiteLLM results not yet added to the tree (see `_settle_locked`).
+        self._pending: list[tuple[Any, ...]] = []
         self._records_seen = 0
         self._first_ts: float | None = None
         self._last_ts: float | None = None
@@ -374,6 +383,30 @@ class Meter:
                 if rec is not None:
                     records.append(rec)
 
+    def _settle(self) -> None:
+        """Add the deferred results to the tree now (takes the lock)."""
+        with self._lock:
+            self._settle_locked()
+
+    def _settle_locked(self) -> None:
+        """Add the deferred results to the tree; the caller holds the lock.
+
+        LiteLLM attribution appends a plain response (its frame, LiteLLM's usage and
+        hidden parameters, a timestamp) to ``_pending`` instead of counting it under
+        the lock, and the batch is counted here, column by column. Everything that
+        reads the tree (usage, reports, budgets being set, resets) settles first, so
+        a call is in every reading taken after it returned. ``list.append`` and the
+        slice taken here are atomic: a result appended meanwhile stays for next time.
+        """
+        pending = self._pending
+        if pending:
+            n = len(pending)
+            batch = pending[:n]
+            del pending[:n]
+            if _apply_pending is not None:
+                with internal_errors_swallowed("counting LiteLLM calls"):
+                    _apply_pending(self, batch)
+
     # -- budgets ------------------------------------------------------------------
 
     def _check_budgets(self, frame: Frame) -> None:
@@ -404,8 +437,10 @@ class Meter:
 
     def _reset_subtree(self, top: Scope) -> None:
         with self._lock:
+            self._settle_locked()  # calls made before the reset are reset with it
             for s in top.walk():
                 s._dims.clear()
+                s._fast.clear()
                 s.entries = 0
                 if s._incl is not None:
                     # A reset node is as good as new: its budget goes too (the next entry

@@ -202,6 +202,7 @@ class Report:
     @classmethod
     def _snapshot(cls, meter: Meter, top: Scope) -> Report:
         with meter._lock:
+            meter._settle_locked()
             snap = _snap_locked(top) or (top.name, top.path, top.entries, {}, [], [0] * ACC_SIZE)
             first, last = meter._first_ts, meter._last_ts
             recs = list(meter._records) if meter._records is not None else []

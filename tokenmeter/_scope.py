@@ -40,6 +40,7 @@ class Scope:
     __slots__ = (
         "__weakref__",
         "_dims",
+        "_fast",
         "_incl",
         "_started",
         "children",
@@ -61,6 +62,10 @@ class Scope:
         self.limits: Limits | None = None
         # Own usage, split by dimension key: {(model, provider, module, operation): acc}.
         self._dims: dict[DimKey, list[int]] = {}
+        # The same accumulators keyed as LiteLLM names a call's model and provider
+        # (before `_litellm._model_provider` normalises them): LiteLLM attribution's
+        # fast path finds its tally with one lookup. Cleared with ``_dims``.
+        self._fast: dict[tuple[Any, Any, str | None, str | None], list[int]] = {}
         # Inclusive tally and started-call count, kept only while the scope has a budget.
         self._incl: list[int] | None = None
         self._started = 0
@@ -74,6 +79,7 @@ class Scope:
         from ._usage import Usage  # attrs, loaded on first use
 
         with self.meter._lock:
+            self.meter._settle_locked()
             acc = self._subtree_acc_locked()
         return Usage._from_acc(acc)
 
@@ -83,6 +89,7 @@ class Scope:
         from ._usage import Usage  # attrs, loaded on first use
 
         with self.meter._lock:
+            self.meter._settle_locked()
             acc = self._own_acc_locked()
         return Usage._from_acc(acc)
 
@@ -231,6 +238,7 @@ def _set_limits_locked(scope: Scope, limits: Limits) -> None:
     """
     scope.limits = limits
     if scope._incl is None:
+        scope.meter._settle_locked()
         scope._incl = scope._subtree_acc_locked()
         scope._started = scope._incl[CALLS]
 

@@ -1,0 +1,336 @@
+"""Plain LiteLLM responses are queued and counted in batches, with the general path's numbers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import litellm
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from litellm import ModelResponse, Usage
+
+import tokenmeter as tm
+from tokenmeter import _litellm, _meter
+from tokenmeter._scope import CURRENT, Frame
+
+MSGS = [{"role": "user", "content": "hi"}]
+
+
+def response(
+    usage: Usage | None,
+    cost: Any = 1.5e-5,
+    model: str = "gpt-4o-mini",
+    provider: str | None = "openai",
+    **hidden: Any,
+) -> ModelResponse:
+    """A ModelResponse as LiteLLM returns it: this usage, these hidden parameters."""
+    resp = ModelResponse(model=model, choices=[{"message": {"role": "assistant", "content": "ok"}}])
+    if usage is not None:
+        resp.usage = usage
+    else:
+        resp.__pydantic_extra__.pop("usage", None)
+    resp._hidden_params = {
+        "litellm_model_name": model,
+        "custom_llm_provider": provider,
+        "response_cost": cost,
+        **hidden,
+    }
+    return resp
+
+
+def frame_of(meter: tm.Meter, name: str, module: str | None = None) -> Frame:
+    with meter.track(name, module=module):
+        frame = CURRENT.get()
+    assert frame is not None
+    return frame
+
+
+def general(frame: Frame, resp: ModelResponse) -> None:
+    _litellm.record_result(frame, "completion", resp, (), {"messages": MSGS}, 0.0, None)
+
+
+def tallies(meter: tm.Meter) -> dict[tuple[str, ...], dict[Any, list[int]]]:
+    with meter._lock:
+        meter._settle_locked()
+        return {
+            s.path: {k: list(v) for k, v in s._dims.items() if any(v)} for s in meter.root.walk()
+        }
+
+
+# -- the numbers are the general path's -----------------------------------------------------
+
+counts = st.integers(min_value=0, max_value=10**7)
+maybe = st.one_of(st.none(), counts)
+usages = st.builds(
+    dict,
+    prompt_tokens=counts,
+    completion_tokens=counts,
+    prompt_tokens_details=st.one_of(
+        st.none(),
+        st.fixed_dictionaries({"cached_tokens": maybe}, optional={"cache_creation_tokens": maybe}),
+    ),
+    completion_tokens_details=st.one_of(
+        st.none(), st.fixed_dictionaries({"reasoning_tokens": maybe})
+    ),
+    anthropic=st.one_of(st.none(), st.fixed_dictionaries({"cache_read_input_tokens": counts})),
+)
+costs = st.one_of(
+    st.floats(min_value=1e-9, max_value=50.0),
+    st.sampled_from([0.0, None]),
+)
+calls = st.tuples(
+    usages,
+    costs,
+    st.sampled_from(["gpt-4o-mini", "gpt-4o", "no-such-model-xyz"]),
+    st.integers(min_value=0, max_value=2),  # which scope
+)
+
+
+def build_usage(spec: dict[str, Any]) -> Usage:
+    kwargs: dict[str, Any] = {
+        "prompt_tokens": spec["prompt_tokens"],
+        "completion_tokens": spec["completion_tokens"],
+    }
+    if spec["prompt_tokens_details"] is not None:
+        kwargs["prompt_tokens_details"] = spec["prompt_tokens_details"]
+    if spec["completion_tokens_details"] is not None:
+        kwargs["completion_tokens_details"] = spec["completion_tokens_details"]
+    if spec["anthropic"] is not None:
+        kwargs.update(spec["anthropic"])
+    return Usage(**kwargs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(calls, min_size=1, max_size=40))
+def test_batches_count_what_the_general_path_counts(batch: list[Any]) -> None:
+    """Any mix of usages, costs, models and scopes: queued then counted equals one by one."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    names = ["a", "b", "c"]
+    frames_a = [frame_of(one_by_one, n) for n in names]
+    frames_b = [frame_of(queued, n) for n in names]
+    for spec, cost, model, where in batch:
+        resp = response(build_usage(spec), cost, model)
+        general(frames_a[where], resp)
+        if not _litellm._defer(frames_b[where], resp):
+            general(frames_b[where], resp)
+    assert tallies(queued) == tallies(one_by_one)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(usages, costs), min_size=1, max_size=40))
+def test_a_run_on_one_scope_and_model_counts_what_the_general_path_counts(
+    run: list[Any],
+) -> None:
+    """One scope, one model, any usages and costs: the batch sums equal one-by-one records."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    for spec, cost in run:
+        resp = response(build_usage(spec), cost)
+        general(frame_a, resp)
+        assert _litellm._defer(frame_b, resp)
+    assert tallies(queued) == tallies(one_by_one)
+
+
+detailed = st.builds(
+    dict,
+    prompt_tokens=counts,
+    completion_tokens=counts,
+    prompt_tokens_details=st.fixed_dictionaries(
+        {"cached_tokens": maybe}, optional={"cache_creation_tokens": maybe}
+    ),
+    completion_tokens_details=st.fixed_dictionaries({"reasoning_tokens": maybe}),
+    anthropic=st.none(),
+)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(detailed, st.floats(min_value=1e-9, max_value=50.0)), min_size=4, max_size=40
+    )
+)
+def test_a_run_with_token_details_counts_what_the_general_path_counts(run: list[Any]) -> None:
+    """Cached and reasoning parts on every response, within their totals or not: same numbers."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    for spec, cost in run:
+        resp = response(build_usage(spec), cost)
+        general(frame_a, resp)
+        assert _litellm._defer(frame_b, resp)
+    assert tallies(queued) == tallies(one_by_one)
+
+
+def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 responses on one scope and model: summed by columns, every token and 1e-10 dollar."""
+
+    def not_one_by_one(*a: Any) -> None:
+        raise AssertionError("a plain run was counted one by one")
+
+    monkeypatch.setattr(_litellm, "_count_one", not_one_by_one)
+    meter = tm.Meter()
+    frame = frame_of(meter, "run")
+    for k in range(300):
+        u = Usage(
+            prompt_tokens=100 + k,
+            completion_tokens=20,
+            prompt_tokens_details={"cached_tokens": k % 7},
+            completion_tokens_details={"reasoning_tokens": k % 5},
+        )
+        assert _litellm._defer(frame, response(u, cost=1e-6 * (k + 1)))
+    usage = frame.scope.usage
+    assert usage.calls == 300
+    assert usage.input_tokens == sum(100 + k for k in range(300))
+    assert usage.output_tokens == 20 * 300
+    assert usage.cache_read_tokens == sum(k % 7 for k in range(300))
+    assert usage.reasoning_tokens == sum(k % 5 for k in range(300))
+    assert usage.cost_usd == sum(round(1e-6 * (k + 1) * 10**10) for k in range(300)) / 10**10
+
+
+# -- what is queued and what is not ---------------------------------------------------------
+
+
+def test_a_plain_response_is_queued_until_something_reads() -> None:
+    """A plain completion waits in the meter's queue; the first reading counts it."""
+    meter = tm.Meter()
+    with meter.track("s") as scope:
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert len(meter._pending) == 1
+        assert scope.usage.calls == 1
+        assert meter._pending == []
+
+
+@pytest.mark.parametrize(
+    ("why", "resp"),
+    [
+        ("a cache hit", response(Usage(prompt_tokens=1, completion_tokens=1), cache_hit=True)),
+        ("no usage", response(None)),
+        ("no model name", response(Usage(prompt_tokens=1, completion_tokens=1), model="")),
+    ],
+)
+def test_responses_that_need_the_general_path_are_not_queued(why: str, resp: Any) -> None:
+    """A cache hit, a response without usage or without a model name is recorded at once."""
+    frame = frame_of(tm.Meter(), "s")
+    assert _litellm._defer(frame, resp) is False, why
+    assert frame.scope.meter._pending == []
+
+
+def test_with_per_call_records_nothing_is_queued() -> None:
+    """keep_records=True records each call at once, with its CallRecord."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    assert meter._pending == []
+    assert [r.path for r in meter.records()] == [("s",)]
+
+
+def test_with_a_budget_on_the_path_nothing_is_queued() -> None:
+    """A budgeted scope counts each call at once, so its limit is checked on exact numbers."""
+    meter = tm.Meter()
+    with meter.track("s", max_calls=5) as scope:
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert meter._pending == []
+        assert scope._incl is not None
+        assert scope._incl[0] == 1
+
+
+def test_with_custom_prices_nothing_is_queued() -> None:
+    """A custom price is applied by the general path."""
+    tm.set_price("gpt-4o-mini", input_per_mtok=1.0, output_per_mtok=2.0)
+    try:
+        meter = tm.Meter()
+        with meter.track("s") as scope:
+            litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+            assert meter._pending == []
+        assert scope.usage.cost_usd == pytest.approx((10 * 1.0 + 20 * 2.0) / 1e6, rel=1e-12)
+    finally:
+        tm.clear_prices()
+
+
+def test_a_price_set_after_the_call_does_not_reprice_it() -> None:
+    """A queued call keeps LiteLLM's cost even if a custom price is set before it is counted."""
+    meter = tm.Meter()
+    with meter.track("s") as scope:
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    tm.set_price("gpt-4o-mini", input_per_mtok=1000.0, output_per_mtok=1000.0)
+    try:
+        assert len(meter._pending) == 1
+        assert scope.usage.cost_usd == pytest.approx(10 * 1.5e-7 + 20 * 6e-7, rel=1e-12)
+    finally:
+        tm.clear_prices()
+
+
+def test_the_queue_is_counted_once_it_holds_a_batch() -> None:
+    """The queue never holds PENDING_BATCH results: the call that fills it counts the batch."""
+    meter = tm.Meter()
+    frame = frame_of(meter, "s")
+    resp = response(Usage(prompt_tokens=3, completion_tokens=4))
+    for _ in range(_meter.PENDING_BATCH - 1):
+        assert _litellm._defer(frame, resp)
+    assert len(meter._pending) == _meter.PENDING_BATCH - 1
+    assert _litellm._defer(frame, resp)
+    assert meter._pending == []
+    assert frame.scope._dims[("gpt-4o-mini", "openai", None, None)][:2] == [
+        _meter.PENDING_BATCH,
+        3 * _meter.PENDING_BATCH,
+    ]
+
+
+# -- every reading sees the queued calls ----------------------------------------------------
+
+
+def test_every_reading_counts_the_queue_first() -> None:
+    """usage, self_usage, reports of the meter and of a scope all include queued calls."""
+    meter = tm.Meter()
+    with meter.track("outer") as outer, meter.track("inner") as inner:
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert outer.self_usage.calls == 0
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert inner.self_usage.calls == 2
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert outer.usage.calls == 3
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert meter.report().total.calls == 4
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert inner.report().total.calls == 5
+
+
+def test_a_budget_set_later_counts_the_queued_calls() -> None:
+    """Setting a budget on a scope counts what was queued under it first."""
+    meter = tm.Meter()
+    with meter.track("s"):
+        for _ in range(3):
+            litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    assert len(meter._pending) == 3
+    with (
+        pytest.raises(tm.BudgetExceeded, match="max_calls=3, spent 3"),
+        meter.track("s", max_calls=3),
+    ):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+
+
+def test_reset_drops_the_calls_queued_before_it() -> None:
+    """A reset counts the queue first, so calls made before it are gone with it."""
+    meter = tm.Meter()
+    with meter.track("s") as scope:
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        meter.reset()
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    assert scope.usage.calls == 1
+
+
+def test_the_time_span_is_the_calls_time() -> None:
+    """A report's first and last call times are when the queued calls were made, not counted."""
+    meter = tm.Meter()
+    with meter.track("s"):
+        before = time.time()
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        after = time.time()
+    time.sleep(0.05)
+    with meter._lock:
+        meter._settle_locked()
+        first, last = meter._first_ts, meter._last_ts
+    assert first is not None
+    assert last is not None
+    assert before <= first <= last <= after
