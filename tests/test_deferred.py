@@ -51,6 +51,26 @@ def general(frame: Frame, resp: ModelResponse) -> None:
     _litellm.record_result(frame, "completion", resp, (), {"messages": MSGS}, 0.0, None)
 
 
+def queued_or_general(frame: Frame, resp: ModelResponse) -> bool:
+    """What the wrapper does with a response: queue it, or record it at once. True if queued."""
+    if _litellm._defer(frame, resp):
+        return True
+    general(frame, resp)
+    return False
+
+
+def seen(frame: Frame, model: str = "gpt-4o-mini") -> None:
+    """Record one call of ``model`` on ``frame``'s scope the general way, then take it away.
+
+    The first call of a model on a scope is recorded at once (and files the tally
+    that later calls are queued for); the tests start from an empty tally.
+    """
+    general(frame, response(Usage(prompt_tokens=0, completion_tokens=0), model=model))
+    with frame.scope.meter._lock:
+        for acc in frame.scope._dims.values():
+            acc[:] = [0] * len(acc)
+
+
 def tallies(meter: tm.Meter) -> dict[tuple[str, ...], dict[Any, list[int]]]:
     with meter._lock:
         meter._settle_locked()
@@ -113,8 +133,7 @@ def test_batches_count_what_the_general_path_counts(batch: list[Any]) -> None:
     for spec, cost, model, where in batch:
         resp = response(build_usage(spec), cost, model)
         general(frames_a[where], resp)
-        if not _litellm._defer(frames_b[where], resp):
-            general(frames_b[where], resp)
+        queued_or_general(frames_b[where], resp)
     assert tallies(queued) == tallies(one_by_one)
 
 
@@ -126,10 +145,11 @@ def test_a_run_on_one_scope_and_model_counts_what_the_general_path_counts(
     """One scope, one model, any usages and costs: the batch sums equal one-by-one records."""
     one_by_one, queued = tm.Meter(), tm.Meter()
     frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    seen(frame_b)
     for spec, cost in run:
         resp = response(build_usage(spec), cost)
         general(frame_a, resp)
-        assert _litellm._defer(frame_b, resp)
+        assert queued_or_general(frame_b, resp)
     assert tallies(queued) == tallies(one_by_one)
 
 
@@ -155,10 +175,11 @@ def test_a_run_with_token_details_counts_what_the_general_path_counts(run: list[
     """Cached and reasoning parts on every response, within their totals or not: same numbers."""
     one_by_one, queued = tm.Meter(), tm.Meter()
     frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    seen(frame_b)
     for spec, cost in run:
         resp = response(build_usage(spec), cost)
         general(frame_a, resp)
-        assert _litellm._defer(frame_b, resp)
+        assert queued_or_general(frame_b, resp)
     assert tallies(queued) == tallies(one_by_one)
 
 
@@ -171,6 +192,7 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(_litellm, "_count_one", not_one_by_one)
     meter = tm.Meter()
     frame = frame_of(meter, "run")
+    seen(frame)
     for k in range(300):
         u = Usage(
             prompt_tokens=100 + k,
@@ -192,13 +214,30 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
 
 
 def test_a_plain_response_is_queued_until_something_reads() -> None:
-    """A plain completion waits in the meter's queue; the first reading counts it."""
+    """The first call of a model on a scope is counted at once; the next ones wait for a reading."""
     meter = tm.Meter()
     with meter.track("s") as scope:
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
-        assert len(meter._pending) == 1
-        assert scope.usage.calls == 1
         assert meter._pending == []
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert len(meter._pending) == 2
+        assert scope.usage.calls == 3
+        assert meter._pending == []
+
+
+def test_a_model_new_to_a_scope_is_counted_at_once() -> None:
+    """Each scope and each model starts on the general path, which files the tally."""
+    meter = tm.Meter()
+    with meter.track("a"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        litellm.completion(model="gpt-4o", messages=MSGS, mock_response="x")
+    with meter.track("b"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    assert meter._pending == []
+    with meter.track("a"):
+        litellm.completion(model="gpt-4o", messages=MSGS, mock_response="x")
+    assert len(meter._pending) == 1
 
 
 @pytest.mark.parametrize(
@@ -212,6 +251,7 @@ def test_a_plain_response_is_queued_until_something_reads() -> None:
 def test_responses_that_need_the_general_path_are_not_queued(why: str, resp: Any) -> None:
     """A cache hit, a response without usage or without a model name is recorded at once."""
     frame = frame_of(tm.Meter(), "s")
+    seen(frame)
     assert _litellm._defer(frame, resp) is False, why
     assert frame.scope.meter._pending == []
 
@@ -253,10 +293,11 @@ def test_a_price_set_after_the_call_does_not_reprice_it() -> None:
     meter = tm.Meter()
     with meter.track("s") as scope:
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
     tm.set_price("gpt-4o-mini", input_per_mtok=1000.0, output_per_mtok=1000.0)
     try:
         assert len(meter._pending) == 1
-        assert scope.usage.cost_usd == pytest.approx(10 * 1.5e-7 + 20 * 6e-7, rel=1e-12)
+        assert scope.usage.cost_usd == pytest.approx(2 * (10 * 1.5e-7 + 20 * 6e-7), rel=1e-12)
     finally:
         tm.clear_prices()
 
@@ -265,6 +306,7 @@ def test_the_queue_is_counted_once_it_holds_a_batch() -> None:
     """The queue never holds PENDING_BATCH results: the call that fills it counts the batch."""
     meter = tm.Meter()
     frame = frame_of(meter, "s")
+    seen(frame)
     resp = response(Usage(prompt_tokens=3, completion_tokens=4))
     for _ in range(_meter.PENDING_BATCH - 1):
         assert _litellm._defer(frame, resp)
@@ -302,7 +344,7 @@ def test_a_budget_set_later_counts_the_queued_calls() -> None:
     with meter.track("s"):
         for _ in range(3):
             litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
-    assert len(meter._pending) == 3
+    assert len(meter._pending) == 2
     with (
         pytest.raises(tm.BudgetExceeded, match="max_calls=3, spent 3"),
         meter.track("s", max_calls=3),

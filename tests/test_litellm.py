@@ -536,10 +536,12 @@ def test_a_bug_counting_deferred_calls_is_logged_and_reading_goes_on(
     monkeypatch.setattr(_meter, "_apply_pending", broken)
     meter = tm.Meter()
     with meter.track("s") as scope:
+        # The first call of a model on a scope is counted at once, the second is queued.
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="counted")
         r = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="still fine")
     assert r.choices[0].message.content == "still fine"
     with caplog.at_level(logging.ERROR, logger="tokenmeter"):
-        assert scope.usage.calls == 0
+        assert scope.usage.calls == 1
     assert "tokenmeter internal error in counting LiteLLM calls" in caplog.text
     assert meter._pending == []
 
@@ -582,3 +584,29 @@ def test_report_names_the_prices_it_used() -> None:
             "cache_write_per_mtok": None,
         }
     }
+
+
+@pytest.mark.parametrize("how", ["thread", "executor"])
+def test_an_attempt_in_a_thread_started_during_a_call_is_counted_once(how: str) -> None:
+    """LiteLLM code that retries in a worker thread inside a call adds no second call."""
+
+    def provider_call(**kwargs: Any) -> Any:
+        out: list[Any] = []
+
+        def attempt() -> None:
+            out.append(litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x"))
+
+        if how == "thread":
+            t = threading.Thread(target=attempt)
+            t.start()
+            t.join()
+        else:
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(attempt).result()
+        return out[0]
+
+    call = _litellm.wrap_sync(provider_call, "completion")
+    with tm.track("s") as scope:
+        call(model="gpt-4o-mini", messages=MSGS)
+    assert scope.usage.calls == 1
+    assert scope.usage.input_tokens == 10

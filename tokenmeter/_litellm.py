@@ -23,7 +23,6 @@ import time
 import weakref
 from collections.abc import Callable, Mapping
 from itertools import groupby, repeat
-from math import fsum
 from operator import add, attrgetter, gt, itemgetter, methodcaller, mul
 from types import CoroutineType
 from typing import Any
@@ -35,7 +34,6 @@ from pydantic import BaseModel
 
 from . import _errors, _meter
 from ._acc import (
-    ACC_SIZE,
     CACHE_READ,
     CACHE_WRITE,
     CALLS,
@@ -50,7 +48,7 @@ from ._meter import DEFAULT_METER, PENDING_BATCH, Meter
 from ._pricing import _custom as _custom_prices
 from ._pricing import custom_price_for, litellm_knows, price_tokens
 from ._record import CallRecord
-from ._scope import CURRENT, Frame, Scope, before_call
+from ._scope import CURRENT, IN_CALL, Frame, before_call
 from ._usage import cost_to_units
 
 #: Public litellm functions wrapped, and the record kind each produces.
@@ -95,28 +93,18 @@ def _sync_settings() -> None:
     _settings["request_stream_usage"] = _stream_usage[0]
 
 
-class CallFrame(Frame):
-    """The frame of a call in progress: the caller's frame, marked, with the call's state.
+class CallState:
+    """The state of an instrumented call in progress, the value of ``IN_CALL`` meanwhile.
 
-    Made current while the wrapped function runs (its ``call`` is itself), so that
-    LiteLLM's own retries, fallbacks and Router attempts inside it see the marker,
-    pass through, and count here. One allocation per call.
+    LiteLLM's own retries, fallbacks and Router attempts inside the call find it,
+    pass through, and count here. Class attributes are the defaults, so making
+    one is a bare allocation.
     """
 
-    __slots__ = ("answered", "attempts", "streams")
-
-    def __init__(self, f: Frame) -> None:
-        self.scope = f.scope
-        self.module = f.module
-        self.operation = f.operation
-        self.attributes = f.attributes
-        self.budgets = f.budgets
-        self.prev = f.prev
-        self.call = self
-        self.attempts = 1  # the call itself; attempts inside it add to this
-        self.streams = 0
-        # (model name, provider, response_cost) of the inner attempt that answered.
-        self.answered: tuple[Any, Any, Any] | None = None
+    attempts = 1  # the call itself; attempts inside it add to this
+    streams = 0  # streams attached by attempts inside it
+    # (model name, provider, response_cost) of the inner attempt that answered.
+    answered: tuple[Any, Any, Any] | None = None
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -291,7 +279,7 @@ def record_result(
     args: tuple[Any, ...],
     kwargs: Mapping[str, Any],
     started: float,
-    state: CallFrame | None,
+    state: CallState | None,
 ) -> None:
     """Record a finished, non-streaming call on ``frame``'s scope."""
     hp: Any = _attr(result, "_hidden_params")
@@ -300,11 +288,14 @@ def record_result(
     name = hp.get("litellm_model_name")
     provider_name = hp.get("custom_llm_provider")
     reported_cost = hp.get("response_cost")
+    # The key `_defer` looks this scope's tally up by, next time (LiteLLM's names).
+    alias = (name, provider_name, frame.module, frame.operation) if name else None
     if not name:
         name = _requested_model(args, kwargs)
     if state is not None and state.answered is not None:
         # A fallback or Router attempt answered: its model, provider and cost.
         name, provider_name, reported_cost = state.answered
+        alias = None
     model, provider = _model_provider(str(name), provider_name)
     cache_hit = bool(hp.get("cache_hit"))
     estimated = False
@@ -333,7 +324,7 @@ def record_result(
             meta["usage_missing"] = True
         if state is not None and state.attempts > 1:
             meta["attempts"] = state.attempts
-    _add(frame, kind, model, provider, toks, cost, False, estimated, started, hp, meta)
+    _add(frame, kind, model, provider, toks, cost, False, estimated, started, hp, meta, alias)
 
 
 def _add(
@@ -348,6 +339,7 @@ def _add(
     started: float,
     hp: Mapping[str, Any],
     meta: Mapping[str, Any] | None,
+    alias: tuple[Any, Any, str | None, str | None] | None = None,
 ) -> None:
     meter = frame.scope.meter
     now = time.time()
@@ -388,22 +380,19 @@ def _add(
         now,
         rec,
         True,
+        alias,
     )
 
 
 # -- the common case, deferred -----------------------------------------------------------
 #
 # Most calls end in a ``ModelResponse`` with LiteLLM's own ``Usage``. For those the
-# wrapper only appends (frame, hidden params, usage, time) to the meter's pending
-# list (`_defer`); the meter counts the batch when something reads it, or once
-# PENDING_BATCH results wait (`_apply`), with the columns summed by builtins. The
-# numbers are the general path's (`record_result`): tests compare the two.
+# wrapper finds the scope's tally for the model and appends (tally, usage, hidden
+# params, time) to the meter's pending list (`_defer`); the meter counts the batch
+# when something reads it, or once PENDING_BATCH results wait (`_apply`), with the
+# columns of a run of results for one tally summed by builtins. The numbers are the
+# general path's (`record_result`): the tests compare the two.
 
-_SCOPE = attrgetter("scope")
-_MODULE = attrgetter("module")
-_OPERATION = attrgetter("operation")
-_NAME = itemgetter("litellm_model_name")
-_PROVIDER = methodcaller("get", "custom_llm_provider")
 _COST = methodcaller("get", "response_cost")
 _DICT = attrgetter("__dict__")
 _EXTRA = attrgetter("__pydantic_extra__")
@@ -417,34 +406,38 @@ _REASONING = methodcaller("get", "reasoning_tokens")
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
 _INT = frozenset({int})
 _FLOAT = frozenset({float})
-_KEY = itemgetter(0, 1, 2, 3, 4)  # of a row in `_apply`: where it lands
-_ROW_USAGE = itemgetter(5)
-_ROW_HIDDEN = itemgetter(6)
+# A pending row: (id of the tally, the tally, usage, hidden params, time of the call).
+_ROW_ID = itemgetter(0)
+_ROW_USAGE = itemgetter(2)
+_ROW_HIDDEN = itemgetter(3)
+_ROW_TIME = itemgetter(4)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
 
 def _defer(frame: Frame, result: Any) -> bool:
     """Queue a plain ``ModelResponse`` on its meter; False leaves it to the general path.
 
-    Plain: LiteLLM's own ``Usage``, a model name from LiteLLM, not a cache hit, no
-    custom prices and no per-call records (the caller has checked for budgets and
-    for attempts inside the call). The response's usage and hidden parameters are
-    read when the batch is counted; LiteLLM does not change them after returning.
+    Plain: LiteLLM's own ``Usage``, not a cache hit, no custom prices, no per-call
+    records, and a model this scope has recorded before (the general path filed
+    its tally in ``scope._fast`` then). The caller has checked for budgets and for
+    attempts inside the call. The usage and hidden parameters are read when the
+    batch is counted; LiteLLM does not change them after returning a response.
     """
     hp = result.__pydantic_private__["_hidden_params"]
     usage = result.__pydantic_extra__.get("usage")
-    if (
-        type(usage) is not _LiteLLMUsage
-        or hp.get("cache_hit")
-        or not hp.get("litellm_model_name")
-        or _custom_prices
-    ):
+    if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
         return False
-    meter = frame.scope.meter
+    scope = frame.scope
+    acc = scope._fast.get(
+        (hp.get("litellm_model_name"), hp.get("custom_llm_provider"), frame.module, frame.operation)
+    )
+    if acc is None:
+        return False
+    meter = scope.meter
     if meter._records is not None:
         return False
     pending = meter._pending
-    pending.append((frame, hp, usage, _time()))
+    pending.append((id(acc), acc, usage, hp, _time()))
     if len(pending) >= PENDING_BATCH:
         meter._settle()
     return True
@@ -452,51 +445,22 @@ def _defer(frame: Frame, result: Any) -> bool:
 
 def _apply(meter: Meter, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
-    frames, hps, usages, stamps = zip(*batch, strict=True)
-    first, last = min(stamps), max(stamps)
+    first = min(map(_ROW_TIME, batch))
+    last = max(map(_ROW_TIME, batch))
     if meter._first_ts is None or first < meter._first_ts:
         meter._first_ts = first
     if meter._last_ts is None or last > meter._last_ts:
         meter._last_ts = last
-    # Where each result lands: (scope, model name, provider, module, operation).
-    keys = zip(
-        map(_SCOPE, frames),
-        map(_NAME, hps),
-        map(_PROVIDER, hps),
-        map(_MODULE, frames),
-        map(_OPERATION, frames),
-        usages,
-        hps,
-        strict=True,
-    )
-    for key, group in groupby(keys, _KEY):
+    for _, group in groupby(batch, _ROW_ID):
         rows = list(group)
-        try:
-            acc = _acc_for(*key)
-            if len(rows) >= _SHORT_RUN and _sum_run(acc, rows):
-                continue
-        except Exception:
-            _errors.log_internal_error("call recording")
+        acc = rows[0][1]
+        if len(rows) >= _SHORT_RUN and _sum_run(acc, rows):
             continue
         for row in rows:
             try:
-                _count_one(acc, key, row[5], row[6])
+                _count_one(acc, row[2], row[3])
             except Exception:
                 _errors.log_internal_error("call recording")
-
-
-def _acc_for(scope: Scope, name: Any, provider: Any, module: Any, operation: Any) -> list[int]:
-    """The tally of ``scope`` for this model as LiteLLM names it (under the meter lock)."""
-    raw = (name, provider, module, operation)
-    acc = scope._fast.get(raw)
-    if acc is None:
-        model, prov = _model_provider(str(name), provider)
-        key = (model, prov, module, operation)
-        acc = scope._dims.get(key)
-        if acc is None:
-            acc = scope._dims[key] = [0] * ACC_SIZE
-        scope._fast[raw] = acc
-    return acc
 
 
 def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
@@ -509,8 +473,8 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     try:
         usages = list(map(_ROW_USAGE, rows))
         costs = list(map(_COST, map(_ROW_HIDDEN, rows)))
-        if set(map(type, costs)) != _FLOAT or not min(costs) > 0.0 or not fsum(costs) < 1e12:
-            return False  # unpriced, free, or not a number: priced one by one
+        if set(map(type, costs)) != _FLOAT or not min(costs) > 0.0 or not sum(costs) < 1e12:
+            return False  # unpriced, free, or not a finite number: priced one by one
         if any(map(_EXTRA, usages)):
             return False
         ins, outs, details, out_details = zip(*map(_USAGE_FIELDS, map(_DICT, usages)), strict=True)
@@ -553,9 +517,9 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     return True
 
 
-def _count_one(acc: list[int], key: tuple[Any, ...], usage: Any, hp: Mapping[str, Any]) -> None:
+def _count_one(acc: list[int], usage: Any, hp: Mapping[str, Any]) -> None:
     """`record_result`'s numbers for one deferred result, added to ``acc``."""
-    model, provider = _model_provider(str(key[1]), key[2])
+    model, provider = _model_provider(str(hp["litellm_model_name"]), hp.get("custom_llm_provider"))
     toks = _chat_tokens(usage)
     # Custom prices set after the call do not apply to it: none were set when it was made.
     cost = _cost_units(model, provider, hp.get("response_cost"), toks, custom=False)
@@ -864,7 +828,7 @@ def _after(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     started: float,
-    state: CallFrame,
+    state: CallState,
     injected: bool,
 ) -> None:
     try:
@@ -881,14 +845,18 @@ def _after(
 
 
 def _nested_result(
-    cur: Frame, kind: str, result: Any, args: tuple[Any, ...], kwargs: Any, injected: bool
+    state: CallState,
+    kind: str,
+    result: Any,
+    args: tuple[Any, ...],
+    kwargs: Any,
+    injected: bool,
 ) -> None:
     """An attempt inside a recorded call answered: note who answered; streams record here."""
     with _errors.internal_errors_swallowed("stream attach"):
         hp: Any = getattr(result, "_hidden_params", None)
         if isinstance(hp, dict) or hasattr(hp, "get"):
-            state_: CallFrame = cur.call  # type: ignore[assignment]
-            state_.answered = (
+            state.answered = (
                 hp.get("litellm_model_name") or _requested_model(args, kwargs),
                 hp.get("custom_llm_provider"),
                 hp.get("response_cost"),
@@ -896,9 +864,9 @@ def _nested_result(
         if _is_stream(result):
             if injected:
                 _hide_usage_chunk(result)
-            state: CallFrame = cur.call  # type: ignore[assignment]
             state.streams += 1
-            _attach_stream(result, StreamCall(cur, kind, args, kwargs, time.perf_counter()))
+            frame = CURRENT.get() or DEFAULT_METER._root_frame
+            _attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
 
 
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
@@ -909,28 +877,27 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return fn(*args, **kwargs)
-        cur = CURRENT.get()
-        if cur is not None and cur.call is not None:
+        outer = IN_CALL.get()
+        if outer is not None:
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
-            cur.call.attempts += 1  # type: ignore[attr-defined]
+            outer.attempts += 1
             injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
             result = fn(*args, **kwargs)
-            _nested_result(cur, kind, result, args, kwargs, injected)
+            _nested_result(outer, kind, result, args, kwargs, injected)
             return result
         if kwargs.get("litellm_logging_obj") is not None:
             # LiteLLM's own fallback runner passes the outer call's logging object (a user
             # never does): an attempt inside a recorded call whose context was lost.
             return fn(*args, **kwargs)
-        if cur is None:
+        frame = CURRENT.get()
+        if frame is None:
             frame = DEFAULT_METER._root_frame
-        else:
-            frame = cur
-            if cur.budgets:
-                before_call(cur)
-        state = CallFrame(frame)
+        elif frame.budgets:
+            before_call(frame)
+        state = CallState()
         injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
         started = _perf_counter()
-        token = CURRENT.set(state)
+        token = IN_CALL.set(state)
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
@@ -938,7 +905,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
                 record_failure(frame, kind, args, kwargs, started, e)
             raise
         finally:
-            CURRENT.reset(token)
+            IN_CALL.reset(token)
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
                 if _defer(frame, result):
@@ -961,7 +928,7 @@ async def _await_and_record(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     started: float,
-    state: CallFrame,
+    state: CallState,
     injected: bool,
 ) -> Any:
     try:
@@ -982,28 +949,27 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return await fn(*args, **kwargs)
-        cur = CURRENT.get()
-        if cur is not None and cur.call is not None:
+        outer = IN_CALL.get()
+        if outer is not None:
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
-            cur.call.attempts += 1  # type: ignore[attr-defined]
+            outer.attempts += 1
             injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
             result = await fn(*args, **kwargs)
-            _nested_result(cur, kind, result, args, kwargs, injected)
+            _nested_result(outer, kind, result, args, kwargs, injected)
             return result
         if kwargs.get("litellm_logging_obj") is not None:
             # LiteLLM's own fallback runner passes the outer call's logging object (a user
             # never does): an attempt inside a recorded call whose context was lost.
             return await fn(*args, **kwargs)
-        if cur is None:
+        frame = CURRENT.get()
+        if frame is None:
             frame = DEFAULT_METER._root_frame
-        else:
-            frame = cur
-            if cur.budgets:
-                before_call(cur)
-        state = CallFrame(frame)
+        elif frame.budgets:
+            before_call(frame)
+        state = CallState()
         injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
         started = _perf_counter()
-        token = CURRENT.set(state)
+        token = IN_CALL.set(state)
         try:
             result = await fn(*args, **kwargs)
         except BaseException as e:
@@ -1011,7 +977,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
                 record_failure(frame, kind, args, kwargs, started, e)
             raise
         finally:
-            CURRENT.reset(token)
+            IN_CALL.reset(token)
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
                 if _defer(frame, result):

@@ -64,6 +64,8 @@ _EMPTY: Mapping[str, Any] = {}
 #: `tokenmeter._litellm` when it loads (nothing is deferred before then).
 _apply_pending: Callable[[Meter, list[tuple[Any, ...]]], None] | None = None
 
+_ZEROS = (0,) * ACC_SIZE
+
 #: A meter settles its deferred results once this many are waiting.
 PENDING_BATCH = 256
 
@@ -335,13 +337,20 @@ class Meter:
         timestamp: float,
         rec: CallRecord | None,
         reserved: bool,
+        alias: tuple[Any, Any, str | None, str | None] | None = None,
     ) -> None:
-        """The hot path: add one call's numbers to its scope's tally, under the lock."""
+        """The hot path: add one call's numbers to its scope's tally, under the lock.
+
+        ``alias``, if given, also files the tally in ``scope._fast`` under that key
+        (LiteLLM's names for the model and provider; see `_litellm._defer`).
+        """
         scope = frame.scope
         with self._lock:
             acc = scope._dims.get(key)
             if acc is None:
                 acc = scope._dims[key] = [0] * ACC_SIZE
+            if alias is not None:
+                scope._fast[alias] = acc
             acc[CALLS] += 1
             acc[INPUT] += input_tokens
             acc[OUTPUT] += output_tokens
@@ -439,8 +448,10 @@ class Meter:
         with self._lock:
             self._settle_locked()  # calls made before the reset are reset with it
             for s in top.walk():
-                s._dims.clear()
-                s._fast.clear()
+                # Zeroed in place, not dropped: a call queued with its tally before the
+                # reset was counted above; one queued after it lands in the zeroed tally.
+                for acc in s._dims.values():
+                    acc[:] = _ZEROS
                 s.entries = 0
                 if s._incl is not None:
                     # A reset node is as good as new: its budget goes too (the next entry

@@ -63,8 +63,9 @@ class Scope:
         # Own usage, split by dimension key: {(model, provider, module, operation): acc}.
         self._dims: dict[DimKey, list[int]] = {}
         # The same accumulators keyed as LiteLLM names a call's model and provider
-        # (before `_litellm._model_provider` normalises them): LiteLLM attribution's
-        # fast path finds its tally with one lookup. Cleared with ``_dims``.
+        # (before `_litellm._model_provider` normalises them): LiteLLM attribution
+        # finds its tally with one lookup. Accumulators are never replaced (a reset
+        # zeroes them in place), so an entry here stays valid.
         self._fast: dict[tuple[Any, Any, str | None, str | None], list[int]] = {}
         # Inclusive tally and started-call count, kept only while the scope has a budget.
         self._incl: list[int] | None = None
@@ -132,13 +133,10 @@ class Scope:
 class Frame:
     """The immutable value of the scope ContextVar: where usage lands right now.
 
-    Never mutated after creation; entering a scope makes a new frame. ``call``
-    is set while an instrumented LLM call is in progress (LiteLLM's own retries,
-    fallbacks and Router attempts inside it are then not recorded again); it
-    travels with the frame into tasks and threads.
+    Never mutated after creation; entering a scope makes a new frame.
     """
 
-    __slots__ = ("attributes", "budgets", "call", "module", "operation", "prev", "scope")
+    __slots__ = ("attributes", "budgets", "module", "operation", "prev", "scope")
 
     def __init__(
         self,
@@ -148,7 +146,6 @@ class Frame:
         attributes: Mapping[str, Any],
         budgets: tuple[Scope, ...],
         prev: Frame | None,
-        call: object = None,
     ) -> None:
         self.scope = scope
         self.module = module
@@ -156,11 +153,16 @@ class Frame:
         self.attributes = attributes
         self.budgets = budgets
         self.prev = prev
-        self.call = call
 
 
 #: The one ContextVar: the current frame, or None outside any scope.
 CURRENT: ContextVar[Frame | None] = ContextVar("tokenmeter_frame", default=None)
+
+#: Set while an instrumented LLM call is in progress: that call's state (see
+#: ``_litellm.CallState``). LiteLLM's own retries, fallbacks and Router attempts
+#: inside the call see it and are not recorded again. It travels with the frame
+#: into tasks and, through ``_threads``, into threads started during the call.
+IN_CALL: ContextVar[Any] = ContextVar("tokenmeter_call", default=None)
 
 #: The default meter, once ``enter`` has looked it up: an import statement inside
 #: ``enter`` would cost more than the rest of entering a scope (``_meter`` imports us).

@@ -3,8 +3,9 @@
 ``threading.Thread.start`` and ``concurrent.futures.ThreadPoolExecutor.submit``
 (which ``loop.run_in_executor`` uses) are wrapped so work started inside a scope
 runs in that scope, with no code from the user. ``asyncio.to_thread`` copies the
-context by itself. Only tokenmeter's own ContextVar is carried; nothing else of
-the caller's context is touched. Turn it off with ``propagate_to_threads(False)``
+context by itself. Only tokenmeter's own ContextVars are carried (the frame, and
+the marker of an LLM call in progress); nothing else of the caller's context is
+touched. Turn it off with ``propagate_to_threads(False)``
 or ``TOKENMETER_PROPAGATE_THREADS=0`` in the environment.
 """
 
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._scope import CURRENT, Frame, Scope, exit_
+from ._scope import CURRENT, IN_CALL, Frame, Scope, exit_
 
 R = TypeVar("R")
 
@@ -26,11 +27,15 @@ _orig_submit = concurrent.futures.ThreadPoolExecutor.submit
 _enabled = False
 
 
-def _run_in(frame: Frame | None, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+def _run_in(
+    frame: Frame | None, call: object, fn: Callable[..., R], /, *args: Any, **kwargs: Any
+) -> R:
     token = CURRENT.set(frame)
+    call_token = IN_CALL.set(call)
     try:
         return fn(*args, **kwargs)
     finally:
+        IN_CALL.reset(call_token)
         exit_(token)
 
 
@@ -38,7 +43,7 @@ def _thread_start(self: threading.Thread) -> None:
     frame = CURRENT.get()
     if frame is not None:
         # An instance attribute wins over the class's run(), subclasses included.
-        self.run = functools.partial(_run_in, frame, self.run)  # type: ignore[method-assign]
+        self.run = functools.partial(_run_in, frame, IN_CALL.get(), self.run)  # type: ignore[method-assign]
     _orig_thread_start(self)
 
 
@@ -51,7 +56,7 @@ def _submit(
 ) -> concurrent.futures.Future[R]:
     # Always bind, even to "no scope": a pooled worker thread must not keep the
     # scope of whoever happened to start it.
-    return _orig_submit(self, _run_in, CURRENT.get(), fn, *args, **kwargs)
+    return _orig_submit(self, _run_in, CURRENT.get(), IN_CALL.get(), fn, *args, **kwargs)
 
 
 def propagate_to_threads(enabled: bool = True) -> None:
@@ -77,7 +82,7 @@ def bind(fn: Callable[..., R], /) -> Callable[..., R]:
     For threads and pools the automatic propagation does not cover (your own
     thread pools, callbacks run by other libraries).
     """
-    return functools.partial(_run_in, CURRENT.get(), fn)
+    return functools.partial(_run_in, CURRENT.get(), IN_CALL.get(), fn)
 
 
 def bind_snapshot(fn: Callable[..., R], /) -> Callable[..., R]:
