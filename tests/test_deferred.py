@@ -53,7 +53,7 @@ def general(frame: Frame, resp: ModelResponse) -> None:
 
 def queued_or_general(frame: Frame, resp: ModelResponse) -> bool:
     """What the wrapper does with a response: queue it, or record it at once. True if queued."""
-    if _litellm._defer(frame, resp):
+    if _litellm._defer(frame, resp, time.perf_counter()):
         return True
     general(frame, resp)
     return False
@@ -183,6 +183,26 @@ def test_a_run_with_token_details_counts_what_the_general_path_counts(run: list[
     assert tallies(queued) == tallies(one_by_one)
 
 
+@pytest.mark.parametrize("odd", [True, 2.5, -3, None])
+@pytest.mark.parametrize("field", ["prompt_tokens", "completion_tokens", "cached_tokens"])
+def test_odd_values_set_on_a_usage_count_as_the_general_path_counts_them(
+    field: str, odd: Any
+) -> None:
+    """A bool, float, negative or None put on a Usage after LiteLLM built it: same numbers."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    seen(frame_b)
+    for k in range(6):
+        u = Usage(prompt_tokens=50, completion_tokens=7, prompt_tokens_details={"cached_tokens": 5})
+        if k == 3:
+            target = u.prompt_tokens_details if field == "cached_tokens" else u
+            setattr(target, field, odd)
+        resp = response(u)
+        general(frame_a, resp)
+        assert queued_or_general(frame_b, resp)
+    assert tallies(queued) == tallies(one_by_one)
+
+
 def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """300 responses on one scope and model: summed by columns, every token and 1e-10 dollar."""
 
@@ -200,7 +220,7 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
             prompt_tokens_details={"cached_tokens": k % 7},
             completion_tokens_details={"reasoning_tokens": k % 5},
         )
-        assert _litellm._defer(frame, response(u, cost=1e-6 * (k + 1)))
+        assert _litellm._defer(frame, response(u, cost=1e-6 * (k + 1)), 0.0)
     usage = frame.scope.usage
     assert usage.calls == 300
     assert usage.input_tokens == sum(100 + k for k in range(300))
@@ -252,7 +272,7 @@ def test_responses_that_need_the_general_path_are_not_queued(why: str, resp: Any
     """A cache hit, a response without usage or without a model name is recorded at once."""
     frame = frame_of(tm.Meter(), "s")
     seen(frame)
-    assert _litellm._defer(frame, resp) is False, why
+    assert _litellm._defer(frame, resp, 0.0) is False, why
     assert frame.scope.meter._pending == []
 
 
@@ -309,9 +329,9 @@ def test_the_queue_is_counted_once_it_holds_a_batch() -> None:
     seen(frame)
     resp = response(Usage(prompt_tokens=3, completion_tokens=4))
     for _ in range(_meter.PENDING_BATCH - 1):
-        assert _litellm._defer(frame, resp)
+        assert _litellm._defer(frame, resp, 0.0)
     assert len(meter._pending) == _meter.PENDING_BATCH - 1
-    assert _litellm._defer(frame, resp)
+    assert _litellm._defer(frame, resp, 0.0)
     assert meter._pending == []
     assert frame.scope._dims[("gpt-4o-mini", "openai", None, None)][:2] == [
         _meter.PENDING_BATCH,
@@ -365,14 +385,21 @@ def test_reset_drops_the_calls_queued_before_it() -> None:
 def test_the_time_span_is_the_calls_time() -> None:
     """A report's first and last call times are when the queued calls were made, not counted."""
     meter = tm.Meter()
-    with meter.track("s"):
+    with meter.track("warm-up"):  # the first call of a model on a scope is not queued
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    meter.reset()
+    with meter.track("warm-up"):
         before = time.time()
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
         after = time.time()
-    time.sleep(0.05)
+    assert len(meter._pending) == 2
+    time.sleep(0.2)
     with meter._lock:
         meter._settle_locked()
         first, last = meter._first_ts, meter._last_ts
     assert first is not None
     assert last is not None
-    assert before <= first <= last <= after
+    # Within a millisecond: wall-clock and monotonic clocks are read a moment apart.
+    assert before - 1e-3 <= first <= last <= after + 1e-3
+    assert last - first < 0.1

@@ -406,7 +406,7 @@ _REASONING = methodcaller("get", "reasoning_tokens")
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
 _INT = frozenset({int})
 _FLOAT = frozenset({float})
-# A pending row: (id of the tally, the tally, usage, hidden params, time of the call).
+# A pending row: (id of the tally, the tally, usage, hidden params, perf_counter at the start).
 _ROW_ID = itemgetter(0)
 _ROW_USAGE = itemgetter(2)
 _ROW_HIDDEN = itemgetter(3)
@@ -414,7 +414,7 @@ _ROW_TIME = itemgetter(4)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
 
-def _defer(frame: Frame, result: Any) -> bool:
+def _defer(frame: Frame, result: Any, started: float) -> bool:
     """Queue a plain ``ModelResponse`` on its meter; False leaves it to the general path.
 
     Plain: LiteLLM's own ``Usage``, not a cache hit, no custom prices, no per-call
@@ -422,6 +422,8 @@ def _defer(frame: Frame, result: Any) -> bool:
     its tally in ``scope._fast`` then). The caller has checked for budgets and for
     attempts inside the call. The usage and hidden parameters are read when the
     batch is counted; LiteLLM does not change them after returning a response.
+    ``started`` is the call's ``time.perf_counter()`` at its start; it becomes the
+    call's wall-clock time when the batch is counted.
     """
     hp = result.__pydantic_private__["_hidden_params"]
     usage = result.__pydantic_extra__.get("usage")
@@ -437,7 +439,7 @@ def _defer(frame: Frame, result: Any) -> bool:
     if meter._records is not None:
         return False
     pending = meter._pending
-    pending.append((id(acc), acc, usage, hp, _time()))
+    pending.append((id(acc), acc, usage, hp, started))
     if len(pending) >= PENDING_BATCH:
         meter._settle()
     return True
@@ -445,8 +447,11 @@ def _defer(frame: Frame, result: Any) -> bool:
 
 def _apply(meter: Meter, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
-    first = min(map(_ROW_TIME, batch))
-    last = max(map(_ROW_TIME, batch))
+    # perf_counter() values to wall-clock time, as of now (the calls were just made,
+    # or, for a batch counted by a reading, at most as long ago as that reading).
+    to_wall = _time() - _perf_counter()
+    first = min(map(_ROW_TIME, batch)) + to_wall
+    last = max(map(_ROW_TIME, batch)) + to_wall
     if meter._first_ts is None or first < meter._first_ts:
         meter._first_ts = first
     if meter._last_ts is None or last > meter._last_ts:
@@ -479,7 +484,8 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
             return False
         ins, outs, details, out_details = zip(*map(_USAGE_FIELDS, map(_DICT, usages)), strict=True)
         if set(map(type, ins)) != _INT or set(map(type, outs)) != _INT:
-            return False
+            return False  # None, a float, a bool (the general path takes a bool as 0)
+        total_in, total_out = sum(ins), sum(outs)
         if min(ins) < 0 or min(outs) < 0:
             return False
         cache_read = cache_write = reasoning = 0
@@ -493,9 +499,9 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
             cws = list(map(_NONE_TO_0, raw_cw, raw_cw))
             if not set(map(type, crs)) | set(map(type, cws)) <= _INT:
                 return False
+            cache_read, cache_write = sum(crs), sum(cws)
             if min(crs) < 0 or min(cws) < 0 or any(map(gt, map(add, crs, cws), ins)):
                 return False
-            cache_read, cache_write = sum(crs), sum(cws)
         if any(out_details):
             if not all(out_details):
                 return False
@@ -508,8 +514,8 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     except Exception:
         return False
     acc[CALLS] += len(rows)
-    acc[INPUT] += sum(ins)
-    acc[OUTPUT] += sum(outs)
+    acc[INPUT] += total_in
+    acc[OUTPUT] += total_out
     acc[CACHE_READ] += cache_read
     acc[CACHE_WRITE] += cache_write
     acc[REASONING] += reasoning
@@ -908,7 +914,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             IN_CALL.reset(token)
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
-                if _defer(frame, result):
+                if _defer(frame, result, started):
                     return result
             except Exception:  # raised before queuing it: the general path records it
                 _errors.log_internal_error("call recording")
@@ -980,7 +986,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             IN_CALL.reset(token)
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
-                if _defer(frame, result):
+                if _defer(frame, result, started):
                     return result
             except Exception:  # raised before queuing it: the general path records it
                 _errors.log_internal_error("call recording")
