@@ -127,7 +127,10 @@ def request_stream_usage(enabled: bool = True) -> None:
 
 
 def _int(value: object) -> int:
-    return value if type(value) is int and value > 0 else 0
+    """A token count as LiteLLM gives it: a positive int (a bool as 0 or 1), else 0."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    return 1 if value is True else 0
 
 
 #: (class, name) -> whether normal attribute lookup can find ``name`` on the class.
@@ -404,13 +407,12 @@ _CACHE_CREATION = methodcaller("get", "cache_creation_tokens")
 _REASONING = methodcaller("get", "reasoning_tokens")
 # map(_NONE_TO_0, xs, xs): None -> 0, anything else unchanged.
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
-_INT = frozenset({int})
-_FLOAT = frozenset({float})
-# A pending row: (id of the tally, the tally, usage, hidden params, perf_counter at the start).
-_ROW_ID = itemgetter(0)
-_ROW_USAGE = itemgetter(2)
-_ROW_HIDDEN = itemgetter(3)
-_ROW_TIME = itemgetter(4)
+# A pending row: (tally entry, usage, hidden params, perf_counter at the call's start),
+# where the entry is ``scope._fast``'s (id of the tally, the tally).
+_ROW_ENTRY = itemgetter(0)
+_ROW_USAGE = itemgetter(1)
+_ROW_HIDDEN = itemgetter(2)
+_ROW_TIME = itemgetter(3)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
 
@@ -430,16 +432,16 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
         return False
     scope = frame.scope
-    acc = scope._fast.get(
+    entry = scope._fast.get(
         (hp.get("litellm_model_name"), hp.get("custom_llm_provider"), frame.module, frame.operation)
     )
-    if acc is None:
+    if entry is None:
         return False
     meter = scope.meter
     if meter._records is not None:
         return False
     pending = meter._pending
-    pending.append((id(acc), acc, usage, hp, started))
+    pending.append((entry, usage, hp, started))
     if len(pending) >= PENDING_BATCH:
         meter._settle()
     return True
@@ -456,14 +458,15 @@ def _apply(meter: Meter, batch: list[tuple[Any, ...]]) -> None:
         meter._first_ts = first
     if meter._last_ts is None or last > meter._last_ts:
         meter._last_ts = last
-    for _, group in groupby(batch, _ROW_ID):
+    # One entry object per tally: consecutive rows of a tally compare by identity.
+    for entry, group in groupby(batch, _ROW_ENTRY):
         rows = list(group)
-        acc = rows[0][1]
+        acc = entry[1]
         if len(rows) >= _SHORT_RUN and _sum_run(acc, rows):
             continue
         for row in rows:
             try:
-                _count_one(acc, row[2], row[3])
+                _count_one(acc, row[1], row[2])
             except Exception:
                 _errors.log_internal_error("call recording")
 
@@ -478,14 +481,17 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     try:
         usages = list(map(_ROW_USAGE, rows))
         costs = list(map(_COST, map(_ROW_HIDDEN, rows)))
-        if set(map(type, costs)) != _FLOAT or not min(costs) > 0.0 or not sum(costs) < 1e12:
-            return False  # unpriced, free, or not a finite number: priced one by one
+        # None raises, 0 fails min(), NaN and infinity fail the sum: priced one by one.
+        if not min(costs) > 0.0 or not sum(costs) < 1e12:
+            return False
         if any(map(_EXTRA, usages)):
             return False
         ins, outs, details, out_details = zip(*map(_USAGE_FIELDS, map(_DICT, usages)), strict=True)
-        if set(map(type, ins)) != _INT or set(map(type, outs)) != _INT:
-            return False  # None, a float, a bool (the general path takes a bool as 0)
+        # An int sum of ints and bools is what `_int` takes as is; None raises, a float
+        # makes the sum a float; a negative count fails min().
         total_in, total_out = sum(ins), sum(outs)
+        if type(total_in) is not int or type(total_out) is not int:
+            return False
         if min(ins) < 0 or min(outs) < 0:
             return False
         cache_read = cache_write = reasoning = 0
@@ -497,9 +503,9 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
             raw_cw = list(map(_CACHE_CREATION, dicts))
             crs = list(map(_NONE_TO_0, raw_cr, raw_cr))
             cws = list(map(_NONE_TO_0, raw_cw, raw_cw))
-            if not set(map(type, crs)) | set(map(type, cws)) <= _INT:
-                return False
             cache_read, cache_write = sum(crs), sum(cws)
+            if type(cache_read) is not int or type(cache_write) is not int:
+                return False
             if min(crs) < 0 or min(cws) < 0 or any(map(gt, map(add, crs, cws), ins)):
                 return False
         if any(out_details):
@@ -507,9 +513,9 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
                 return False
             raw_r = list(map(_REASONING, map(_DICT, out_details)))
             rs = list(map(_NONE_TO_0, raw_r, raw_r))
-            if not set(map(type, rs)) <= _INT or min(rs) < 0 or any(map(gt, rs, outs)):
-                return False
             reasoning = sum(rs)
+            if type(reasoning) is not int or min(rs) < 0 or any(map(gt, rs, outs)):
+                return False
         units = sum(map(round, map(mul, costs, repeat(COST_SCALE))))  # cost_to_units, each
     except Exception:
         return False

@@ -349,8 +349,8 @@ class Meter:
             acc = scope._dims.get(key)
             if acc is None:
                 acc = scope._dims[key] = [0] * ACC_SIZE
-            if alias is not None:
-                scope._fast[alias] = acc
+            if alias is not None and alias not in scope._fast:
+                scope._fast[alias] = (id(acc), acc)
             acc[CALLS] += 1
             acc[INPUT] += input_tokens
             acc[OUTPUT] += output_tokens

@@ -63,10 +63,10 @@ class Scope:
         # Own usage, split by dimension key: {(model, provider, module, operation): acc}.
         self._dims: dict[DimKey, list[int]] = {}
         # The same accumulators keyed as LiteLLM names a call's model and provider
-        # (before `_litellm._model_provider` normalises them): LiteLLM attribution
-        # finds its tally with one lookup. Accumulators are never replaced (a reset
-        # zeroes them in place), so an entry here stays valid.
-        self._fast: dict[tuple[Any, Any, str | None, str | None], list[int]] = {}
+        # (before `_litellm._model_provider` normalises them), as (id, accumulator):
+        # LiteLLM attribution finds its tally with one lookup. Accumulators are never
+        # replaced (a reset zeroes them in place), so an entry here stays valid.
+        self._fast: dict[tuple[Any, Any, str | None, str | None], tuple[int, list[int]]] = {}
         # Inclusive tally and started-call count, kept only while the scope has a budget.
         self._incl: list[int] | None = None
         self._started = 0
