@@ -512,6 +512,68 @@ def attribution_wrapped() -> Runner:
     return run
 
 
+def _fake_acompletion_factory() -> Callable[..., Any]:
+    resp = _litellm_response()
+
+    async def acompletion(*args: Any, **kwargs: Any) -> Any:
+        return resp
+
+    return acompletion
+
+
+def _drive_call(fn: Callable[..., Any]) -> Any:
+    """Run ``fn(model=..., messages=...)``'s coroutine to its end without an event loop."""
+    coro = fn(model=MODEL, messages=MESSAGES)
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the coroutine awaited something")
+
+
+def attribution_async_bare() -> Runner:
+    acompletion = _fake_acompletion_factory()
+
+    def run(loops: int) -> int:
+        it = repeat(None, loops)
+        t0 = perf_counter_ns()
+        for _ in it:
+            coro = acompletion(model=MODEL, messages=MESSAGES)
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+        return perf_counter_ns() - t0
+
+    return run
+
+
+def attribution_async_wrapped() -> Runner:
+    """``_litellm.wrap_async`` around a coroutine function returning a prebuilt response."""
+    import tokenmeter as tm
+    from tokenmeter import _litellm
+
+    wrapped = _litellm.wrap_async(_fake_acompletion_factory(), "completion")
+    with tm.track("awrapped") as scope:
+        _drive_call(wrapped)
+    assert scope.usage.calls == 1, scope.usage
+
+    def run(loops: int) -> int:
+        with tm.track("awrapped") as scope:
+            it = repeat(None, loops)
+            t0 = perf_counter_ns()
+            for _ in it:
+                coro = wrapped(model=MODEL, messages=MESSAGES)
+                try:
+                    coro.send(None)
+                except StopIteration:
+                    pass
+            scope.meter._settle()
+            return perf_counter_ns() - t0
+
+    return run
+
+
 # -- reports ----------------------------------------------------------------------------
 
 
@@ -634,6 +696,16 @@ def cases() -> list[Case]:
             "litellm_wrapped",
             "LiteLLM attribution: same function wrapped by `wrap_sync`",
             attribution_wrapped,
+        ),
+        Case(
+            "litellm_async_bare",
+            "trivial `acompletion()` coroutine, bare (driven by `send(None)`)",
+            attribution_async_bare,
+        ),
+        Case(
+            "litellm_async_wrapped",
+            "LiteLLM attribution: same coroutine wrapped by `wrap_async`",
+            attribution_async_wrapped,
         ),
         *(
             Case(f"report{n}", f"`meter.report()` of a tree of {n:,} scopes", report_case(n))
@@ -1138,20 +1210,25 @@ def main(argv: list[str] | None = None) -> int:
                 f">= {TARGET_OTEL_RATIO:.0f}x",
                 r >= TARGET_OTEL_RATIO,
             )
-    if "litellm_wrapped" in by:
-        m = by["litellm_wrapped"].median()
-        bare = by["litellm_bare"].median() if "litellm_bare" in by else 0.0
-        target(
-            "attribute one LiteLLM call (whole wrapper, bare function included)",
-            f"{m:.3f} us (wrapper minus bare: {m - bare:.3f} us)"
-            + (
+    # tokenmeter's own work on a call: the wrapped function's time minus the bare one's.
+    for wrapped_key, bare_key, what in (
+        ("litellm_wrapped", "litellm_bare", "a LiteLLM call"),
+        ("litellm_async_wrapped", "litellm_async_bare", "an async LiteLLM call"),
+    ):
+        if wrapped_key in by and bare_key in by:
+            m = by[wrapped_key].median()
+            own = m - by[bare_key].median()
+            in_flow = (
                 f"; inside real calls: {statistics.median(comp['in_flow_us']):.1f} us"
-                if comp and comp["in_flow_us"]
+                if comp and comp["in_flow_us"] and wrapped_key == "litellm_wrapped"
                 else ""
-            ),
-            f"<= {TARGET_ATTRIBUTION_US} us",
-            m <= TARGET_ATTRIBUTION_US,
-        )
+            )
+            target(
+                f"tokenmeter's own work on {what} (wrapped minus bare)",
+                f"{own:.3f} us (wrapped {m:.3f} us){in_flow}",
+                f"<= {TARGET_ATTRIBUTION_US} us",
+                own <= TARGET_ATTRIBUTION_US,
+            )
     if "record_1t" in by:
         m = by["record_1t"].median()
         target(
@@ -1161,7 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
             m <= TARGET_RECORD_US,
         )
     if targets:
-        out += ["### Targets (issue 5)", "", "| target | measured | goal | |", "|---|---|---|---|"]
+        out += ["### Targets", "", "| target | measured | goal | |", "|---|---|---|---|"]
         out += [
             f"| {t['target']} | {t['measured']} | {t['goal']} | {_met(t['met'])} |" for t in targets
         ]

@@ -610,3 +610,17 @@ def test_an_attempt_in_a_thread_started_during_a_call_is_counted_once(how: str) 
         call(model="gpt-4o-mini", messages=MSGS)
     assert scope.usage.calls == 1
     assert scope.usage.input_tokens == 10
+
+
+def test_a_failed_sync_call_leaves_no_call_marker_behind() -> None:
+    """After a call raises, the next call on the thread is a call of its own, not an attempt."""
+    from tokenmeter._scope import THREAD_CALL
+
+    with tm.track("s") as scope:
+        with pytest.raises(litellm.InternalServerError):
+            litellm.completion(
+                model="gpt-4o-mini", messages=MSGS, mock_response="litellm.InternalServerError"
+            )
+        assert THREAD_CALL.call is None
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    assert (scope.usage.calls, scope.usage.failed_calls) == (2, 1)

@@ -49,6 +49,7 @@ from ._pricing import _custom as _custom_prices
 from ._pricing import custom_price_for, litellm_knows, price_tokens
 from ._record import CallRecord
 from ._scope import CURRENT, IN_CALL, Frame, before_call
+from ._scope import THREAD_CALL as _THREAD_CALL
 from ._usage import cost_to_units
 
 #: Public litellm functions wrapped, and the record kind each produces.
@@ -889,7 +890,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return fn(*args, **kwargs)
-        outer = IN_CALL.get()
+        outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             outer.attempts += 1
@@ -909,7 +910,8 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         state = CallState()
         injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
         started = _perf_counter()
-        token = IN_CALL.set(state)
+        thread_call = _THREAD_CALL
+        thread_call.call = state  # this thread is busy with the call until it returns
         try:
             result = fn(*args, **kwargs)
         except BaseException as e:
@@ -917,7 +919,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
                 record_failure(frame, kind, args, kwargs, started, e)
             raise
         finally:
-            IN_CALL.reset(token)
+            thread_call.call = None
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
                 if _defer(frame, result, started):
@@ -961,7 +963,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
         if not _installed:  # uninstrumented: a name bound earlier passes straight through
             return await fn(*args, **kwargs)
-        outer = IN_CALL.get()
+        outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             outer.attempts += 1

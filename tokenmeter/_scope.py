@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from types import MappingProxyType
@@ -158,11 +159,27 @@ class Frame:
 #: The one ContextVar: the current frame, or None outside any scope.
 CURRENT: ContextVar[Frame | None] = ContextVar("tokenmeter_frame", default=None)
 
-#: Set while an instrumented LLM call is in progress: that call's state (see
-#: ``_litellm.CallState``). LiteLLM's own retries, fallbacks and Router attempts
-#: inside the call see it and are not recorded again. It travels with the frame
-#: into tasks and, through ``_threads``, into threads started during the call.
+#: Set while an instrumented asynchronous LLM call is in progress: that call's
+#: state (see ``_litellm.CallState``). LiteLLM's own retries, fallbacks and Router
+#: attempts inside the call see it and are not recorded again. It travels with
+#: the frame into tasks and, through ``_threads``, into threads started meanwhile.
 IN_CALL: ContextVar[Any] = ContextVar("tokenmeter_call", default=None)
+
+
+class _ThreadCall(threading.local):
+    call: Any = None
+
+
+#: The same for a synchronous call, which holds its thread until it returns: a
+#: thread-local is set and cleared at a third of a ContextVar's cost. Threads the
+#: call starts get it as ``IN_CALL`` (see `call_in_progress`).
+THREAD_CALL = _ThreadCall()
+
+
+def call_in_progress() -> Any:
+    """The state of the instrumented call in progress here, or None."""
+    return IN_CALL.get() or THREAD_CALL.call
+
 
 #: The default meter, once ``enter`` has looked it up: an import statement inside
 #: ``enter`` would cost more than the rest of entering a scope (``_meter`` imports us).

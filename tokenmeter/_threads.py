@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._scope import CURRENT, IN_CALL, Frame, Scope, exit_
+from ._scope import CURRENT, IN_CALL, Frame, Scope, call_in_progress, exit_
 
 R = TypeVar("R")
 
@@ -43,7 +43,7 @@ def _thread_start(self: threading.Thread) -> None:
     frame = CURRENT.get()
     if frame is not None:
         # An instance attribute wins over the class's run(), subclasses included.
-        self.run = functools.partial(_run_in, frame, IN_CALL.get(), self.run)  # type: ignore[method-assign]
+        self.run = functools.partial(_run_in, frame, call_in_progress(), self.run)  # type: ignore[method-assign]
     _orig_thread_start(self)
 
 
@@ -56,7 +56,7 @@ def _submit(
 ) -> concurrent.futures.Future[R]:
     # Always bind, even to "no scope": a pooled worker thread must not keep the
     # scope of whoever happened to start it.
-    return _orig_submit(self, _run_in, CURRENT.get(), IN_CALL.get(), fn, *args, **kwargs)
+    return _orig_submit(self, _run_in, CURRENT.get(), call_in_progress(), fn, *args, **kwargs)
 
 
 def propagate_to_threads(enabled: bool = True) -> None:
@@ -82,7 +82,7 @@ def bind(fn: Callable[..., R], /) -> Callable[..., R]:
     For threads and pools the automatic propagation does not cover (your own
     thread pools, callbacks run by other libraries).
     """
-    return functools.partial(_run_in, CURRENT.get(), IN_CALL.get(), fn)
+    return functools.partial(_run_in, CURRENT.get(), call_in_progress(), fn)
 
 
 def bind_snapshot(fn: Callable[..., R], /) -> Callable[..., R]:
