@@ -203,6 +203,21 @@ def test_odd_values_set_on_a_usage_count_as_the_general_path_counts_them(
     assert tallies(queued) == tallies(one_by_one)
 
 
+def test_a_response_without_a_cost_in_a_run_is_priced_as_the_general_path_prices_it() -> None:
+    """No response_cost among LiteLLM's hidden parameters: priced from the map, same numbers."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    seen(frame_b)
+    for k in range(6):
+        resp = response(Usage(prompt_tokens=1000, completion_tokens=100))
+        if k == 2:
+            del resp._hidden_params["response_cost"]
+        general(frame_a, resp)
+        assert queued_or_general(frame_b, resp)
+    assert tallies(queued) == tallies(one_by_one)
+    assert tallies(queued)[("a",)][("gpt-4o-mini", "openai", None, None)][:2] == [6, 6000]
+
+
 def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
     """300 responses on one scope and model: summed by columns, every token and 1e-10 dollar."""
 

@@ -397,7 +397,7 @@ def _add(
 # columns of a run of results for one tally summed by builtins. The numbers are the
 # general path's (`record_result`): the tests compare the two.
 
-_COST = methodcaller("get", "response_cost")
+_COST = itemgetter("response_cost")  # a missing cost raises: counted one by one
 _DICT = attrgetter("__dict__")
 _EXTRA = attrgetter("__pydantic_extra__")
 _USAGE_FIELDS = itemgetter(
@@ -482,7 +482,7 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     try:
         usages = list(map(_ROW_USAGE, rows))
         costs = list(map(_COST, map(_ROW_HIDDEN, rows)))
-        # None raises, 0 fails min(), NaN and infinity fail the sum: priced one by one.
+        # None raises, 0 fails min(), NaN and infinity fail the sum: counted one by one.
         if not min(costs) > 0.0 or not sum(costs) < 1e12:
             return False
         if any(map(_EXTRA, usages)):
