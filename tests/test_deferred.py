@@ -418,3 +418,49 @@ def test_the_time_span_is_the_calls_time() -> None:
     # Within a millisecond: wall-clock and monotonic clocks are read a moment apart.
     assert before - 1e-3 <= first <= last <= after + 1e-3
     assert last - first < 0.1
+
+
+# -- under threads ---------------------------------------------------------------------------
+
+
+def test_threads_queueing_while_others_read_lose_nothing() -> None:
+    """4 threads x 3,000 queued calls on 3 scopes while 2 threads read: every call counted."""
+    import sys
+    import threading
+
+    resp = response(Usage(prompt_tokens=7, completion_tokens=3), cost=1e-6)
+    call = _litellm.wrap_sync(lambda **kw: resp, "completion")
+    meter = tm.Meter()
+    done = threading.Event()
+    seen: list[list[int]] = [[], []]
+
+    def worker(k: int) -> None:
+        with meter.track(f"s{k % 3}"):
+            for _ in range(3_000):
+                call(model="gpt-4o-mini", messages=MSGS)
+
+    def reader(mine: list[int]) -> None:
+        while not done.is_set():
+            mine.append(meter.report().total.calls)
+
+    readers = [threading.Thread(target=reader, args=(mine,)) for mine in seen]
+    workers = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        for t in readers + workers:
+            t.start()
+        for t in workers:
+            t.join()
+        done.set()
+        for t in readers:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    total = meter.report().total
+    assert (total.calls, total.input_tokens, total.output_tokens) == (12_000, 84_000, 36_000)
+    assert total.cost_usd == 12_000 * 1e-6
+    assert [meter.root.children[f"s{k}"].usage.calls for k in range(3)] == [6_000, 3_000, 3_000]
+    for mine in seen:  # each reader's readings never go back
+        assert mine == sorted(mine)
+        assert mine
