@@ -3,10 +3,13 @@
 LiteLLM's public entry points (``litellm.completion``, ``acompletion``,
 ``embedding``, ... and the ``Router`` methods) are wrapped. The wrapper reads
 the current frame in the caller's thread and context, checks budgets before the
-call starts, and records the result on that frame before returning it, so a
-report taken right after a call already includes it. While a call is in
-progress the frame carries a call marker: LiteLLM's own retries, fallbacks and
-Router attempts made inside it pass through and the call is recorded once.
+call starts, and records the result on that frame before returning it: counted
+at once (`record_result`), or, for a plain response, queued on the meter and
+counted by the meter's next reading (`_defer`, `_apply`), so a report taken
+right after a call already includes it. While a call is in progress it is
+marked (``THREAD_CALL`` for a synchronous call, ``IN_CALL`` for an asynchronous
+one): LiteLLM's own retries, fallbacks and Router attempts made inside it pass
+through and the call is recorded once.
 
 Streams (``CustomStreamWrapper``) are recorded when exhausted, closed, broken
 or garbage collected, on the scope where the call was made, whoever consumes
