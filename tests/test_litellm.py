@@ -624,3 +624,29 @@ def test_a_failed_sync_call_leaves_no_call_marker_behind() -> None:
         assert THREAD_CALL.call is None
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
     assert (scope.usage.calls, scope.usage.failed_calls) == (2, 1)
+
+
+async def test_completion_with_acompletion_true_is_one_call_when_awaited() -> None:
+    """completion(..., acompletion=True) returns a coroutine; awaited, it is one call."""
+    with tm.track("s") as scope:
+        coro = litellm.completion(
+            model="gpt-4o-mini", messages=MSGS, mock_response="x", acompletion=True
+        )
+        assert scope.usage.calls == 0
+        await coro
+    assert (scope.usage.calls, scope.usage.input_tokens, scope.usage.output_tokens) == (1, 10, 20)
+
+
+async def test_completion_with_acompletion_true_and_fallbacks_failing_is_one_failed_call() -> None:
+    """Its fallbacks run while it is awaited: every model failing is still one failed call."""
+    with tm.track("s") as scope:
+        coro = litellm.completion(
+            model="gpt-4o-mini",
+            messages=MSGS,
+            mock_response="litellm.InternalServerError",
+            acompletion=True,
+            fallbacks=["gpt-4o"],
+        )
+        with pytest.raises(Exception, match="mock internal server error"):
+            await coro
+    assert (scope.usage.calls, scope.usage.failed_calls) == (1, 1)

@@ -948,12 +948,15 @@ async def _await_and_record(
     state: CallState,
     injected: bool,
 ) -> Any:
+    token = IN_CALL.set(state)  # the call runs now: attempts inside it pass through
     try:
         result = await coro
     except BaseException as e:
         with _errors.internal_errors_swallowed("failure recording"):
             record_failure(frame, kind, args, kwargs, started, e)
         raise
+    finally:
+        IN_CALL.reset(token)
     _after(frame, kind, result, args, kwargs, started, state, injected)
     return result
 
