@@ -302,8 +302,11 @@ def _call_loop(fn: Callable[[], object]) -> Runner:
     return run
 
 
-def _drive_loop(fn: Callable[[], Any]) -> Runner:
-    """Call a coroutine function and drive the coroutine to its end (no event loop)."""
+def _drive_loop(fn: Callable[[], Any], after: Callable[[], Any] | None = None) -> Runner:
+    """Call a coroutine function and drive the coroutine to its end (no event loop).
+
+    ``after``, if given, runs once at the end of each round, inside the timing.
+    """
 
     def run(loops: int) -> int:
         it = repeat(None, loops)
@@ -314,6 +317,8 @@ def _drive_loop(fn: Callable[[], Any]) -> Runner:
                 coro.send(None)
             except StopIteration:
                 pass
+        if after is not None:
+            after()
         return perf_counter_ns() - t0
 
     return run
@@ -521,31 +526,9 @@ def _fake_acompletion_factory() -> Callable[..., Any]:
     return acompletion
 
 
-def _drive_call(fn: Callable[..., Any]) -> Any:
-    """Run ``fn(model=..., messages=...)``'s coroutine to its end without an event loop."""
-    coro = fn(model=MODEL, messages=MESSAGES)
-    try:
-        coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    raise AssertionError("the coroutine awaited something")
-
-
 def attribution_async_bare() -> Runner:
     acompletion = _fake_acompletion_factory()
-
-    def run(loops: int) -> int:
-        it = repeat(None, loops)
-        t0 = perf_counter_ns()
-        for _ in it:
-            coro = acompletion(model=MODEL, messages=MESSAGES)
-            try:
-                coro.send(None)
-            except StopIteration:
-                pass
-        return perf_counter_ns() - t0
-
-    return run
+    return _drive_loop(lambda: acompletion(model=MODEL, messages=MESSAGES))
 
 
 def attribution_async_wrapped() -> Runner:
@@ -554,22 +537,19 @@ def attribution_async_wrapped() -> Runner:
     from tokenmeter import _litellm
 
     wrapped = _litellm.wrap_async(_fake_acompletion_factory(), "completion")
+
+    def call() -> Any:
+        return wrapped(model=MODEL, messages=MESSAGES)
+
     with tm.track("awrapped") as scope:
-        _drive_call(wrapped)
+        _drive_loop(call)(1)
     assert scope.usage.calls == 1, scope.usage
+    # Each round ends by counting what its calls left in the meter's queue, in the time.
+    rounds = _drive_loop(call, after=scope.meter._settle)
 
     def run(loops: int) -> int:
-        with tm.track("awrapped") as scope:
-            it = repeat(None, loops)
-            t0 = perf_counter_ns()
-            for _ in it:
-                coro = wrapped(model=MODEL, messages=MESSAGES)
-                try:
-                    coro.send(None)
-                except StopIteration:
-                    pass
-            scope.meter._settle()
-            return perf_counter_ns() - t0
+        with tm.track("awrapped"):
+            return rounds(loops)
 
     return run
 

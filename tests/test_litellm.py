@@ -507,13 +507,15 @@ def test_uninstrument_and_instrument_again() -> None:
     assert tm.report().total.calls == 1
 
 
+def broken(*a: Any, **k: Any) -> None:
+    """Stands in for a piece of tokenmeter with a bug."""
+    raise RuntimeError("boom")
+
+
 def test_internal_error_is_logged_and_the_call_returns(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug in recording is logged on the tokenmeter logger; the user's call still returns."""
-
-    def broken(*a: Any, **k: Any) -> None:
-        raise RuntimeError("boom")
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
     monkeypatch.setattr(_litellm, "_defer", broken)
@@ -528,9 +530,6 @@ def test_a_bug_counting_deferred_calls_is_logged_and_reading_goes_on(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A bug while counting queued calls is logged; the call returned and the report still works."""
-
-    def broken(*a: Any, **k: Any) -> None:
-        raise RuntimeError("boom")
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
     monkeypatch.setattr(_meter, "_apply_pending", broken)

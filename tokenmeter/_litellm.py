@@ -45,9 +45,9 @@ from ._acc import (
     INPUT,
     OUTPUT,
     REASONING,
-    UNPRICED,
+    add_acc,
 )
-from ._meter import DEFAULT_METER, PENDING_BATCH, Meter
+from ._meter import DEFAULT_METER, PENDING_BATCH, Meter, _one_call_acc
 from ._pricing import _custom as _custom_prices
 from ._pricing import custom_price_for, litellm_knows, price_tokens
 from ._record import CallRecord
@@ -539,16 +539,7 @@ def _count_one(acc: list[int], usage: Any, hp: Mapping[str, Any]) -> None:
     toks = _chat_tokens(usage)
     # Custom prices set after the call do not apply to it: none were set when it was made.
     cost = _cost_units(model, provider, hp.get("response_cost"), toks, custom=False)
-    acc[CALLS] += 1
-    acc[INPUT] += toks[0]
-    acc[OUTPUT] += toks[1]
-    acc[CACHE_READ] += toks[2]
-    acc[CACHE_WRITE] += toks[3]
-    acc[REASONING] += toks[4]
-    if cost is None:
-        acc[UNPRICED] += 1
-    else:
-        acc[COST] += cost
+    add_acc(acc, _one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
 
 
 _meter._apply_pending = _apply

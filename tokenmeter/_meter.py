@@ -400,9 +400,10 @@ class Meter:
     def _settle_locked(self) -> None:
         """Add the deferred results to the tree; the caller holds the lock.
 
-        LiteLLM attribution appends a plain response (its frame, LiteLLM's usage and
-        hidden parameters, a timestamp) to ``_pending`` instead of counting it under
-        the lock, and the batch is counted here, column by column. Everything that
+        LiteLLM attribution appends a plain response (its scope's tally, LiteLLM's
+        usage and hidden parameters, the call's start time) to ``_pending`` instead
+        of counting it under the lock, and the batch is counted here, by
+        ``_apply_pending``. Everything that
         reads the tree (usage, reports, budgets being set, resets) settles first, so
         a call is in every reading taken after it returned. ``list.append`` and the
         slice taken here are atomic: a result appended meanwhile stays for next time.
