@@ -35,7 +35,7 @@ from litellm.types.utils import ModelResponse as _ModelResponse
 from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
-from . import _errors, _meter
+from . import _errors, _events, _meter
 from ._acc import (
     CACHE_READ,
     CACHE_WRITE,
@@ -351,7 +351,7 @@ def _add(
     meter = frame.scope.meter
     now = time.time()
     rec = None
-    if meter._records is not None:
+    if meter._records is not None or _events.OBSERVERS:
         rec = CallRecord(
             model=model,
             provider=provider,
@@ -442,7 +442,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     if entry is None:
         return False
     meter = scope.meter
-    if meter._records is not None:
+    if meter._records is not None or _events.OBSERVERS:
         return False
     pending = meter._pending
     pending.append((entry, usage, hp, started))

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import _events
 from ._acc import (
     ACC_SIZE,
     CACHE_READ,
@@ -391,6 +392,8 @@ class Meter:
                 self._records_seen += 1
                 if rec is not None:
                     records.append(rec)
+        if rec is not None and _events.OBSERVERS:
+            _events.emit_call(rec, frame)
 
     def _settle(self) -> None:
         """Add the deferred results to the tree now (takes the lock)."""

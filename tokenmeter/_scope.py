@@ -9,7 +9,7 @@ from contextvars import ContextVar, Token
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import _errors
+from . import _errors, _events
 from ._acc import ACC_SIZE, CALLS, COST, INPUT, OUTPUT, add_acc, cost_to_units, units_to_cost
 from ._errors import BudgetExceeded
 
@@ -233,11 +233,21 @@ def enter(
         budgets,
         prev,
     )
-    return CURRENT.set(frame), scope
+    token = CURRENT.set(frame)
+    if _events.OBSERVERS:
+        _events.emit_enter(frame)
+    return token, scope
 
 
 def exit_(token: Token[Frame | None]) -> None:
-    """Restore the frame that was current before ``enter``."""
+    """Leave the scope entered by ``enter``: restore the frame current before it."""
+    if _events.OBSERVERS:
+        _events.emit_exit(CURRENT.get())
+    restore(token)
+
+
+def restore(token: Token[Frame | None]) -> None:
+    """Restore the frame that was current before ``token``'s ``CURRENT.set``."""
     try:
         CURRENT.reset(token)
     except (ValueError, RuntimeError):

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._scope import CURRENT, IN_CALL, Frame, Scope, call_in_progress, exit_
+from ._scope import CURRENT, IN_CALL, Frame, Scope, call_in_progress, restore
 
 R = TypeVar("R")
 
@@ -36,7 +36,7 @@ def _run_in(
         return fn(*args, **kwargs)
     finally:
         IN_CALL.reset(call_token)
-        exit_(token)
+        restore(token)
 
 
 def _thread_start(self: threading.Thread) -> None:
@@ -123,7 +123,7 @@ class use_scope:
         return s
 
     def __exit__(self, *exc: object) -> None:
-        exit_(self._token)
+        restore(self._token)
 
 
 def _ancestors(s: Scope) -> list[Scope]:
