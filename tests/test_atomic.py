@@ -87,13 +87,13 @@ def test_saving_onto_a_symlink_keeps_the_link(tmp_path: Path) -> None:
 
 
 def test_save_writes_strict_json(tmp_path: Path) -> None:
-    """A NaN in a record's metadata is a ValueError naming it, and the old file stays."""
+    """A NaN nested in a record's metadata is a ValueError naming it; the old file stays."""
     target = tmp_path / "r.json"
     target.write_text("old")
     meter = tm.Meter(keep_records=True)
-    meter.record(model="m", input_tokens=1, output_tokens=1, metadata={"score": float("nan")})
+    meter.record(model="m", input_tokens=1, output_tokens=1, metadata={"s": [float("nan")]})
     rep = meter.report()
-    with pytest.raises(ValueError, match=r"records\[0\]\.metadata\.score is nan"):
+    with pytest.raises(ValueError, match=r"records\[0\]\.metadata\.s\[0\] is nan"):
         rep.save(target, include_records=True)
     assert target.read_text() == "old"
     rep.save(target)  # without records there is nothing to refuse

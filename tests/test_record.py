@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import types
 from typing import Any
@@ -103,6 +105,19 @@ BAD_INPUTS = [
     ({"module": 3}, "module"),
     ({"operation": ["x"]}, "operation"),
     ({"timestamp": "yesterday"}, "timestamp"),
+    ({"timestamp": 10**400}, "timestamp"),
+    ({"failed": "no"}, "failed"),
+    ({"failed": 0}, "failed"),
+    ({"estimated": 2}, "estimated"),
+    ({"cost_usd": 1e300}, "cost_usd"),
+    ({"cost_usd": 10**400}, "cost_usd"),
+    ({"input_tokens": 10**400}, "input_tokens"),
+    ({"output_tokens": 2**63}, "output_tokens"),
+    ({"metadata": {1: "a"}}, "metadata keys"),
+    ({"metadata": {"score": float("nan")}}, "metadata\\['score'\\]"),
+    ({"provider": "   "}, "provider"),
+    ({"module": " "}, "module"),
+    ({"operation": "\t"}, "operation"),
 ]
 
 
@@ -230,18 +245,39 @@ def test_provider_is_derived_from_the_model() -> None:
 
 
 def test_provider_does_not_depend_on_import_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before litellm is imported, a priced record (cost None) already gets provider 'openai'."""
+    """Before litellm is imported, every record of gpt-4o-mini gets provider 'openai'."""
     # Make tokenmeter believe litellm was never imported (as in a fresh process).
     monkeypatch.setattr(_pricing, "sys", types.SimpleNamespace(modules={}))
-    a = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
-    b = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=None)
+    _pricing._providers.clear()
+    a = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.0)
+    b = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
     assert (a.provider, b.provider) == ("openai", "openai")
     assert list(tm.report().by_provider()) == ["openai"]
-    # With a cost given, litellm is not imported just to name the provider.
-    assert (
-        tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.0).provider
-        is None
+
+
+def test_provider_before_litellm_is_imported_in_a_fresh_process() -> None:
+    """In a new process, record(cost_usd=...) before any litellm import names 'openai'."""
+    code = (
+        "import sys, tokenmeter as tm\n"
+        "assert 'litellm' not in sys.modules\n"
+        "a = tm.record(model='gpt-4o-mini', input_tokens=1, output_tokens=1, cost_usd=0.0)\n"
+        "import litellm\n"
+        "b = tm.record(model='gpt-4o-mini', input_tokens=1, output_tokens=1, cost_usd=0.0)\n"
+        "print(a.provider, b.provider, list(tm.report().by_provider()))\n"
     )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "openai openai ['openai']"
+
+
+def test_call_record_is_hashable() -> None:
+    """hash(CallRecord) works (mappings are compared, not hashed); equal records hash equal."""
+    rec = tm.record(**GOOD, cost_usd=0.0, metadata={"k": "v"})
+    again = tm.CallRecord.from_dict(rec.to_dict())
+    assert again == rec
+    assert hash(again) == hash(rec)
+    assert len({rec, again}) == 1
 
 
 def test_module_and_operation_arguments_override_the_scope() -> None:

@@ -278,20 +278,27 @@ def test_to_dict_from_dict_round_trip_without_records() -> None:
 
 
 def test_json_header_fields(tmp_path: Path) -> None:
-    """The JSON has schema, schema_version 1, tokenmeter and litellm versions, and the time span."""
+    """The JSON has schema, schema_version 2, tokenmeter and litellm versions, and the time span."""
     _build()
     path = tmp_path / "r.json"
     tm.report().save(path)
     data = json.loads(path.read_text())
     assert data["schema"] == "tokenmeter.report"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["tokenmeter_version"] == tm.__version__
     assert data["prices"]["litellm_version"] == importlib.metadata.version("litellm")
     assert data["started_at"] == "2023-11-14T22:13:20+00:00"  # the earliest timestamp given
     assert data["ended_at"] >= data["started_at"]
     assert data["total"]["total_tokens"] == 693
     assert data["by_model"]["gpt-4o-mini"]["calls"] == 5
-    assert data["tree"]["children"][0]["name"] == "agent"
+    assert [(n["name"], n["parent"]) for n in data["nodes"]] == [
+        ("", None),
+        ("agent", 0),
+        ("plan", 1),
+        ("act", 1),
+    ]
+    assert data["nodes"][0]["path"] == []
+    assert "path" not in data["nodes"][1]  # paths follow from the parents
 
 
 def test_from_dict_rejects_other_schemas() -> None:

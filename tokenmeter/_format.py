@@ -107,6 +107,8 @@ def format_report(report: Report, detailed: bool) -> str:
     """Render ``report`` as the tree table."""
     total = report.total
     lines: list[str] = []
+    if report.error is not None:
+        return "\n".join(textwrap.wrap(f"tokenmeter report unavailable: {report.error}", WIDTH))
     head = (
         f"tokenmeter report: {total.calls:,} calls, {total.total_tokens:,} tokens, "
         f"{money(total.cost_usd, 24)}"
@@ -137,8 +139,7 @@ def format_report(report: Report, detailed: bool) -> str:
     top_label = "/".join(root.path) if root.path else "(total)"
     lines.append(_row(top_label, 0, root.usage, total))
     _own_and_models(lines, root, 0, total, detailed)
-    for child in root.children.values():
-        _walk(lines, child, 1, total, detailed)
+    _walk(lines, root, total, detailed)
     if total.unpriced_calls:
         lines.append(
             "* includes calls with no known price: cost unknown, not $0 (see unpriced_calls)"
@@ -162,12 +163,15 @@ def format_report(report: Report, detailed: bool) -> str:
     return "\n".join(lines)
 
 
-def _walk(lines: list[str], node: ReportNode, depth: int, total: Usage, detailed: bool) -> None:
-    suffix = "" if node.entries <= 1 else f" x{node.entries:,}"
-    lines.append(_row(node.name, depth, node.usage, total, suffix))
-    _own_and_models(lines, node, depth, total, detailed)
-    for child in node.children.values():
-        _walk(lines, child, depth + 1, total, detailed)
+def _walk(lines: list[str], root: ReportNode, total: Usage, detailed: bool) -> None:
+    """The rows of every node below ``root``, depth first (no recursion: any depth)."""
+    stack = [(c, 1) for c in reversed(list(root.children.values()))]
+    while stack:
+        node, depth = stack.pop()
+        suffix = "" if node.entries <= 1 else f" x{node.entries:,}"
+        lines.append(_row(node.name, depth, node.usage, total, suffix))
+        _own_and_models(lines, node, depth, total, detailed)
+        stack.extend((c, depth + 1) for c in reversed(list(node.children.values())))
 
 
 def _own_and_models(

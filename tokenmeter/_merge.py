@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from ._acc import ACC_SIZE, add_acc
+from ._record import CallRecord
+from ._usage import Usage
 from ._version import __version__
 
-if TYPE_CHECKING:
-    from ._record import CallRecord
-    from ._report import Report, ReportNode
-    from ._scope import DimKey
+#: A call's dimensions: (model, provider, module, operation).
+DimKey = tuple[Any, Any, Any, Any]
+#: Builds a report node: (name, path, entries, self_usage, usage, children, breakdown).
+MakeNode = Callable[..., Any]
 
 #: ``meta["prices"]["source"]`` of a report merged from reports priced differently.
 MIXED = "mixed"
@@ -23,14 +25,13 @@ MIXED = "mixed"
 _VOLATILE = frozenset({"loaded_at"})
 
 
-def merge_reports(reports: Sequence[Report]) -> Report:
-    """One report holding the sum of ``reports``, node by node (see `Report.merge`)."""
-    from ._report import Report, ReportNode
-    from ._usage import Usage
+def merge_parts(
+    reports: Sequence[Any], make_node: MakeNode
+) -> tuple[Any, dict[str, Any], list[CallRecord], int]:
+    """The parts of one report holding the sum of ``reports``, node by node.
 
-    for i, r in enumerate(reports):
-        if not isinstance(r, Report):
-            raise TypeError(f"Report.merge takes reports; argument {i} is {type(r).__name__}")
+    Returns (top node, meta, records, records dropped); see `Report.merge`.
+    """
     top = _common_prefix([r.root.path for r in reports])
     # Per path: [entries, {dim key: acc}], in the order paths are first met.
     nodes: dict[tuple[str, ...], tuple[list[int], dict[DimKey, list[int]]]] = {}
@@ -39,8 +40,11 @@ def merge_reports(reports: Sequence[Report]) -> Report:
         got = nodes.get(path)
         if got is None:
             # Ancestors first, so the first-met order is a valid depth-first order.
-            for n in range(len(top), len(path)):
-                nodes.setdefault(path[:n], ([0], {}))
+            k = len(path) - 1
+            while k > len(top) and path[:k] not in nodes:
+                k -= 1
+            for j in range(k, len(path)):
+                nodes.setdefault(path[:j], ([0], {}))
             got = nodes[path] = ([0], {})
         return got
 
@@ -65,23 +69,23 @@ def merge_reports(reports: Sequence[Report]) -> Report:
     for p in sorted(nodes, key=len, reverse=True):
         if len(p) > len(top):
             add_acc(incl[p[:-1]], incl[p])
-    built: dict[tuple[str, ...], ReportNode] = {}
+    built: dict[tuple[str, ...], Any] = {}
     for p in sorted(nodes, key=len, reverse=True):
         entries, dims = nodes[p]
-        built[p] = ReportNode(
-            name=p[-1] if p else "",
-            path=p,
-            entries=entries[0],
-            self_usage=Usage._from_acc(own[p]),
-            usage=Usage._from_acc(incl[p]),
-            children={c[-1]: built[c] for c in kids[p]},
-            breakdown={k: Usage._from_acc(v) for k, v in dims.items()},
+        built[p] = make_node(
+            p[-1] if p else "",
+            p,
+            entries[0],
+            Usage._from_acc(own[p]),
+            Usage._from_acc(incl[p]),
+            {c[-1]: built[c] for c in kids[p]},
+            {k: Usage._from_acc(v) for k, v in dims.items()},
         )
     records: list[CallRecord] = []
     for r in reports:
         records.extend(r.records)
     records.sort(key=lambda rec: rec.timestamp)  # stable: equal times keep argument order
-    return Report(
+    return (
         built[top],
         merge_meta([r.meta for r in reports]),
         records,
@@ -120,6 +124,9 @@ def merge_meta(metas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "prices": merge_prices([m.get("prices") for m in metas]),
         "records_kept": all(bool(m.get("records_kept")) for m in metas),
     }
+    errors = sorted({str(m["error"]) for m in metas if m.get("error")})
+    if errors:
+        out["error"] = "; ".join(errors)
     return out
 
 

@@ -36,7 +36,14 @@ from ._scope import (
 
 if TYPE_CHECKING:
     from ._pricing import price_tokens, provider_for
-    from ._record import CallRecord, check_label, check_timestamp, validate_counts
+    from ._record import (
+        CallRecord,
+        check_flag,
+        check_label,
+        check_metadata,
+        check_timestamp,
+        validate_counts,
+    )
     from ._report import Report
     from ._track import Track
 
@@ -52,9 +59,16 @@ def _load_record_support() -> None:
     import statement per call would cost microseconds).
     """
     global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
-    global _record_support
+    global check_flag, check_metadata, _record_support
     from ._pricing import price_tokens, provider_for
-    from ._record import CallRecord, check_label, check_timestamp, validate_counts
+    from ._record import (
+        CallRecord,
+        check_flag,
+        check_label,
+        check_metadata,
+        check_timestamp,
+        validate_counts,
+    )
 
     _record_support = True
 
@@ -251,20 +265,19 @@ class Meter:
             reasoning_tokens,
             cost_usd,
         )
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise ValueError(f"metadata must be a mapping or None, got {type(metadata).__name__}")
+        metadata = check_metadata(metadata)
+        failed, estimated = check_flag("failed", failed), check_flag("estimated", estimated)
         if provider is not None:
             provider = check_label("provider", provider)
         module = frame.module if module is None else check_label("module", module)
         operation = frame.operation if operation is None else check_label("operation", operation)
         ts = time.time() if timestamp is None else check_timestamp(timestamp)
         if provider is None:
-            # Pricing imports litellm anyway: let it name the provider then too, so
-            # the first record of a run gets the same provider as the later ones.
-            provider = provider_for(m, import_litellm=cost is None)
+            # LiteLLM names the provider whether or not it was imported yet: the
+            # provider of a record never depends on import order.
+            provider = provider_for(m, import_litellm=True)
         if cost is None:
             cost = price_tokens(m, provider, i, o, cr, cw, r)
-        failed, estimated = bool(failed), bool(estimated)
         # Positional, in CallRecord's field order: matching 17 keywords would add about
         # a fifth to record()'s cost (tests/test_record.py pins each field).
         rec = CallRecord(

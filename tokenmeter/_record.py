@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+_INF = float("inf")
 
 
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -44,8 +45,11 @@ class CallRecord:
     timestamp: float = 0.0
     duration_s: float | None = None
     call_id: str | None = None
-    attributes: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
-    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_mapping)
+    # Compared, but not hashed (a mapping has no hash): hash(record) works.
+    attributes: Mapping[str, Any] = attrs.field(
+        default=_EMPTY, converter=_frozen_mapping, hash=False
+    )
+    metadata: Mapping[str, Any] = attrs.field(default=_EMPTY, converter=_frozen_mapping, hash=False)
 
     @property
     def total_tokens(self) -> int:
@@ -68,12 +72,16 @@ class CallRecord:
         return d
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CallRecord:
-        """Build a record from `to_dict` output."""
-        names = attrs.fields_dict(cls)
-        kwargs = {k: v for k, v in data.items() if k in names}
-        kwargs["path"] = tuple(kwargs.get("path", ()))
-        return cls(**kwargs)
+    def from_dict(cls, data: Mapping[str, Any], where: str = "record") -> CallRecord:
+        """Build a record from `to_dict` output, checking every field.
+
+        Raises ValueError naming the bad field as ``{where}.{field}`` (a report file's
+        loader passes ``records[3]``). ``total_tokens`` and ``time`` are derived and
+        not read; fields this version does not know are ignored.
+        """
+        from ._record_check import record_kwargs
+
+        return cls(**record_kwargs(data, where))
 
 
 def _iso(ts: float) -> str | None:
@@ -82,36 +90,68 @@ def _iso(ts: float) -> str | None:
     return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat()
 
 
+#: Token counts are below this (they fit a signed 64-bit integer, as exporters need).
+MAX_TOKENS = 2**63
+#: A cost above this, for one call, is taken for a mistake (and its exact sum would
+#: leave the range of a float).
+MAX_COST_USD = 1e12
+
+
 def check_count(field: str, value: object) -> int:
-    """Return ``value`` if it is a non-negative int, else raise ValueError naming ``field``."""
-    if type(value) is int and value >= 0:
+    """Return ``value`` if it is a non-negative int below 2**63, else raise ValueError naming it."""
+    if type(value) is int and 0 <= value < MAX_TOKENS:
         return value
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TOKENS:
+        raise ValueError(f"{field} must be a non-negative integer below 2**63, got {_short(value)}")
     return int(value)
 
 
+def _short(value: object) -> str:
+    text = (
+        repr(value)
+        if not isinstance(value, int) or value < 10**30
+        else f"an integer of {len(str(value))} digits"
+    )
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def check_label(field: str, value: object) -> str | None:
-    """Return ``value`` if it is None or a non-empty string, else raise ValueError."""
-    if value is None or (isinstance(value, str) and value):
+    """Return ``value`` if it is None or a string with more than spaces, else raise ValueError."""
+    if value is None or (isinstance(value, str) and value.strip()):
         return value
-    raise ValueError(f"{field} must be a non-empty string or None, got {value!r}")
+    raise ValueError(f"{field} must be a non-empty string or None, got {_short(value)}")
+
+
+def check_flag(field: str, value: object) -> bool:
+    """Return ``value`` if it is a bool (``failed``, ``estimated``), else raise ValueError."""
+    if value is True or value is False:
+        return value
+    raise ValueError(f"{field} must be True or False, got {_short(value)}")
+
+
+def check_metadata(value: object) -> Mapping[str, Any] | None:
+    """Return ``value`` if it is None or a mapping with string keys and finite numbers.
+
+    A NaN or infinity is refused here because a report file (strict JSON) could
+    not hold it.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"metadata must be a mapping or None, got {type(value).__name__}")
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ValueError(f"metadata keys must be strings, got {_short(k)}")
+        if isinstance(v, float) and not -_INF < v < _INF:
+            raise ValueError(f"metadata[{k!r}] must be a finite number, got {v!r}")
+    return value
 
 
 def check_timestamp(value: object) -> float:
     """Return ``value`` as a float if it is a finite, non-negative Unix time, else raise."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not 0 <= value < float("inf")
-    ):
-        raise ValueError(f"timestamp must be a Unix time in seconds or None, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e11:
+        raise ValueError(f"timestamp must be a Unix time in seconds or None, got {_short(value)}")
     return float(value)
-
-
-_INF = float("inf")
 
 
 def validate_counts(
@@ -135,9 +175,9 @@ def validate_counts(
         and type(reasoning_tokens) is int
         and cache_read_tokens >= 0
         and cache_write_tokens >= 0
-        and cache_read_tokens + cache_write_tokens <= input_tokens
-        and 0 <= reasoning_tokens <= output_tokens
-        and (cost_usd is None or (type(cost_usd) is float and 0.0 <= cost_usd < _INF))
+        and cache_read_tokens + cache_write_tokens <= input_tokens < MAX_TOKENS
+        and 0 <= reasoning_tokens <= output_tokens < MAX_TOKENS
+        and (cost_usd is None or (type(cost_usd) is float and 0.0 <= cost_usd <= MAX_COST_USD))
         and model.strip()
     ):
         return (
@@ -150,7 +190,7 @@ def validate_counts(
             cost_usd,
         )
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a non-empty string, got {model!r}")
+        raise ValueError(f"model must be a non-empty string, got {_short(model)}")
     i = check_count("input_tokens", input_tokens)
     o = check_count("output_tokens", output_tokens)
     cr = check_count("cache_read_tokens", cache_read_tokens)
@@ -168,8 +208,11 @@ def validate_counts(
         cost = None
     elif isinstance(cost_usd, bool) or not isinstance(cost_usd, (int, float)):
         raise ValueError(f"cost_usd must be a non-negative number or None, got {cost_usd!r}")
-    elif not (cost_usd >= 0) or cost_usd == float("inf"):
-        raise ValueError(f"cost_usd must be a non-negative finite number, got {cost_usd!r}")
+    elif not (0 <= cost_usd <= MAX_COST_USD):
+        raise ValueError(
+            f"cost_usd must be a non-negative finite number up to {MAX_COST_USD:g}, "
+            f"got {_short(cost_usd)}"
+        )
     else:
         cost = float(cost_usd)
     return model, i, o, cr, cw, r, cost

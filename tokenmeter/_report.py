@@ -11,7 +11,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 
+from ._errors import log_internal_error
 from ._record import CallRecord
+from ._report_io import SCHEMA as SCHEMA
+from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._scope import DimKey, Frame, Scope
 from ._usage import ACC_SIZE, Usage, add_acc
 from ._version import __version__
@@ -19,8 +22,6 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._meter import Meter
 
-SCHEMA = "tokenmeter.report"
-SCHEMA_VERSION = 1
 NONE_LABEL = "(none)"
 
 
@@ -93,81 +94,94 @@ class ReportNode:
             ) from None
 
     def walk(self) -> Iterator[ReportNode]:
-        """This node and its descendants, depth first."""
-        yield self
-        for c in self.children.values():
-            yield from c.walk()
+        """This node and its descendants, depth first (no recursion: any depth)."""
+        stack = [self]
+        while stack:
+            node = stack.pop()
+            yield node
+            stack.extend(reversed(list(node.children.values())))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form of this node and its subtree."""
-        return {
-            "name": self.name,
-            "path": list(self.path),
-            "entries": self.entries,
-            "usage": self.usage.to_dict(),
-            "self_usage": self.self_usage.to_dict(),
-            "breakdown": [
-                {
-                    "model": k[0],
-                    "provider": k[1],
-                    "module": k[2],
-                    "operation": k[3],
-                    "usage": u.to_dict(),
-                }
-                for k, u in self.breakdown.items()
-            ],
-            "children": [c.to_dict() for c in self.children.values()],
-        }
+        """This node and its subtree as nested JSON-ready dicts (``children`` lists).
+
+        A report file holds its tree as a flat list instead (see `Report.to_dict`):
+        nested data as deep as a deep tree is more than JSON readers accept.
+        """
+        from ._report_io import node_entry
+
+        out: dict[str, Any] = {}
+        stack: list[tuple[ReportNode, dict[str, Any]]] = [(self, out)]
+        while stack:
+            node, d = stack.pop()
+            d.update(node_entry(node, None))
+            d.pop("parent")
+            d["path"] = list(node.path)
+            d["children"] = [{} for _ in node.children]
+            stack.extend(zip(node.children.values(), d["children"], strict=True))
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ReportNode:
-        """Rebuild a node (and subtree) from `to_dict` output."""
-        children = [cls.from_dict(c) for c in d.get("children", ())]
-        return cls(
-            name=d["name"],
-            path=tuple(d["path"]),
-            entries=int(d["entries"]),
-            self_usage=Usage.from_dict(d["self_usage"]),
-            usage=Usage.from_dict(d["usage"]),
-            children={c.name: c for c in children},
-            breakdown={
-                (b["model"], b["provider"], b["module"], b["operation"]): Usage.from_dict(
-                    b["usage"]
-                )
-                for b in d.get("breakdown", ())
-            },
+        """Rebuild a node (and subtree) from `to_dict` output; ValueError naming a bad field."""
+        from ._report_io import SCHEMA, report_parts
+
+        return report_parts({"schema": SCHEMA, "schema_version": 1, "tree": d}, cls)[0]  # type: ignore[no-any-return]
+
+
+#: A scope's snapshot: [name, path, entries, dims, kept children, inclusive acc].
+_Snap = list[Any]
+
+
+def _snap_locked(top: Scope) -> _Snap:
+    """Copy a scope's subtree as raw lists; the caller holds the meter lock (any depth)."""
+    snaps: dict[int, _Snap] = {}
+    order: list[Scope] = []
+    stack = [top]
+    while stack:  # parents before children
+        s = stack.pop()
+        order.append(s)
+        stack.extend(s.children.values())
+    for s in reversed(order):  # children before parents
+        dims = {k: list(v) for k, v in s._dims.items() if any(v)}
+        incl = [0] * ACC_SIZE
+        for v in dims.values():
+            add_acc(incl, v)
+        kids = []
+        for c in s.children.values():
+            snap = snaps.pop(id(c), None)
+            if snap is not None:
+                kids.append(snap)
+                add_acc(incl, snap[5])
+        if s is not top and not s.entries and not dims and not kids:
+            continue  # never entered since a reset, nothing below: leave it out
+        snaps[id(s)] = [s.name, s.path, s.entries, dims, kids, incl]
+    return snaps[id(top)]
+
+
+def _build_node(top: _Snap) -> ReportNode:
+    """The report nodes of a snapshot (children built first, without recursion)."""
+    order: list[_Snap] = []
+    stack = [top]
+    while stack:
+        snap = stack.pop()
+        order.append(snap)
+        stack.extend(snap[4])
+    built: dict[int, ReportNode] = {}
+    for snap in reversed(order):
+        name, path, entries, dims, kids, incl = snap
+        own = [0] * ACC_SIZE
+        for acc in dims.values():
+            add_acc(own, acc)
+        built[id(snap)] = ReportNode(
+            name=name,
+            path=path,
+            entries=entries,
+            self_usage=Usage._from_acc(own),
+            usage=Usage._from_acc(incl),
+            children={k[0]: built.pop(id(k)) for k in kids},
+            breakdown={k: Usage._from_acc(v) for k, v in dims.items()},
         )
-
-
-def _snap_locked(s: Scope) -> tuple[Any, ...] | None:
-    """Copy a scope's subtree as raw tuples; the caller holds the meter lock."""
-    kids = [k for k in (_snap_locked(c) for c in s.children.values()) if k is not None]
-    dims = {k: list(v) for k, v in s._dims.items() if v[0] or any(v)}
-    incl = [0] * ACC_SIZE
-    for v in dims.values():
-        add_acc(incl, v)
-    for k in kids:
-        add_acc(incl, k[5])
-    if s.parent is not None and not s.entries and not dims and not kids:
-        return None  # never entered since a reset, nothing below: leave it out
-    return (s.name, s.path, s.entries, dims, kids, incl)
-
-
-def _build_node(snap: tuple[Any, ...]) -> ReportNode:
-    name, path, entries, dims, kids, incl = snap
-    own = [0] * ACC_SIZE
-    for acc in dims.values():
-        add_acc(own, acc)
-    children = {k[0]: _build_node(k) for k in kids}
-    return ReportNode(
-        name=name,
-        path=path,
-        entries=entries,
-        self_usage=Usage._from_acc(own),
-        usage=Usage._from_acc(incl),
-        children=children,
-        breakdown={k: Usage._from_acc(v) for k, v in dims.items()},
-    )
+    return built[id(top)]
 
 
 def _iso(ts: float | None) -> str | None:
@@ -196,13 +210,41 @@ class Report:
         self.records: tuple[CallRecord, ...] = tuple(records)
         self.records_dropped = records_dropped
 
+    @property
+    def error(self) -> str | None:
+        """Why this report is not a true picture of the meter, or None when it is.
+
+        Set when tokenmeter failed to take the report (an internal error, logged on
+        the ``tokenmeter`` logger). Such a report shows the error instead of a
+        table, holds no numbers, and `save` refuses to write it.
+        """
+        error = self.meta.get("error")
+        return error if isinstance(error, str) else None
+
     # -- building -----------------------------------------------------------------
 
     @classmethod
     def _snapshot(cls, meter: Meter, top: Scope) -> Report:
+        """A report of ``top``'s subtree; on an internal error, a report that says so."""
+        try:
+            return cls._take(meter, top)
+        except Exception as e:
+            log_internal_error("report")
+            return cls.unavailable(f"{type(e).__name__}: {e}"[:300], top.path)
+
+    @classmethod
+    def unavailable(cls, reason: str, path: tuple[str, ...] = ()) -> Report:
+        """A report that could not be taken: `error` says why; it has no numbers to show."""
+        name = path[-1] if path else ""
+        meta = _meta(None, None)
+        meta["error"] = f"tokenmeter could not take this report ({reason}); see its log"
+        return cls(ReportNode(name, path, 0, Usage(), Usage(), {}, {}), meta)
+
+    @classmethod
+    def _take(cls, meter: Meter, top: Scope) -> Report:
         with meter._lock:
             meter._settle_locked()
-            snap = _snap_locked(top) or (top.name, top.path, top.entries, {}, [], [0] * ACC_SIZE)
+            snap = _snap_locked(top)
             first, last = meter._first_ts, meter._last_ts
             recs = list(meter._records) if meter._records is not None else []
             kept = meter._records is not None
@@ -311,9 +353,12 @@ class Report:
         differences; the report's text says so. Reports of different scopes merge
         under the deepest path they share.
         """
-        from ._merge import merge_reports
+        from ._merge import merge_parts
 
-        return merge_reports((self, *others))
+        for i, r in enumerate(others, 1):
+            if not isinstance(r, Report):
+                raise TypeError(f"Report.merge takes reports; argument {i} is {type(r).__name__}")
+        return Report(*merge_parts((self, *others), ReportNode))
 
     def _by(self, index: int, none_label: str) -> dict[str, Usage]:
         out: dict[str, list[int]] = {}
@@ -368,7 +413,9 @@ class Report:
     # -- export -------------------------------------------------------------------
 
     def to_dict(self, include_records: bool = False) -> dict[str, Any]:
-        """The report as JSON-ready data (schema: docs/reports.md)."""
+        """The report as JSON-ready data (schema: docs/reports.md); the tree as flat ``nodes``."""
+        from ._report_io import flat_nodes
+
         d: dict[str, Any] = {"schema": SCHEMA, "schema_version": SCHEMA_VERSION}
         d.update(self.meta)
         d["total"] = self.total.to_dict()
@@ -376,7 +423,7 @@ class Report:
         d["by_provider"] = {k: u.to_dict() for k, u in self.by_provider().items()}
         d["by_module"] = {k: u.to_dict() for k, u in self.by_module().items()}
         d["by_operation"] = {k: u.to_dict() for k, u in self.by_operation().items()}
-        d["tree"] = self.root.to_dict()
+        d["nodes"] = flat_nodes(self.root)
         if include_records:
             d["records"] = [r.to_dict() for r in self.records]
             d["records_dropped"] = self.records_dropped
@@ -393,47 +440,45 @@ class Report:
 
         See `tokenmeter._atomic.write_atomic`: the file gets the mode a plain
         ``open()`` would give it, saving onto a symbolic link writes the link's
-        target, and a missing directory is a FileNotFoundError naming it.
+        target, and a missing directory is a FileNotFoundError naming it. A report
+        that could not be taken (`error`) is not written: RuntimeError says why.
         """
         from ._atomic import write_atomic
 
+        if self.error is not None:
+            raise RuntimeError(f"not saving a report with no numbers: {self.error}")
         write_atomic(path, self.to_json(include_records) + "\n")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
-        """Rebuild a report from `to_dict` output."""
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"not a tokenmeter report (schema={data.get('schema')!r})")
-        version = data.get("schema_version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
-            raise ValueError(
-                f"report schema_version {version!r} is newer than this tokenmeter "
-                f"understands ({SCHEMA_VERSION}); upgrade tokenmeter"
-            )
-        meta = {k: data[k] for k in _META_KEYS if k in data}
-        records = [CallRecord.from_dict(r) for r in data.get("records", ())]
-        return cls(
-            ReportNode.from_dict(data["tree"]),
-            meta,
-            records,
-            int(data.get("records_dropped", 0)),
-        )
+        """Rebuild a report from `to_dict` output, checking every field.
+
+        A value of the wrong type, sign or version, or numbers that do not add up,
+        raise ValueError naming the place in the data (``nodes[3].usage.input_tokens``).
+        """
+        from ._report_io import report_parts
+
+        return cls(*report_parts(data, ReportNode))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
-        """Read a report written by `save`."""
+        """Read a report written by `save`; ValueError (naming the file) if it is not one."""
         with open(path, encoding="utf-8") as f:
-            return cls.from_dict(json.load(f))
+            text = f.read()
+        try:
+            data = json.loads(text, parse_constant=_no_constant)
+        except RecursionError:
+            raise ValueError(f"{os.fspath(path)}: nested too deeply to be a report") from None
+        except ValueError as e:
+            raise ValueError(f"{os.fspath(path)}: not a JSON report file ({e})") from None
+        try:
+            return cls.from_dict(data)
+        except ValueError as e:
+            raise ValueError(f"{os.fspath(path)}: {e}") from None
 
 
-_META_KEYS = (
-    "tokenmeter_version",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "prices",
-    "records_kept",
-)
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _meta(first: float | None, last: float | None) -> dict[str, Any]:
