@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import runpy
 import sys
@@ -98,7 +99,7 @@ def run_program(
         raise CliError(f"run: {script}: no such file", EXIT_USAGE)
     name = os.path.basename(script) if script is not None else str(module)
     DEFAULT_METER.keep_records = True
-    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
     code: int = 0
     crossed = False
     try:
@@ -107,11 +108,16 @@ def run_program(
             sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         else:
             sys.path.insert(0, os.getcwd())
+            top = str(module).partition(".")[0]
+            if not top or importlib.util.find_spec(top) is None:
+                raise CliError(f"run: no module named {module!r}", EXIT_USAGE)
         with tm.track(name, max_cost_usd=max_cost_usd):
             if script is not None:
                 runpy.run_path(script, run_name="__main__")
             else:
                 runpy.run_module(str(module), run_name="__main__", alter_sys=True)
+    except CliError:
+        raise
     except SystemExit as e:
         code = _exit_code(e.code)
     except tm.BudgetExceeded as e:
@@ -119,18 +125,12 @@ def run_program(
         crossed = True
     except KeyboardInterrupt:
         code = 130
-    except ImportError as e:
-        if module is not None and getattr(e, "name", None) == module:
-            raise CliError(f"run: no module named {module!r}", EXIT_USAGE) from None
-        traceback.print_exc()
-        code = 1
     except Exception:
         traceback.print_exc()
         code = 1
     finally:
         sys.argv = saved_argv
-        if saved_path0 is not None and sys.path and sys.path[0] != saved_path0:
-            del sys.path[0]
+        sys.path[:] = saved_path
     rep = tm.report()
     top = rep.root.children.get(name)
     spent = top.usage.cost_usd if top is not None else 0.0
