@@ -7,7 +7,7 @@ import json
 import os
 import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -260,6 +260,61 @@ class Report:
     def walk(self) -> Iterator[ReportNode]:
         """Every node, depth first, the top first."""
         return self.root.walk()
+
+    def find_all(self, name: str | Sequence[str]) -> list[ReportNode]:
+        """Every node whose name is ``name``, or whose path ends with it, depth first.
+
+        ``name`` is a scope name (``"sub_agent"``), a path suffix written with
+        ``/`` (``"main/sub_agent"``), or a sequence of names (``("main", "sub_agent")``).
+        """
+        if isinstance(name, str):
+            if not name:
+                raise ValueError("find() needs a non-empty name or path suffix")
+            tail = "/" + name
+            return [
+                n
+                for n in self.walk()
+                if n.name == name or ("/" + "/".join(n.path) + "/").endswith(tail + "/")
+            ]
+        parts = tuple(name)
+        if not parts or not all(isinstance(p, str) for p in parts):
+            raise ValueError(
+                f"find() needs a name, a path suffix or a sequence of names, got {name!r}"
+            )
+        k = len(parts)
+        return [n for n in self.walk() if n.path[-k:] == parts and len(n.path) >= k]
+
+    def find(self, name: str | Sequence[str]) -> ReportNode:
+        """The one node anywhere in the tree named ``name`` or whose path ends with it.
+
+        ``KeyError`` when no node matches, or when several do (it names their paths:
+        pass more of the path, e.g. ``"planner/search"``). See `find_all`.
+        """
+        found = self.find_all(name)
+        if len(found) == 1:
+            return found[0]
+        shown = name if isinstance(name, str) else "/".join(name)
+        if not found:
+            raise KeyError(f"no scope named {shown!r} or whose path ends with it in this report")
+        paths = ", ".join(repr("/".join(n.path)) for n in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise KeyError(f"{len(found)} scopes match {shown!r}: {paths}{more}; pass more of the path")
+
+    def merge(self, *others: Report) -> Report:
+        """A new report holding this report's numbers plus those of ``others``, exactly.
+
+        Also ``tm.Report.merge(a, b, c)``. Nodes with the same path add up: entries,
+        own and inclusive usage, and the breakdown by model, provider, module and
+        operation (costs are summed as exact integers, so the order and grouping of
+        merges never change a number). Records are pooled, oldest first; the time span
+        runs from the earliest start to the latest end. Reports priced from different
+        sources merge with ``meta["prices"]["source"] == "mixed"``, naming the
+        differences; the report's text says so. Reports of different scopes merge
+        under the deepest path they share.
+        """
+        from ._merge import merge_reports
+
+        return merge_reports((self, *others))
 
     def _by(self, index: int, none_label: str) -> dict[str, Usage]:
         out: dict[str, list[int]] = {}
