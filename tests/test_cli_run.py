@@ -52,7 +52,8 @@ def test_run_exit_1_past_the_budget(tmp_path: Path) -> None:
     r = cli("run", "--max-cost-usd", "0.00001", script, "50", cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     assert "tokenmeter: budget crossed: " in r.stderr
-    assert "budget: $" in r.stderr and ": crossed" in r.stderr
+    assert "budget: $" in r.stderr
+    assert ": crossed" in r.stderr
     assert "args" not in r.stdout  # the program stopped at the budget
     r = cli("run", "--max-cost-usd", "1", script, "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -22,7 +22,7 @@ from ._format import money
 from ._usage import Usage
 
 if TYPE_CHECKING:
-    from ._report import Report
+    from ._report import Report, ReportNode
 
 
 def _asset(name: str) -> str:
@@ -48,6 +48,35 @@ def json_for_script(data: Any) -> str:
         .replace("\u2028", "\\u2028")
         .replace("\u2029", "\\u2029")
     )
+
+
+def page_data(report: Report) -> dict[str, Any]:
+    """What the page's script reads: the total and a flat list of nodes, parents first.
+
+    Each node names its parent by index (-1 for the top), so any depth of tree
+    is embedded without nesting.
+    """
+    nodes: list[dict[str, Any]] = []
+    stack: list[tuple[ReportNode, int]] = [(report.root, -1)]
+    while stack:
+        node, parent = stack.pop()
+        index = len(nodes)
+        nodes.append(
+            {
+                "parent": parent,
+                "name": node.name,
+                "path": list(node.path),
+                "entries": node.entries,
+                "usage": node.usage.to_dict(),
+                "self_usage": node.self_usage.to_dict(),
+                "breakdown": [
+                    {"model": k[0], "provider": k[1], "usage": u.to_dict()}
+                    for k, u in node.breakdown.items()
+                ],
+            }
+        )
+        stack.extend((c, index) for c in reversed(list(node.children.values())))
+    return {"total": report.total.to_dict(), "nodes": nodes}
 
 
 def _e(value: object) -> str:
@@ -163,7 +192,7 @@ def to_html(report: Report, title: str = "tokenmeter report") -> str:
         f"script-src {_csp_hash(js)}; style-src {_csp_hash(css)}; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
-    data = report.to_dict(include_records=False)
+    data = page_data(report)
     total = report.total
     prices = report.meta.get("prices")
     litellm_version = prices.get("litellm_version") if isinstance(prices, Mapping) else None

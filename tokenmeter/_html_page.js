@@ -7,7 +7,17 @@
   var data = JSON.parse(raw);
   var ROW = 28;
   var metric = data.total.cost_usd > 0 ? "cost" : "tokens";
-  var root = data.tree;
+  // The nodes come flat, parents first: link each to its parent's children.
+  var parents = new Map();
+  data.nodes.forEach(function (n) {
+    n.children = [];
+    if (n.parent >= 0) {
+      var p = data.nodes[n.parent];
+      p.children.push(n);
+      parents.set(n, p);
+    }
+  });
+  var root = data.nodes[0];
   var focus = root;
   var selected = null;
 
@@ -30,12 +40,6 @@
     if (metric === "tokens") return num(u.total_tokens) + " tokens";
     return num(u.calls) + " calls";
   }
-
-  // Parents, for the breadcrumbs.
-  var parents = new Map();
-  (function index(n) {
-    n.children.forEach(function (c) { parents.set(c, n); index(c); });
-  })(root);
 
   function colour(name, depth) {
     var h = 0;

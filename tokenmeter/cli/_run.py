@@ -108,8 +108,8 @@ def run_program(
             sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
         else:
             sys.path.insert(0, os.getcwd())
-            top = str(module).partition(".")[0]
-            if not top or importlib.util.find_spec(top) is None:
+            first = str(module).partition(".")[0]
+            if not first or importlib.util.find_spec(first) is None:
                 raise CliError(f"run: no module named {module!r}", EXIT_USAGE)
         with tm.track(name, max_cost_usd=max_cost_usd):
             if script is not None:
