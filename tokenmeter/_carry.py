@@ -236,7 +236,8 @@ def _dumps(payload: Any) -> bytes:
         # without the records (the report then counts them as dropped).
         uid, (root, first, last, _records, seen), forwarded = payload
         logger.debug("call records cannot be pickled: sent without them", exc_info=True)
-        return pickle.dumps((uid, (root, first, last, [], seen), forwarded), pickle.HIGHEST_PROTOCOL)
+        stripped: Any = (uid, (root, first, last, [], seen), forwarded)
+        return pickle.dumps(stripped, pickle.HIGHEST_PROTOCOL)
 
 
 class _Carrier:

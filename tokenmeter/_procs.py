@@ -94,8 +94,10 @@ def _map_async(
 
 
 def _imap_with(name: str) -> Callable[..., Any]:
-    def imap(self: Any, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1) -> Any:
-        from multiprocessing.pool import Pool, mapstar
+    def imap(
+        self: Any, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1
+    ) -> Any:
+        from multiprocessing.pool import Pool, mapstar  # type: ignore[attr-defined]
 
         orig = _originals[(Pool, name)]
         if chunksize == 1 or not isinstance(chunksize, int) or chunksize < 1:

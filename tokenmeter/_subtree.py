@@ -10,7 +10,8 @@ way are raised by what lands below them, as if the calls had been made here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ._acc import ACC_SIZE, CALLS, add_acc
 from ._scope import DimKey
@@ -24,7 +25,7 @@ Node = tuple[int, dict[DimKey, list[int]], dict[str, "Node"]]
 
 #: A whole tree: (root node or None when nothing happened, first timestamp, last
 #: timestamp, records as tuples of CallRecord's fields or None, records seen).
-Tree = tuple[Optional[Node], Optional[float], Optional[float], Optional[list[tuple[Any, ...]]], int]
+Tree = tuple[Node | None, float | None, float | None, list[tuple[Any, ...]] | None, int]
 
 
 def _export_node_locked(s: Scope) -> Node | None:
@@ -52,10 +53,9 @@ def export_tree(meter: Meter) -> Tree:
 def _record_fields(rec: Any) -> tuple[Any, ...]:
     import attrs
 
-    return tuple(
-        dict(v) if a.name in ("attributes", "metadata") else v
-        for a, v in zip(attrs.fields(type(rec)), attrs.astuple(rec, recurse=False))
-    )
+    values = (getattr(rec, a.name) for a in attrs.fields(type(rec)))
+    # attributes and metadata are read-only mapping proxies, which do not pickle.
+    return tuple(dict(v) if isinstance(v, Mapping) else v for v in values)
 
 
 def _add_node_locked(s: Scope, node: Node) -> list[int]:
