@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import litellm
 
-from tokenmeter import _errors
+from tokenmeter import _errors, _events
 from tokenmeter._pricing import custom_price_for, price_tokens
 from tokenmeter._scope import Frame
 from tokenmeter._usage import cost_to_units
@@ -27,7 +28,17 @@ def _is_stream(result: object) -> bool:
 class StreamCall:
     """What a stream needs to be recorded on the caller's scope when it ends."""
 
-    __slots__ = ("args", "done", "finalizer", "frame", "in_next", "kind", "kwargs", "started")
+    __slots__ = (
+        "args",
+        "context",
+        "done",
+        "finalizer",
+        "frame",
+        "in_next",
+        "kind",
+        "kwargs",
+        "started",
+    )
 
     def __init__(
         self,
@@ -45,6 +56,8 @@ class StreamCall:
         self.done = False
         self.in_next = False
         self.finalizer: weakref.finalize[Any, Any] | None = None
+        # Observers see a stream in (a copy of) the context its call was made in.
+        self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
 
 _stream_lock = threading.Lock()
@@ -122,7 +135,9 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
     if not _claim(call):
         return
     with _errors.internal_errors_swallowed("stream recording"):
-        _finish_stream(
+        _in_call_context(
+            call,
+            _finish_stream,
             call,
             getattr(stream, "chunks", None) or [],
             getattr(stream, "messages", None),
@@ -142,7 +157,15 @@ def _abandoned(
     if not _claim(call):
         return
     with _errors.internal_errors_swallowed("abandoned stream recording"):
-        _finish_stream(call, chunks, messages, hp or {}, m, p, False, False)
+        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
+
+
+def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
+    """Run ``fn`` in the context captured when ``call`` was made, if one was."""
+    if call.context is None:
+        fn(*args)
+    else:
+        call.context.run(fn, *args)
 
 
 def _attach_stream(stream: Any, call: StreamCall) -> None:
