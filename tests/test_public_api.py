@@ -29,6 +29,7 @@ PUBLIC = [
     "instrument",
     "instrumented",
     "live",
+    "propagate_to_processes",
     "propagate_to_threads",
     "record",
     "report",

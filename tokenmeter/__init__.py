@@ -14,6 +14,7 @@ from . import _calls_log
 from ._errors import BudgetExceeded
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
+from ._procs import propagate_to_processes
 from ._scope import Scope
 from ._threads import bind, bind_snapshot, propagate_to_threads, use_scope
 from ._track import Track, track, tracked
@@ -62,6 +63,7 @@ __all__ = [
     "instrument",
     "instrumented",
     "live",
+    "propagate_to_processes",
     "propagate_to_threads",
     "record",
     "report",

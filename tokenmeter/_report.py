@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import secrets
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -384,30 +383,21 @@ class Report:
         return d
 
     def to_json(self, include_records: bool = False, indent: int | None = 2) -> str:
-        """The report as a JSON string."""
-        return json.dumps(self.to_dict(include_records), indent=indent, default=str)
+        """The report as strict JSON text (a NaN in records' metadata is a ValueError)."""
+        from ._atomic import dumps_json
+
+        return dumps_json(self.to_dict(include_records), indent=indent, default=str)
 
     def save(self, path: str | os.PathLike[str], include_records: bool = False) -> None:
-        """Write the report as JSON atomically: a crash mid-write leaves the old file."""
-        target = os.fspath(path)
-        text = self.to_json(include_records)
-        directory, name = os.path.split(os.path.abspath(target))
-        # Not tempfile.mkstemp: its 0600 mode would stay on the saved report. os.open
-        # with 0o666 gives the file the mode the umask says, like a plain open().
-        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with open(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Write the report as JSON atomically: a crash mid-write leaves the old file.
+
+        See `tokenmeter._atomic.write_atomic`: the file gets the mode a plain
+        ``open()`` would give it, saving onto a symbolic link writes the link's
+        target, and a missing directory is a FileNotFoundError naming it.
+        """
+        from ._atomic import write_atomic
+
+        write_atomic(path, self.to_json(include_records) + "\n")
 
     def to_html(self, title: str = "tokenmeter report") -> str:
         """The report as one self-contained, offline HTML page (see docs/cli.md)."""
