@@ -122,7 +122,8 @@ def test_str_is_format_and_print_writes_it(capsys: pytest.CaptureFixture[str]) -
 def test_table_content() -> None:
     """The table shows the header numbers, scope rows with entry counts, and per-entry cost."""
     _build()
-    text = tm.report().format()
+    assert "per entry" not in tm.report().format()
+    text = tm.report().format(per_entry=True)
     lines = text.splitlines()
     assert lines[0] == ("tokenmeter report: 6 calls, 693 tokens, $0.004500 (1 unpriced, 3 failed)")
     assert any(line.startswith("  agent ") for line in lines)
@@ -487,4 +488,79 @@ def test_projection_of_a_scope_with_unpriced_calls_says_it_is_a_lower_bound() ->
         "these 2 samples cost $0.002000 or more (2 unpriced calls); "
         "1,000 would cost about $1.0000 or more (2 unpriced calls) (30,000 tokens, 2,000 calls)"
     )
-    assert "1,000 would cost about $1.000000 or more (2 unpriced calls)" in str(tm.report())
+    assert "1,000 would cost about $1.000000 or more (2 unpriced calls)" in tm.report().format(
+        per_entry=True
+    )
+
+
+def _options_report() -> tm.Report:
+    meter = tm.Meter()
+    with meter.track("a_scope_name_of_exactly_forty_characters"):
+        meter.record(model="gpt-4o-mini", provider="openai", module="search",
+                     input_tokens=100, output_tokens=10, cost_usd=0.003)  # fmt: skip
+        meter.record(model="claude-x", provider="anthropic", operation="rank",
+                     input_tokens=50, output_tokens=5, cost_usd=0.001)  # fmt: skip
+    return meter.report()
+
+
+def test_width_widens_the_name_column() -> None:
+    """width=100 shows a 40-character name whole; at 80 it is cut with '…'; lines fit the width."""
+    rep = _options_report()
+    name = "a_scope_name_of_exactly_forty_characters"
+    narrow, wide = rep.format().splitlines(), rep.format(width=100).splitlines()
+    assert narrow[4].startswith("  a_scope_name_of_exact… ")
+    assert wide[4].startswith(f"  {name}   ")
+    assert wide[1].startswith("scope" + " " * 39 + " calls")
+    assert max(map(len, wide)) == 100
+    assert max(map(len, narrow)) == 80
+    assert wide[4][44:] == narrow[4][24:]  # the same number columns after the name
+
+
+def test_breakdowns_print_as_tables_on_request() -> None:
+    """by='model' adds a 'by model' table with a row per model; 'all' adds all four."""
+    rep = _options_report()
+    assert "by model" not in rep.format()
+    lines = rep.format(by="model").splitlines()
+    i = lines.index(next(line for line in lines if line.startswith("by model")))
+    assert lines[i] == (
+        "by model                 calls    input  cached  output reason       cost  share"
+    )
+    assert lines[i + 1] == "-" * 80
+    assert lines[i + 2] == (
+        "gpt-4o-mini                  1      100       0      10      0 $0.003000   75.0%"
+    )
+    assert lines[i + 3] == (
+        "claude-x                     1       50       0       5      0 $0.001000   25.0%"
+    )
+    assert len(lines) == i + 4
+    every = rep.format(by="all")
+    tables = [line.split()[1] for line in every.splitlines() if line.startswith("by ")]
+    assert tables == ["model", "provider", "module", "operation"]
+    assert "(none)" in every  # calls with no module or operation
+    assert "Usage(" not in every
+    assert rep.format(by=["operation", "model"]).count("\nby ") == 2
+
+
+def test_print_passes_the_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """print(width=, by=, per_entry=) prints what format() with the same options returns."""
+    rep = _options_report()
+    rep.print(width=90, by="provider", per_entry=True)
+    assert capsys.readouterr().out == rep.format(width=90, by="provider", per_entry=True) + "\n"
+    assert rep.format(per_entry=True).endswith("per entry: no scope was entered more than once")
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"width": 40}, "width"),
+        ({"width": "wide"}, "width"),
+        ({"width": True}, "width"),
+        ({"by": "models"}, "by"),
+        ({"by": ["model", 3]}, "by"),
+        ({"by": 5}, "by"),
+    ],
+)
+def test_bad_format_options_raise(options: dict[str, Any], field: str) -> None:
+    """A width under 64 or an unknown breakdown raises ValueError naming the option."""
+    with pytest.raises(ValueError, match=f"^{field} must"):
+        tm.report().format(**options)

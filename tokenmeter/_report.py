@@ -390,15 +390,39 @@ class Report:
 
     # -- showing ------------------------------------------------------------------
 
-    def format(self, detailed: bool = False) -> str:
-        """The report as a tree table (what ``print()`` and ``str()`` show)."""
+    def format(
+        self,
+        detailed: bool = False,
+        *,
+        width: int | None = None,
+        by: str | Sequence[str] | bool | None = None,
+        per_entry: bool = False,
+    ) -> str:
+        """The report as text (what ``print()`` shows; ``str()`` is ``format()``).
+
+        ``detailed=True`` adds a line per model under each scope. ``width`` (80 by
+        default, at least 64) widens the table and its name column. ``by`` adds
+        breakdown tables: ``"model"``, ``"provider"``, ``"module"``, ``"operation"``,
+        several of them, or ``"all"``. ``per_entry=True`` adds the cost and tokens
+        per entry of each scope entered more than once, and what 1,000 entries
+        would cost. A bad option raises ValueError naming it.
+        """
         from ._format import format_report
 
-        return format_report(self, detailed)
+        return format_report(self, detailed, width=width, by=by, per_entry=per_entry)
 
-    def print(self, detailed: bool = False, file: IO[str] | None = None) -> None:
-        """Print the tree table; ``detailed=True`` adds per-model lines under each scope."""
-        print(self.format(detailed), file=file if file is not None else sys.stdout)
+    def print(
+        self,
+        detailed: bool = False,
+        file: IO[str] | None = None,
+        *,
+        width: int | None = None,
+        by: str | Sequence[str] | bool | None = None,
+        per_entry: bool = False,
+    ) -> None:
+        """Print the report's text (see `format` for the options) to ``file`` or stdout."""
+        text = self.format(detailed, width=width, by=by, per_entry=per_entry)
+        print(text, file=file if file is not None else sys.stdout)
 
     def __str__(self) -> str:
         return self.format(False)
