@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import litellm
 import pytest
-from opentelemetry import context, trace
+from opentelemetry import context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -21,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import tokenmeter as tm
 import tokenmeter.otel
-from tests.otel_support import assert_points_match, exact, points_from_sdk, usage_of
+from tests.otel_support import ask, assert_points_match, exact, points_from_sdk, scenario, usage_of
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -47,45 +44,6 @@ def otel() -> Iterator[Otel]:
     o = Otel(metric_scope_depth=0)
     yield o
     tokenmeter.otel.uninstrument()
-
-
-def ask(model: str = "gpt-4o-mini", text: str = "hello there", **kw: Any) -> Any:
-    return litellm.completion(model=model, messages=MSGS, mock_response=text, **kw)
-
-
-def worker(i: int) -> None:
-    with tm.track("worker"):
-        ask("gpt-4o", "w " * (i + 1))
-
-
-async def task(i: int) -> None:
-    async with tm.track("task"):
-        await litellm.acompletion(model="gpt-4o-mini", messages=MSGS, mock_response="t " * (i + 1))
-
-
-async def scenario(tracer: trace.Tracer) -> Any:
-    """A tree with threads, tasks, streams, a failure, a fallback and an unpriced model."""
-    with tm.track("main", module="app"):
-        ask()
-        with ThreadPoolExecutor(2) as ex:
-            list(ex.map(worker, range(3)))
-        await asyncio.gather(*(task(i) for i in range(2)))
-        with tm.track("stream"):
-            with tracer.start_as_current_span("user-span"):
-                stream = ask(text="one two three four", stream=True)
-            for _ in stream:  # consumed after the user's span ended
-                pass
-        with tm.track("fail", operation="risky"), pytest.raises(litellm.InternalServerError):
-            ask(text="litellm.InternalServerError")
-        with tm.track("fallback"):
-            ask(
-                "openai/no-such-model-1",
-                "litellm.InternalServerError",
-                fallbacks=[{"model": "gpt-4o-mini", "mock_response": "ok"}],
-            )
-        with tm.track("unpriced"):
-            ask("openai/no-such-model-1", "x y")
-    return tm.report()
 
 
 async def test_metrics_equal_the_report_per_model_and_scope(otel: Otel) -> None:
