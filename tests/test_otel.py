@@ -296,3 +296,42 @@ def test_import_tokenmeter_does_not_import_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_path_received_in_baggage_prefixes_this_services_scopes() -> None:
+    """A path received in baggage prefixes the exported scopes, unless baggage=False."""
+    from opentelemetry import baggage
+
+    for use_baggage, want in ((True, {"gw/agent", "gw/agent/job"}), (False, {"", "job"})):
+        o = Otel(baggage=use_baggage)
+        token = context.attach(baggage.set_baggage("tokenmeter.scope", "gw/agent"))
+        try:
+            tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+            with tm.track("job"):
+                tm.record(model="gpt-4o-mini", input_tokens=2, output_tokens=1)
+                inner = baggage.get_baggage("tokenmeter.scope")
+        finally:
+            context.detach(token)
+            tokenmeter.otel.uninstrument()
+        assert inner == ("gw/agent/job" if use_baggage else "gw/agent")
+        points = o.points()
+        assert {p.attrs["tokenmeter_scope"] for p in points} == want
+        spans = {s.name: s.attributes["tokenmeter.scope"] for s in o.finished()}
+        assert spans["job"] == ("gw/agent/job" if use_baggage else "job")
+        if use_baggage:
+            assert_points_match(points, tm.report(), prefix="gw/agent")
+        tm.reset()
+
+
+def test_instrumenting_again_continues_the_counters() -> None:
+    """instrument() twice on one meter provider: one series per attribute set, summed on."""
+    o = Otel()
+    tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1)
+    tokenmeter.otel.instrument(o.tracer_provider, o.meter_provider)
+    try:
+        tm.record(model="gpt-4o-mini", input_tokens=4, output_tokens=1)
+    finally:
+        tokenmeter.otel.uninstrument()
+    calls = [p for p in o.points() if p.metric == "calls"]
+    assert [p.value for p in calls] == [2]
+    assert usage_of(o.points(), lambda a: True) == exact(tm.report().total)
