@@ -109,14 +109,14 @@ def calls(spans: bool, metrics: bool) -> Callable[[], Runner]:
     return setup
 
 
-def scopes(spans: bool) -> Callable[[], Runner]:
+def scopes(spans: bool, metrics: bool) -> Callable[[], Runner]:
     def setup() -> Runner:
         import tokenmeter as tm
         from tokenmeter import _events
 
         observer = n_spans = None
-        if spans:
-            observer, n_spans, _ = _observer(True, False)
+        if spans or metrics:
+            observer, n_spans, _ = _observer(spans, metrics)
         track = tm.track
 
         def run(loops: int) -> None:
@@ -131,7 +131,7 @@ def scopes(spans: bool) -> Callable[[], Runner]:
                     _events.remove_observer(observer)
 
         run(3)
-        if n_spans is not None and n_spans() != 3:
+        if spans and n_spans is not None and n_spans() != 3:
             raise AssertionError(f"3 scope entries made {n_spans()} spans")
         return run
 
@@ -146,6 +146,11 @@ CASES = [
     ),
     Case("otel_call_metrics", "the same, `tokenmeter.otel` metrics on", calls(False, True)),
     Case("otel_call_spans_metrics", "the same, spans and metrics on", calls(True, True)),
-    Case("otel_scope_off", "enter and leave a scope, OTel export off", scopes(False)),
-    Case("otel_scope_spans", "the same, with its INTERNAL span", scopes(True)),
+    Case("otel_scope_off", "enter and leave a scope, OTel export off", scopes(False, False)),
+    Case(
+        "otel_scope_metrics",
+        "the same, metrics on (no span; the path in baggage)",
+        scopes(False, True),
+    ),
+    Case("otel_scope_spans", "the same, spans and metrics on", scopes(True, True)),
 ]
