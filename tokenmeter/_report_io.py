@@ -28,8 +28,7 @@ from ._acc import (
     add_acc,
     cost_to_units,
 )
-from ._record import MAX_TOKENS, CallRecord
-from ._record_check import path_of
+from ._record import MAX_TOKENS, CallRecord, path_of
 from ._usage import Usage
 
 #: A call's dimensions: (model, provider, module, operation).
