@@ -264,7 +264,7 @@ def test_html_and_export_write_files(base: Path, tmp_path: Path) -> None:
         (
             ["report", "{d}/notree.json"],
             3,
-            "{d}/notree.json: malformed report: missing field 'tree'",
+            "{d}/notree.json: malformed report: tree must be an object, got null",
         ),
         (
             ["diff", "{d}/base.json", "{d}/base.json", "--fail-over", "ten"],

@@ -136,7 +136,7 @@ def run_program(
     spent = top.usage.cost_usd if top is not None else 0.0
     if max_cost_usd is not None and spent > max_cost_usd:
         crossed = True
-    print(rep.format(detailed), file=out)
+    print(rep.format(detailed, per_entry=True), file=out)
     if max_cost_usd is not None:
         state = "crossed" if crossed else "within"
         print(f"budget: ${spent:.6f} of ${max_cost_usd:.6f}: {state}", file=out)

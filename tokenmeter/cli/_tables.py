@@ -230,5 +230,9 @@ def render(report: Report, fmt: str, by: str | None, width: int) -> str:
     if fmt == "text":
         if by:
             return text_breakdown(report, by, width)
-        return report.format(detailed=False) + "\n\n" + text_breakdown(report, "model", width)
+        return (
+            report.format(detailed=False, per_entry=True)
+            + "\n\n"
+            + text_breakdown(report, "model", width)
+        )
     raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
