@@ -77,6 +77,24 @@ def test_to_dict_from_dict_round_trip() -> None:
     assert tm.Usage.from_dict(d) == FULL
 
 
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"calls": -1}, "calls"),
+        ({"input_tokens": "5"}, "input_tokens"),
+        ({"failed_calls": True}, "failed_calls"),
+        ({"output_tokens": 1.0}, "output_tokens"),
+        ({"cost_usd": float("nan")}, "cost_usd"),
+        ({"cost_usd": -1}, "cost_usd"),
+        ({"cost_usd": "0.1"}, "cost_usd"),
+    ],
+)
+def test_from_dict_rejects_bad_fields(data: dict[str, object], field: str) -> None:
+    """Usage.from_dict raises ValueError naming a negative, non-integer or non-finite field."""
+    with pytest.raises(ValueError, match=f"^{field} must be"):
+        tm.Usage.from_dict(data)
+
+
 def test_cost_units_round_trip() -> None:
     """cost_to_units maps $1 to 10**10 units and back; 1.5e-7 USD is 1500 units."""
     assert COST_SCALE == 10**10

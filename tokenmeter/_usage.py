@@ -87,9 +87,26 @@ class Usage:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Usage:
-        """Build a Usage from `to_dict` output (``total_tokens`` is derived, not read)."""
-        names = attrs.fields_dict(cls)
-        return cls(**{k: v for k, v in data.items() if k in names})
+        """Build a Usage from `to_dict` output (``total_tokens`` is derived, not read).
+
+        A count that is not a non-negative integer, or a cost that is not a
+        non-negative finite number, raises ValueError naming the field.
+        """
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a usage must be a mapping, got {type(data).__name__}")
+        kwargs: dict[str, Any] = {}
+        for name in attrs.fields_dict(cls):
+            if name not in data:
+                continue
+            v = data[name]
+            if name == "cost_usd":
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1e15:
+                    raise ValueError(f"cost_usd must be a non-negative finite number, got {v!r}")
+                v = float(v)
+            elif type(v) is not int or v < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {v!r:.60}")
+            kwargs[name] = v
+        return cls(**kwargs)
 
     @classmethod
     def _from_acc(cls, acc: Sequence[int]) -> Usage:
