@@ -13,7 +13,8 @@ from litellm import ModelResponse, Usage
 
 import tokenmeter as tm
 from tokenmeter import _litellm, _meter
-from tokenmeter._scope import CURRENT, Frame
+from tokenmeter._scope import CURRENT
+from tokenmeter._tree import Frame
 
 MSGS = [{"role": "user", "content": "hi"}]
 

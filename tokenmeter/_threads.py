@@ -18,7 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._scope import CURRENT, IN_CALL, Frame, Scope, call_in_progress, restore
+from ._handle import Scope
+from ._scope import CURRENT, IN_CALL, call_in_progress, restore
+from ._tree import Frame
 
 R = TypeVar("R")
 
