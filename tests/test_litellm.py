@@ -19,7 +19,7 @@ from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
 
 import tokenmeter as tm
-from tokenmeter import _errors, _litellm, _meter, _tree
+from tokenmeter import _errors, _litellm, _tree
 
 MSGS = [{"role": "user", "content": "hi"}]
 # LiteLLM's mock usage for a string mock_response: 10 prompt, 20 completion tokens.
