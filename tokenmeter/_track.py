@@ -257,6 +257,10 @@ def _wrap(
     """Pick one of four wrappers once, when the decorator is applied."""
     import inspect  # here, not at module level: ``import tokenmeter`` stays light
 
+    if isinstance(func, (staticmethod, classmethod)):
+        # @tracked above @staticmethod / @classmethod: wrap the function, keep the kind.
+        inner = _wrap(func.__func__, meter, name, module, operation, attributes, limits)
+        return type(func)(inner)
     if not callable(func):
         raise TypeError(f"@tracked decorates a function, got {func!r}")
     scope_name = name or getattr(func, "__qualname__", None) or repr(func)
