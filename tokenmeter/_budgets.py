@@ -27,7 +27,10 @@ def set_limits_locked(scope: Node, limits: Limits) -> None:
     recorded before it was first set. Entering the node again with limits replaces
     them; entering it without keeps them.
     """
+    had = scope.limits is not None
     scope.limits = limits
+    if not had:
+        scope._update_budgets_locked()
     if scope._incl is None:
         scope.meter._settle_locked()
         scope._incl = scope._subtree_acc_locked()

@@ -99,13 +99,12 @@ def enter(
         scope.entries += 1
         if limits is not None:
             set_limits_locked(scope, limits)
-    budgets = cur.budgets if scope.limits is None else (*cur.budgets, scope)
     frame = Frame(
         scope,
         module if module is not None else cur.module,
         operation if operation is not None else cur.operation,
         {**cur.attributes, **attributes} if attributes else cur.attributes,
-        budgets,
+        scope.budgets,
         prev,
     )
     token = CURRENT.set(frame)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import _events
@@ -76,6 +76,7 @@ class Node:
         "_fast",
         "_incl",
         "_started",
+        "budgets",
         "children",
         "entries",
         "limits",
@@ -103,6 +104,10 @@ class Node:
         # Inclusive tally and started-call count, kept only while the node has a budget.
         self._incl: list[int] | None = None
         self._started = 0
+        # The budgeted nodes on the path here (ancestors and self), outermost first.
+        # One list per node, changed in place when a budget is set or reset, and shared
+        # by every frame of the node: a task already inside sees a budget set later.
+        self.budgets: list[Any] = [] if parent is None else list(parent.budgets)
 
     def walk(self) -> Iterator[Any]:
         """This node and its descendants, depth first."""
@@ -127,6 +132,12 @@ class Node:
                 add_acc(acc, d)
         return acc
 
+    def _update_budgets_locked(self) -> None:
+        """Recompute ``budgets`` of this node and its subtree, in place (limits changed)."""
+        for node in self.walk():
+            above = [] if node.parent is None else node.parent.budgets
+            node.budgets[:] = [*above, node] if node.limits is not None else above
+
     def _child_locked(self, name: str) -> Any:
         child = self.children.get(name)
         if child is None:
@@ -149,7 +160,7 @@ class Frame:
         module: str | None,
         operation: str | None,
         attributes: Mapping[str, Any],
-        budgets: tuple[Any, ...],
+        budgets: Sequence[Any],
         prev: Frame | None,
     ) -> None:
         self.scope = scope
@@ -174,7 +185,7 @@ class Tree:
             raise ValueError(f"max_records must be a positive integer, got {max_records!r}")
         self._lock = threading.Lock()
         self.root: Any = node_class("", None, self)
-        self._root_frame = Frame(self.root, None, None, _EMPTY, (), None)
+        self._root_frame = Frame(self.root, None, None, _EMPTY, self.root.budgets, None)
         self.max_records = max_records
         self._records: deque[CallRecord] | None = None
         # LiteLLM results not yet added to the tree (see `_settle_locked`).
@@ -346,13 +357,16 @@ class Tree:
                     s.limits = None
                     s._incl = None
                     s._started = 0
-            # Budget tallies of ancestors include the subtree: recompute them.
+            # Budget tallies of ancestors include the subtree: recompute them, keeping
+            # the slots of calls still in flight (started, not yet counted).
             anc = top.parent
             while anc is not None:
                 if anc._incl is not None:
+                    in_flight = anc._started - anc._incl[CALLS]
                     anc._incl = anc._subtree_acc_locked()
-                    anc._started = anc._incl[CALLS]
+                    anc._started = anc._incl[CALLS] + max(0, in_flight)
                 anc = anc.parent
+            top._update_budgets_locked()
             if top is self.root:
                 if self._records is not None:
                     self._records.clear()
