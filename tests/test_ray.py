@@ -16,6 +16,8 @@ import tokenmeter as tm  # noqa: E402
 
 MINI_IN, MINI_OUT = 10, 20  # LiteLLM's mock usage per call
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+
 
 @pytest.fixture(scope="module", autouse=True)
 def cluster() -> Iterator[None]:
@@ -33,7 +35,7 @@ def cluster() -> Iterator[None]:
 
 
 def test_tasks_actor_and_nested_calls_make_the_exact_tree() -> None:
-    """8 tasks, an actor with 3 calls and a nested fan-out, with LiteLLM: exact tree in the driver."""
+    """8 tasks, an actor with 3 calls and nested tasks (LiteLLM): the exact tree in the driver."""
     with tm.track("pipeline"):
         with tm.track("tasks"):
             results = ray.get([ray_jobs.label.remote(i) for i in range(8)])
@@ -83,3 +85,18 @@ def test_a_result_passed_to_another_task_still_lands() -> None:
         assert ray.get(ref) == 3  # read in the driver as well: still counted once
     node = tm.report().node("passed")
     assert (node.usage.calls, node.usage.input_tokens) == (3, 30)
+
+
+def test_map_batches_with_a_collector() -> None:
+    """Ray Data map_batches through collect(): every batch's LiteLLM calls land in the scope."""
+    pytest.importorskip("pyarrow", reason="Ray Data needs pyarrow")
+    from tokenmeter.integrations import ray as tmray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    with tm.track("embed"), tmray.collect() as usage:
+        ds = ray.data.range(12, override_num_blocks=3)
+        rows = ds.map_batches(usage.carry(ray_jobs.label_batch), batch_size=4).take_all()
+    assert sorted(r["label"] for r in rows) == sorted(f"answer to {i}" for i in range(12))
+    node = tm.report().node("embed", "label_batch")
+    assert (node.entries, node.usage.calls) == (3, 12)
+    assert (node.usage.input_tokens, node.usage.output_tokens) == (12 * MINI_IN, 12 * MINI_OUT)
