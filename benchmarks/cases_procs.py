@@ -93,12 +93,26 @@ def _pool(carried: bool) -> Callable[[], Runner]:
 
 
 CASES = [
-    Case("procs_trip_plain", "job trip without a pool, plain (pickle out, run, pickle back)",
-         _round_trip(False)),
-    Case("procs_trip_carried", "job trip without a pool, scope carried and usage back",
-         _round_trip(True)),
-    Case("procs_pool_plain", "`ProcessPoolExecutor` job, 1 forked worker, propagation off",
-         _pool(False), rounds=3),
-    Case("procs_pool_carried", "`ProcessPoolExecutor` job, 1 forked worker, scope carried",
-         _pool(True), rounds=3),
+    Case(
+        "procs_trip_plain",
+        "job trip without a pool, plain (pickle out, run, pickle back)",
+        _round_trip(False),
+    ),
+    Case(
+        "procs_trip_carried",
+        "job trip without a pool, scope carried and usage back",
+        _round_trip(True),
+    ),
+    Case(
+        "procs_pool_plain",
+        "`ProcessPoolExecutor` job, 1 forked worker, propagation off",
+        _pool(False),
+        rounds=3,
+    ),
+    Case(
+        "procs_pool_carried",
+        "`ProcessPoolExecutor` job, 1 forked worker, scope carried",
+        _pool(True),
+        rounds=3,
+    ),
 ]

@@ -30,12 +30,12 @@ import functools
 import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import ray
 
-from .. import _carry
-from .._errors import internal_errors_swallowed
+from tokenmeter import _carry
+from tokenmeter._errors import internal_errors_swallowed
 
 __all__ = ["ActorClass", "ActorHandle", "Collector", "RemoteFunction", "collect", "remote"]
 
@@ -92,7 +92,7 @@ class RemoteFunction:
         n = _num_returns(options)
         self._carried = n is not None
         target = _task_for(fn, n) if n is not None else fn
-        self._remote = ray.remote(**options)(target) if options else ray.remote(target)
+        self._remote: Any = ray.remote(**options)(target) if options else ray.remote(target)
         functools.update_wrapper(self, fn, updated=())
 
     def remote(self, *args: Any, **kwargs: Any) -> Any:
@@ -110,7 +110,7 @@ class RemoteFunction:
 
 
 def _actor_class_for(cls: type) -> type:
-    class Carried(cls):  # type: ignore[valid-type, misc]
+    class Carried(cls):  # type: ignore[misc]
         def __init__(self, __tokenmeter_context: Any, *args: Any, **kwargs: Any) -> None:
             result = _run(super().__init__, __tokenmeter_context, args, kwargs)
             if isinstance(result, _carry._Carrier):
@@ -134,7 +134,7 @@ class ActorClass:
         self._cls = cls
         self._options = options
         carried = _actor_class_for(cls)
-        self._remote = ray.remote(**options)(carried) if options else ray.remote(carried)
+        self._remote: Any = ray.remote(**options)(carried) if options else ray.remote(carried)
 
     def remote(self, *args: Any, **kwargs: Any) -> ActorHandle:
         """Create the actor; its constructor runs in the current scope."""
@@ -188,12 +188,6 @@ class ActorMethod:
         return ActorMethod(self._handle, self._name, {**self._options, **options})
 
 
-@overload
-def remote(target: type, /) -> ActorClass: ...
-@overload
-def remote(target: Callable[..., Any], /) -> RemoteFunction: ...
-@overload
-def remote(**options: Any) -> Callable[[Any], Any]: ...
 def remote(*args: Any, **options: Any) -> Any:
     """``ray.remote`` whose tasks and actor calls carry the current scope and bring usage back.
 
