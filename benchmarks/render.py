@@ -6,9 +6,11 @@ The page is ``performance.md.in`` with its ``{{...}}`` placeholders filled from 
 results; nothing on it is typed in by hand:
 
 - ``{{machine}}``: machine, interpreter, packages, commits, load average, rounds;
-- ``{{table:MODULE}}``: the table of one case module (e.g. ``{{table:cases_scopes}}``);
+- ``{{table:MODULE}}``, ``{{title:MODULE}}``: the table of one case module (e.g.
+  ``{{table:cases_scopes}}``) and its title;
 - ``{{before_after}}``: every case before (the baseline commit) and after;
 - ``{{changes}}``: each recorded change's gain on the hot rows;
+- ``{{other_tables}}``: the tables of case modules the template does not place;
 - ``{{targets}}``: the targets, measured and judged;
 - ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``;
 - ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``: one case's median in
@@ -344,9 +346,21 @@ def render(results: dict[str, Any], template: str) -> str:
         "floor": lambda k: fmt_x(cur.xfloor(k)),
         "otel": lambda k: fmt_x(cur.otel_over(k)),
         "table": lambda m: module_table(results, m),
+        "title": lambda m: next((x["title"] for x in results["modules"] if x["name"] == m), m),
         "probe": lambda k: probe(results, k),
     }
+    placed = set(re.findall(r"\{\{table:([A-Za-z0-9_]+)\}\}", text))
+
+    def other_tables() -> str:
+        """Every case module the template does not place, under its title."""
+        out = []
+        for mod in results["modules"]:
+            if mod["name"] not in placed:
+                out += [f"### {mod['title']}", "", module_table(results, mod["name"]), ""]
+        return "\n".join(out).rstrip("\n") or "_(none)_"
+
     blocks: dict[str, Callable[[], str]] = {
+        "other_tables": other_tables,
         "machine": lambda: machine(results),
         "before_after": lambda: before_after(results),
         "changes": lambda: changes(results),

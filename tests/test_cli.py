@@ -314,3 +314,46 @@ def test_python_dash_m_is_the_same_command(base: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[0].split() == ["provider", "calls", "tokens", "cost", "share"]
+
+
+# -- the docs page ----------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+def console_blocks(text: str) -> list[tuple[str, str]]:
+    """(command, expected output) for each ``$ tokenmeter ...`` of the page's console blocks."""
+    out: list[tuple[str, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "```console":
+            i += 1
+            continue
+        i += 1
+        while not lines[i].startswith("```"):
+            assert lines[i].startswith("$ tokenmeter "), lines[i]
+            command, expected = lines[i][2:], []
+            i += 1
+            while not lines[i].startswith(("```", "$ ")):
+                expected.append(lines[i])
+                i += 1
+            out.append((command, "\n".join(expected) + "\n"))
+    return out
+
+
+def test_docs_page_commands_print_what_it_shows(tmp_path: Path) -> None:
+    """Every `$ tokenmeter ...` in docs/cli.md prints exactly what the page shows after it."""
+    text = DOCS.read_text(encoding="utf-8")
+    setup = text.split("```python\n", 1)[1].split("```\n", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(setup, str(DOCS), "exec"), {})
+    finally:
+        os.chdir(cwd)
+    blocks = console_blocks(text)
+    assert len(blocks) == 8
+    for command, expected in blocks:
+        r = cli(*command.split()[1:], cwd=tmp_path)
+        assert r.stdout + r.stderr == expected, command

@@ -156,7 +156,10 @@ def summary(label: str, before: Usage, after: Usage) -> str:
 
 
 def _text_table(title: str, rows: list[Row]) -> list[str]:
-    name_w = max([len(title), *(min(len(r.key), 40) for r in rows)]) + 2
+    marks = [len(f" ({r.status})") if r.status else 0 for r in rows]
+    name_w = (
+        max([len(title), *(min(len(r.key), 40) + m for r, m in zip(rows, marks, strict=True))]) + 2
+    )
     head = (
         title.ljust(name_w)
         + "calls".rjust(13)

@@ -69,29 +69,12 @@ def load_reports(paths: list[str]) -> Report:
 
 def write_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a failure leaves the old file); CliError if not."""
+    from tokenmeter._atomic import write_atomic
+
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CliError(f"{path}: cannot write: no directory {directory}", EXIT_INPUT)
     try:
-        _write_atomic(path, text)
+        write_atomic(path, text)
     except OSError as e:
         raise CliError(f"{path}: cannot write: {e.strerror or e}", EXIT_INPUT) from None
-
-
-def _write_atomic(path: str, text: str) -> None:
-    # TEMPORARY until the shared atomic-write helper lands.
-    import secrets
-
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
