@@ -122,11 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"tokenmeter: error: {e}", file=sys.stderr)
         return e.code
+    except RecursionError:
+        print("tokenmeter: error: the report's tree is nested too deeply to show", file=sys.stderr)
+        return EXIT_INPUT
     except BrokenPipeError:
         # The reader went away (``tokenmeter report x.json | head``): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
+        try:  # Python's own flush at exit would fail again: point stdout at /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
         return EXIT_OK
 
