@@ -234,6 +234,7 @@ def test_a_raising_exporter_never_reaches_the_caller(caplog: pytest.LogCaptureFi
     assert r.choices[0].message.content == "hello there"
     assert tm.report().node("x").usage.calls == 1
     assert "exporter down" in caplog.text
+    assert context.get_current() == {}  # the scope's OTel context was still detached
 
 
 def test_uninstrument_stops_export_and_ends_open_scopes() -> None:
