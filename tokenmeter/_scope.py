@@ -9,6 +9,7 @@ before. Observers (``_events``) see each entry and exit.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
@@ -66,6 +67,19 @@ def current_frame() -> Frame:
         assert _default_tree is not None, "the default meter is registered at import"
         return _default_tree._root_frame
     return cur
+
+
+#: Whether ``node.entries += 1`` may count an entry without the tree's lock. With the
+#: GIL it is atomic: CPython switches threads only at a call or a backward jump, never
+#: between the load and the store of one ``+=`` on an int attribute (no Python code
+#: runs in between). A free-threaded build counts under the lock.
+GIL_COUNT: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def count_entry(node: Any) -> None:
+    """Count one entry of ``node`` under its tree's lock (free-threaded builds)."""
+    with node.meter._lock:
+        node.entries += 1
 
 
 #: Cached frames of top-level entries into the default tree (no frame current), by name.

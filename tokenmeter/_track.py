@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _events
-from ._scope import CURRENT, TOP, enter, enter_frame, exit_, leave
+from ._scope import CURRENT, GIL_COUNT, TOP, count_entry, enter, enter_frame, exit_, leave
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -105,12 +105,10 @@ class Track:
             if f is not None:
                 s = f.scope
                 if s.attached:
-                    lock = s.meter._lock
-                    lock.acquire()
-                    try:
+                    if GIL_COUNT:
                         s.entries += 1
-                    finally:
-                        lock.release()
+                    else:
+                        count_entry(s)
                     CURRENT.set(f)
                     return s  # type: ignore[no-any-return]
         f = enter_frame(
@@ -399,12 +397,10 @@ def _wrap(
             f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
             if f is not None and f.scope.attached and not _events.OBSERVERS:
                 s = f.scope
-                lock = s.meter._lock
-                lock.acquire()
-                try:
+                if GIL_COUNT:
                     s.entries += 1
-                finally:
-                    lock.release()
+                else:
+                    count_entry(s)
                 tok = CURRENT.set(f)
             else:
                 f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
@@ -429,12 +425,10 @@ def _wrap(
         f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
         if f is not None and f.scope.attached and not _events.OBSERVERS:
             s = f.scope
-            lock = s.meter._lock
-            lock.acquire()
-            try:
+            if GIL_COUNT:
                 s.entries += 1
-            finally:
-                lock.release()
+            else:
+                count_entry(s)
             tok = CURRENT.set(f)
         else:
             f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
