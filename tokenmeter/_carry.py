@@ -226,7 +226,7 @@ def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, 
     """What the job's meter holds, plus usage waiting to be forwarded; None if nothing."""
     tree = export_tree(meter)
     forwarded = _take_foreign() if _FOREIGN else []
-    if tree[0] is None and not forwarded:
+    if not tree[0] and not forwarded:
         return None
     return ((_TOKEN, next(_uids)), tree, forwarded)
 
