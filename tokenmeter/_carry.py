@@ -30,12 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import RAISE_INTERNAL_ERRORS, internal_errors_swallowed
 from ._meter import DEFAULT_METER, Meter
-from ._scope import CURRENT, IN_CALL, Frame, restore
+from ._scope import CURRENT, IN_CALL, restore
 from ._subtree import Tree, add_tree, export_tree
+from ._tree import Frame
 
 if TYPE_CHECKING:
+    from ._handle import Scope
     from ._limits import Limits
-    from ._scope import Scope
 
 logger = logging.getLogger("tokenmeter")
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._acc import ACC_SIZE, CALLS, add_acc
-from ._scope import DimKey
+from ._tree import DimKey
 
 if TYPE_CHECKING:
-    from ._meter import Meter
-    from ._scope import Scope
+    from ._tree import Node as Scope
+    from ._tree import Tree as Meter
 
 #: One node: (index of its parent's row or -1 for the root, name, entries,
 #: {dimension key: tally}). Rows are flat, parents before children, so trees of

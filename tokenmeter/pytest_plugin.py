@@ -25,9 +25,12 @@ import pytest
 
 from . import _errors
 from . import _plugin_session as ps
+from ._budgets import set_limits_locked as _set_limits_locked
 from ._errors import BudgetExceeded
+from ._handle import Scope
 from ._limits import Limits
-from ._scope import Frame, Scope, _set_limits_locked, enter, exit_
+from ._scope import enter, exit_
+from ._tree import Frame
 
 if TYPE_CHECKING:
     from ._meter import Meter
