@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import litellm
 import pytest
 from opentelemetry import context
 from opentelemetry.sdk.metrics import MeterProvider
@@ -357,3 +358,14 @@ def test_a_stream_read_after_its_scope_ended_exports_that_scope(otel: Otel) -> N
     assert call.parent.span_id == scope.context.span_id
     assert {p.attrs["tokenmeter_scope"] for p in otel.points()} == {"outer/s"}
     assert_points_match(otel.points(), tm.report())
+
+
+def test_token_usage_only_where_the_operation_uses_tokens(otel: Otel) -> None:
+    """An embedding adds no output point; an image generation without counts adds none."""
+    litellm.embedding(model="text-embedding-3-small", input=["a b"], mock_response=[0.1, 0.2])
+    litellm.image_generation(model="openai/dall-e-3", prompt="a cat", mock_response="x")
+    hist = [p for p in otel.points() if p.metric.startswith("hist_")]
+    assert [(p.metric, p.attrs["gen_ai_operation_name"]) for p in hist] == [
+        ("hist_input", "embeddings")
+    ]
+    assert usage_of(otel.points(), lambda a: True) == exact(tm.report().total)
