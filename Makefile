@@ -27,6 +27,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check tokenmeter tests benchmarks examples
 	$(PY) -m ruff format --check tokenmeter tests benchmarks examples
+	$(PY) tests/test_layers.py
 
 types: $(VENV)/.installed-dev
 	$(PY) -m mypy

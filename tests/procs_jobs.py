@@ -101,3 +101,25 @@ def llm_until_refused(_item: object = None) -> int:
             mock_response="hello there",
         )
     return 100
+
+
+def unpicklable_metadata() -> int:
+    """One record whose metadata cannot be pickled, one plain record."""
+    import threading
+
+    tm.record(
+        model="gpt-4o-mini", input_tokens=4, output_tokens=1, metadata={"lock": threading.Lock()}
+    )
+    tm.record(model="gpt-4o-mini", input_tokens=6, output_tokens=1)
+    return 2
+
+
+def deep(depth: int) -> int:
+    """One record at the bottom of ``depth`` nested scopes."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        for i in range(depth):
+            stack.enter_context(tm.track(f"d{i}"))
+        tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1, cost_usd=0.001)
+    return depth

@@ -239,7 +239,7 @@ def test_merge_of_saved_files_from_processes_equals_one_process(tmp_path: Path) 
         )
         for n in range(3)
     ]
-    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    assert [p.wait(timeout=600) for p in procs] == [0, 0, 0]
     merged = tm.Report.merge(*(tm.Report.load(tmp_path / f"part{n}.json") for n in range(3)))
 
     one = tm.Meter(keep_records=True)

@@ -76,7 +76,7 @@ def test_an_internal_error_gives_a_report_that_says_so(
     def broken(top: object) -> object:
         raise RuntimeError("snapshot broke")
 
-    monkeypatch.setattr(_report, "_snap_locked", broken)
+    monkeypatch.setattr(_report, "snap_locked", broken)
     meter = tm.Meter()
     with meter.track("job"):
         meter.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.5)

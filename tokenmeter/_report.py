@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import attrs
 
@@ -15,12 +14,10 @@ from ._errors import log_internal_error
 from ._record import CallRecord
 from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
-from ._scope import DimKey, Frame, Scope
+from ._report_io import new_meta
+from ._report_snap import build_nodes, snap_locked
+from ._tree import DimKey, Frame, Node, Tree
 from ._usage import ACC_SIZE, Usage, add_acc
-from ._version import __version__
-
-if TYPE_CHECKING:
-    from ._meter import Meter
 
 NONE_LABEL = "(none)"
 
@@ -128,68 +125,6 @@ class ReportNode:
         return report_parts({"schema": SCHEMA, "schema_version": 1, "tree": d}, cls)[0]  # type: ignore[no-any-return]
 
 
-#: A scope's snapshot: [name, path, entries, dims, kept children, inclusive acc].
-_Snap = list[Any]
-
-
-def _snap_locked(top: Scope) -> _Snap:
-    """Copy a scope's subtree as raw lists; the caller holds the meter lock (any depth)."""
-    snaps: dict[int, _Snap] = {}
-    order: list[Scope] = []
-    stack = [top]
-    while stack:  # parents before children
-        s = stack.pop()
-        order.append(s)
-        stack.extend(s.children.values())
-    for s in reversed(order):  # children before parents
-        dims = {k: list(v) for k, v in s._dims.items() if any(v)}
-        incl = [0] * ACC_SIZE
-        for v in dims.values():
-            add_acc(incl, v)
-        kids = []
-        for c in s.children.values():
-            snap = snaps.pop(id(c), None)
-            if snap is not None:
-                kids.append(snap)
-                add_acc(incl, snap[5])
-        if s is not top and not s.entries and not dims and not kids:
-            continue  # never entered since a reset, nothing below: leave it out
-        snaps[id(s)] = [s.name, s.path, s.entries, dims, kids, incl]
-    return snaps[id(top)]
-
-
-def _build_node(top: _Snap) -> ReportNode:
-    """The report nodes of a snapshot (children built first, without recursion)."""
-    order: list[_Snap] = []
-    stack = [top]
-    while stack:
-        snap = stack.pop()
-        order.append(snap)
-        stack.extend(snap[4])
-    built: dict[int, ReportNode] = {}
-    for snap in reversed(order):
-        name, path, entries, dims, kids, incl = snap
-        own = [0] * ACC_SIZE
-        for acc in dims.values():
-            add_acc(own, acc)
-        built[id(snap)] = ReportNode(
-            name=name,
-            path=path,
-            entries=entries,
-            self_usage=Usage._from_acc(own),
-            usage=Usage._from_acc(incl),
-            children={k[0]: built.pop(id(k)) for k in kids},
-            breakdown={k: Usage._from_acc(v) for k, v in dims.items()},
-        )
-    return built[id(top)]
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat()
-
-
 class Report:
     """A consistent snapshot of a meter's tree (or of one scope's subtree).
 
@@ -224,7 +159,7 @@ class Report:
     # -- building -----------------------------------------------------------------
 
     @classmethod
-    def _snapshot(cls, meter: Meter, top: Scope) -> Report:
+    def _snapshot(cls, meter: Tree, top: Node) -> Report:
         """A report of ``top``'s subtree; on an internal error, a report that says so."""
         try:
             return cls._take(meter, top)
@@ -236,15 +171,15 @@ class Report:
     def unavailable(cls, reason: str, path: tuple[str, ...] = ()) -> Report:
         """A report that could not be taken: `error` says why; it has no numbers to show."""
         name = path[-1] if path else ""
-        meta = _meta(None, None)
+        meta = new_meta(None, None)
         meta["error"] = f"tokenmeter could not take this report ({reason}); see its log"
         return cls(ReportNode(name, path, 0, Usage(), Usage(), {}, {}), meta)
 
     @classmethod
-    def _take(cls, meter: Meter, top: Scope) -> Report:
+    def _take(cls, meter: Tree, top: Node) -> Report:
         with meter._lock:
             meter._settle_locked()
-            snap = _snap_locked(top)
+            snap = snap_locked(top)
             first, last = meter._first_ts, meter._last_ts
             recs = list(meter._records) if meter._records is not None else []
             kept = meter._records is not None
@@ -254,15 +189,15 @@ class Report:
         if top.path:
             n = len(top.path)
             recs = [r for r in recs if r.path[:n] == top.path]
-        meta = _meta(first, last)
+        meta = new_meta(first, last)
         meta["records_kept"] = kept
-        return cls(_build_node(snap), meta, recs, dropped)
+        return cls(build_nodes(snap, ReportNode), meta, recs, dropped)
 
     @classmethod
     def empty(cls) -> Report:
         """A report with nothing in it."""
         root = ReportNode("", (), 0, Usage(), Usage(), {}, {})
-        return cls(root, _meta(None, None))
+        return cls(root, new_meta(None, None))
 
     @classmethod
     def from_records(cls, records: Iterable[CallRecord | Mapping[str, Any]]) -> Report:
@@ -271,9 +206,7 @@ class Report:
         Scopes made this way have no entries (records do not say how often a
         scope was entered).
         """
-        from ._meter import Meter
-
-        meter = Meter(keep_records=True, max_records=2**62)
+        meter = Tree(keep_records=True, max_records=2**62)
         for r in records:
             rec = r if isinstance(r, CallRecord) else CallRecord.from_dict(r)
             scope = meter.root
@@ -282,7 +215,7 @@ class Report:
                     scope = scope._child_locked(part)
             frame = Frame(scope, None, None, {}, (), None)
             meter._add_record(frame, rec, reserved=True)
-        return meter.report()
+        return cls._snapshot(meter, meter.root)
 
     # -- reading ------------------------------------------------------------------
 
@@ -515,15 +448,3 @@ class Report:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _meta(first: float | None, last: float | None) -> dict[str, Any]:
-    from ._pricing import prices_info
-
-    return {
-        "tokenmeter_version": __version__,
-        "created_at": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
-        "started_at": _iso(first),
-        "ended_at": _iso(last),
-        "prices": prices_info(),
-    }

@@ -28,8 +28,10 @@ from ._acc import (
     add_acc,
     cost_to_units,
 )
+from ._pricing import prices_info
 from ._record import MAX_TOKENS, CallRecord, path_of
 from ._usage import Usage
+from ._version import __version__
 
 #: A call's dimensions: (model, provider, module, operation).
 DimKey = tuple[Any, Any, Any, Any]
@@ -350,3 +352,19 @@ def _meta(data: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError(f"{key} must be an ISO 8601 time, got {_short(value)}") from None
         meta[key] = value
     return meta
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return _dt.datetime.fromtimestamp(ts, tz=_dt.timezone.utc).isoformat()
+
+
+def new_meta(first: float | None, last: float | None) -> dict[str, Any]:
+    return {
+        "tokenmeter_version": __version__,
+        "created_at": _dt.datetime.now(tz=_dt.timezone.utc).isoformat(),
+        "started_at": _iso(first),
+        "ended_at": _iso(last),
+        "prices": prices_info(),
+    }

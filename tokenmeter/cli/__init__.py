@@ -28,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+        command = self.prog.removeprefix("tokenmeter").strip()
+        raise CliError(f"{command}: {message}" if command else message, EXIT_USAGE)
 
 
 def _width(text: str) -> int:
@@ -55,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from tokenmeter._export import FORMATS as EXPORT_FORMATS
     from tokenmeter._export import WEIGHTS
+    from tokenmeter._version import __version__
 
     from ._tables import DIMENSIONS, FORMATS
 
     p = _Parser(prog="tokenmeter", description=_DESCRIPTION, epilog=_EPILOG)
+    p.add_argument("--version", action="version", version=f"tokenmeter {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -119,11 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"tokenmeter: error: {e}", file=sys.stderr)
         return e.code
+    except RecursionError:
+        print("tokenmeter: error: the report's tree is nested too deeply to show", file=sys.stderr)
+        return EXIT_INPUT
     except BrokenPipeError:
         # The reader went away (``tokenmeter report x.json | head``): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
+        try:  # Python's own flush at exit would fail again: point stdout at /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
         return EXIT_OK
 
@@ -131,24 +138,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "run":
-        return _run(parser, argv[1:])
+        return _cmd_run(parser, argv[1:])
     try:
         ns = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     command: str = ns.command
     if command == "report":
-        return _report(ns)
+        return _cmd_report(ns)
     if command == "diff":
-        return _diff(ns)
+        return _cmd_diff(ns)
     if command == "merge":
-        return _merge(ns)
+        return _cmd_merge(ns)
     if command == "html":
-        return _html(ns)
-    return _export(ns)
+        return _cmd_html(ns)
+    return _cmd_export(ns)
 
 
-def _report(ns: argparse.Namespace) -> int:
+def _cmd_report(ns: argparse.Namespace) -> int:
     from ._tables import prune, render
 
     rep = load_reports(ns.files)
@@ -158,7 +165,7 @@ def _report(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _diff(ns: argparse.Namespace) -> int:
+def _cmd_diff(ns: argparse.Namespace) -> int:
     from tokenmeter._usage import Usage
 
     from ._diff import Threshold, render, scope_usage
@@ -182,7 +189,7 @@ def _diff(ns: argparse.Namespace) -> int:
     return EXIT_OVER if over else EXIT_OK
 
 
-def _merge(ns: argparse.Namespace) -> int:
+def _cmd_merge(ns: argparse.Namespace) -> int:
     rep = load_reports(ns.files)
     write_file(ns.output, rep.to_json(include_records=True))
     t = rep.total
@@ -193,7 +200,7 @@ def _merge(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _html(ns: argparse.Namespace) -> int:
+def _cmd_html(ns: argparse.Namespace) -> int:
     from tokenmeter._html import to_html
 
     rep = load_report(ns.file)
@@ -202,7 +209,7 @@ def _html(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _export(ns: argparse.Namespace) -> int:
+def _cmd_export(ns: argparse.Namespace) -> int:
     from tokenmeter._export import export_text
 
     rep = load_report(ns.file)
@@ -215,7 +222,7 @@ def _export(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from ._run import parse_budget, run_program, split_run_args
 
     opts, script, rest = split_run_args(argv)

@@ -39,6 +39,8 @@ def load_report(path: str) -> Report:
         raise CliError(f"{path}: cannot read: {e.strerror or e}", EXIT_INPUT) from None
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a tokenmeter report (not UTF-8 text)", EXIT_INPUT) from None
+    except RecursionError:
+        raise CliError(f"{path}: not a tokenmeter report (nested too deeply)", EXIT_INPUT) from None
     except json.JSONDecodeError as e:
         raise CliError(
             f"{path}: not a tokenmeter report (invalid JSON at line {e.lineno} column {e.colno})",
@@ -54,6 +56,8 @@ def load_report(path: str) -> Report:
         ) from None
     except (ValueError, TypeError, AttributeError) as e:
         raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
+    except Exception as e:  # anything else a hostile file can provoke: still one line
+        raise CliError(f"{path}: malformed report: {type(e).__name__}: {e}", EXIT_INPUT) from None
 
 
 def load_reports(paths: list[str]) -> Report:
