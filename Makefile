@@ -24,8 +24,8 @@ demo: $(VENV)/.installed
 	$(PY) examples/multi_agent_pipeline.py
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check tokenmeter tests benchmarks examples
-	$(PY) -m ruff format --check tokenmeter tests benchmarks examples
+	$(PY) -m ruff check tokenmeter pytest_tokenmeter.py tests benchmarks examples
+	$(PY) -m ruff format --check tokenmeter pytest_tokenmeter.py tests benchmarks examples
 
 types: $(VENV)/.installed-dev
 	$(PY) -m mypy

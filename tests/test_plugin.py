@@ -498,12 +498,12 @@ def test_internal_error_is_logged_and_the_session_goes_on(
     pytester.makeini(INI)
     pytester.makeconftest(
         """
-        import tokenmeter._plugin_session as ps
+        import tokenmeter._pytest.tables as tables
 
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        ps.summary_lines = broken
+        tables.summary_lines = broken
         """
     )
     pytester.makepyfile(test_x="def test_x(): pass")
