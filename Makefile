@@ -33,8 +33,9 @@ types: $(VENV)/.installed-dev
 pytest: $(VENV)/.installed-dev
 	$(PY) -m pytest -n 2 --dist loadfile
 
+# Every benchmark case and probe once, tiny counts: they cannot rot. Writes nothing in docs/.
 bench-quick: $(VENV)/.installed-dev
-	$(PY) benchmarks/run.py --quick
+	$(PY) benchmarks/run.py --quick --results $(VENV)/bench-quick.json --render $(VENV)/bench-quick.md
 
 test: lint types pytest bench-quick docs
 
@@ -42,8 +43,12 @@ test: lint types pytest bench-quick docs
 docs: $(VENV)/.installed-dev
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
+# The full run: the working tree against BENCH_BASELINE in the same run, each change listed
+# in benchmarks/changes.json against its parent; writes the results file and renders the page.
+BENCH_BASELINE ?= 336164a
 bench: $(VENV)/.installed-dev
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py --baseline $(BENCH_BASELINE) --changes benchmarks/changes.json \
+		--results benchmarks/results.json --render docs/performance.md
 
 clean:
 	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache usage.json

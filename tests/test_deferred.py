@@ -224,7 +224,7 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
     def not_one_by_one(*a: Any) -> None:
         raise AssertionError("a plain run was counted one by one")
 
-    monkeypatch.setattr(_litellm, "_count_one", not_one_by_one)
+    monkeypatch.setattr(_litellm.deferred, "_count_one", not_one_by_one)
     meter = tm.Meter()
     frame = frame_of(meter, "run")
     seen(frame)

@@ -518,8 +518,8 @@ def test_internal_error_is_logged_and_the_call_returns(
     """A bug in recording is logged on the tokenmeter logger; the user's call still returns."""
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
-    monkeypatch.setattr(_litellm, "_defer", broken)
-    monkeypatch.setattr(_litellm, "record_result", broken)
+    monkeypatch.setattr(_litellm.wrappers, "_defer", broken)
+    monkeypatch.setattr(_litellm.wrappers, "record_result", broken)
     with caplog.at_level(logging.ERROR, logger="tokenmeter"):
         r = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="still fine")
     assert r.choices[0].message.content == "still fine"

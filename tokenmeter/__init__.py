@@ -12,6 +12,7 @@ import typing as _typing
 from ._errors import BudgetExceeded
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
+from ._procs import propagate_to_processes
 from ._scope import Scope
 from ._threads import bind, bind_snapshot, propagate_to_threads, use_scope
 from ._track import Track, track, tracked
@@ -57,6 +58,7 @@ __all__ = [
     "current",
     "instrument",
     "instrumented",
+    "propagate_to_processes",
     "propagate_to_threads",
     "record",
     "report",

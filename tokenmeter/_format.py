@@ -121,6 +121,16 @@ def format_report(report: Report, detailed: bool) -> str:
     if extras:
         head += " (" + ", ".join(extras) + ")"
     lines.extend(textwrap.wrap(head, WIDTH, subsequent_indent="  "))
+    prices = report.meta.get("prices")
+    if isinstance(prices, dict) and prices.get("source") == "mixed":
+        differ = ", ".join(str(d) for d in prices.get("differences", ())) or "unknown"
+        lines.extend(
+            textwrap.wrap(
+                f"! merged from reports priced differently ({differ}): see meta['prices']",
+                WIDTH,
+                subsequent_indent="  ",
+            )
+        )
     lines.append(_header())
     lines.append("-" * len(_header()))
     root = report.root

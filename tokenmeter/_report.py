@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import secrets
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -261,6 +260,61 @@ class Report:
         """Every node, depth first, the top first."""
         return self.root.walk()
 
+    def find_all(self, name: str | Sequence[str]) -> list[ReportNode]:
+        """Every node whose name is ``name``, or whose path ends with it, depth first.
+
+        ``name`` is a scope name (``"sub_agent"``), a path suffix written with
+        ``/`` (``"main/sub_agent"``), or a sequence of names (``("main", "sub_agent")``).
+        """
+        if isinstance(name, str):
+            if not name:
+                raise ValueError("find() needs a non-empty name or path suffix")
+            tail = "/" + name
+            return [
+                n
+                for n in self.walk()
+                if n.name == name or ("/" + "/".join(n.path) + "/").endswith(tail + "/")
+            ]
+        parts = tuple(name)
+        if not parts or not all(isinstance(p, str) for p in parts):
+            raise ValueError(
+                f"find() needs a name, a path suffix or a sequence of names, got {name!r}"
+            )
+        k = len(parts)
+        return [n for n in self.walk() if n.path[-k:] == parts and len(n.path) >= k]
+
+    def find(self, name: str | Sequence[str]) -> ReportNode:
+        """The one node anywhere in the tree named ``name`` or whose path ends with it.
+
+        ``KeyError`` when no node matches, or when several do (it names their paths:
+        pass more of the path, e.g. ``"planner/search"``). See `find_all`.
+        """
+        found = self.find_all(name)
+        if len(found) == 1:
+            return found[0]
+        shown = name if isinstance(name, str) else "/".join(name)
+        if not found:
+            raise KeyError(f"no scope named {shown!r} or whose path ends with it in this report")
+        paths = ", ".join(repr("/".join(n.path)) for n in found[:10])
+        more = f" and {len(found) - 10} more" if len(found) > 10 else ""
+        raise KeyError(f"{len(found)} scopes match {shown!r}: {paths}{more}; pass more of the path")
+
+    def merge(self, *others: Report) -> Report:
+        """A new report holding this report's numbers plus those of ``others``, exactly.
+
+        Also ``tm.Report.merge(a, b, c)``. Nodes with the same path add up: entries,
+        own and inclusive usage, and the breakdown by model, provider, module and
+        operation (costs are summed as exact integers, so the order and grouping of
+        merges never change a number). Records are pooled, oldest first; the time span
+        runs from the earliest start to the latest end. Reports priced from different
+        sources merge with ``meta["prices"]["source"] == "mixed"``, naming the
+        differences; the report's text says so. Reports of different scopes merge
+        under the deepest path they share.
+        """
+        from ._merge import merge_reports
+
+        return merge_reports((self, *others))
+
     def _by(self, index: int, none_label: str) -> dict[str, Usage]:
         out: dict[str, list[int]] = {}
         for node in self.walk():
@@ -329,30 +383,21 @@ class Report:
         return d
 
     def to_json(self, include_records: bool = False, indent: int | None = 2) -> str:
-        """The report as a JSON string."""
-        return json.dumps(self.to_dict(include_records), indent=indent, default=str)
+        """The report as strict JSON text (a NaN in records' metadata is a ValueError)."""
+        from ._atomic import dumps_json
+
+        return dumps_json(self.to_dict(include_records), indent=indent, default=str)
 
     def save(self, path: str | os.PathLike[str], include_records: bool = False) -> None:
-        """Write the report as JSON atomically: a crash mid-write leaves the old file."""
-        target = os.fspath(path)
-        text = self.to_json(include_records)
-        directory, name = os.path.split(os.path.abspath(target))
-        # Not tempfile.mkstemp: its 0600 mode would stay on the saved report. os.open
-        # with 0o666 gives the file the mode the umask says, like a plain open().
-        tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with open(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        """Write the report as JSON atomically: a crash mid-write leaves the old file.
+
+        See `tokenmeter._atomic.write_atomic`: the file gets the mode a plain
+        ``open()`` would give it, saving onto a symbolic link writes the link's
+        target, and a missing directory is a FileNotFoundError naming it.
+        """
+        from ._atomic import write_atomic
+
+        write_atomic(path, self.to_json(include_records) + "\n")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:

@@ -1,0 +1,180 @@
+"""Usage extraction: token counts, model and provider, and cost from LiteLLM's objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import litellm
+from litellm.types.utils import Usage as _LiteLLMUsage
+from pydantic import BaseModel
+
+from tokenmeter._pricing import custom_price_for, litellm_knows, price_tokens
+from tokenmeter._usage import cost_to_units
+
+#: Kinds whose responses carry chat-style token usage (estimated when missing).
+_TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
+
+
+def _int(value: object) -> int:
+    """A token count as LiteLLM gives it: a positive int (a bool as 0 or 1), else 0."""
+    if type(value) is int:
+        return value if value > 0 else 0
+    return 1 if value is True else 0
+
+
+#: (class, name) -> whether normal attribute lookup can find ``name`` on the class.
+_on_class: dict[tuple[type, str], bool] = {}
+
+
+def _attr(obj: object, name: str, default: Any = None) -> Any:
+    """``getattr(obj, name, default)``, without pydantic's slow path.
+
+    LiteLLM's responses and usage objects are pydantic models: a private attribute
+    (``_hidden_params``), an extra (``usage``) or a missing one (most providers'
+    ``cache_read_input_tokens``) goes through pydantic's ``__getattr__``, and a
+    missing one raises twice: microseconds a lookup, several lookups a call. Read
+    the dicts that ``__getattr__`` would read, directly.
+    """
+    if isinstance(obj, BaseModel):
+        fields = obj.__dict__  # a model's __dict__ holds its fields, and only them
+        if name in fields:
+            return fields[name]
+        cls = type(obj)
+        found = _on_class.get((cls, name))
+        if found is None:
+            found = _on_class[(cls, name)] = any(name in vars(k) for k in cls.__mro__)
+        if not found:
+            for more in (obj.__pydantic_private__, obj.__pydantic_extra__):
+                if more and name in more:
+                    return more[name]
+            return default
+    return getattr(obj, name, default)
+
+
+def _tokens(usage: object) -> tuple[int, int, int, int, int]:
+    """(input, output, cache_read, cache_write, reasoning) from a LiteLLM usage object."""
+    if type(usage) is _LiteLLMUsage:
+        return _chat_tokens(usage)
+    g = _attr
+    i = g(usage, "prompt_tokens", None)
+    if i is None:
+        i = g(usage, "input_tokens", 0)  # Responses API naming
+    o = g(usage, "completion_tokens", None)
+    if o is None:
+        o = g(usage, "output_tokens", 0)
+    i, o = _int(i), _int(o)
+    details = g(usage, "prompt_tokens_details", None) or g(usage, "input_tokens_details", None)
+    cr = _int(g(usage, "cache_read_input_tokens", 0))
+    if not cr and details is not None:
+        cr = _int(g(details, "cached_tokens", 0))
+    cw = _int(g(usage, "cache_creation_input_tokens", 0))
+    if not cw and details is not None:
+        cw = _int(g(details, "cache_creation_tokens", 0))
+    out_details = g(usage, "completion_tokens_details", None) or g(
+        usage, "output_tokens_details", None
+    )
+    r = _int(g(out_details, "reasoning_tokens", 0)) if out_details is not None else 0
+    # Keep the invariants: the parts never exceed their totals.
+    if cr + cw > i:
+        i = cr + cw if i < cr + cw else i
+    if r > o:
+        o = r
+    return i, o, cr, cw, r
+
+
+_NO_ENTRIES: dict[str, Any] = {}
+
+
+def _chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
+    """`_tokens` for LiteLLM's own ``Usage`` class, read straight from its field dicts.
+
+    The same values as the general path (LiteLLM mirrors the Anthropic cache
+    fields into ``prompt_tokens_details``), without attribute lookups.
+    """
+    d = usage.__dict__
+    i = _int(d.get("prompt_tokens"))
+    o = _int(d.get("completion_tokens"))
+    extra = usage.__pydantic_extra__ or _NO_ENTRIES
+    cr = _int(extra.get("cache_read_input_tokens"))
+    cw = _int(extra.get("cache_creation_input_tokens"))
+    details = d.get("prompt_tokens_details")
+    if details is not None:
+        dd = details.__dict__
+        if not cr:
+            cr = _int(dd.get("cached_tokens"))
+        if not cw:
+            cw = _int(dd.get("cache_creation_tokens"))
+    out_details = d.get("completion_tokens_details")
+    r = _int(out_details.__dict__.get("reasoning_tokens")) if out_details is not None else 0
+    if cr + cw > i:
+        i = cr + cw
+    if r > o:
+        o = r
+    return i, o, cr, cw, r
+
+
+_model_cache: dict[tuple[str, str | None], tuple[str, str | None]] = {}
+
+
+def _model_provider(name: str, provider: str | None) -> tuple[str, str | None]:
+    """Split LiteLLM's model name into (model, provider) as LiteLLM resolved it."""
+    key = (name, provider)
+    hit = _model_cache.get(key)
+    if hit is not None:
+        return hit
+    if provider is None:
+        try:
+            provider = litellm.get_llm_provider(name)[1]
+        except Exception:
+            provider = name.split("/", 1)[0] if "/" in name else None
+    model = name
+    if provider and model.startswith(provider + "/"):
+        model = model[len(provider) + 1 :]
+    if len(_model_cache) < 10_000:
+        _model_cache[key] = (model, provider)
+    return model, provider
+
+
+def _requested_model(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    model = kwargs.get("model")
+    if model is None and args and isinstance(args[0], str):
+        model = args[0]
+    return str(model) if model else "unknown"
+
+
+def _cost_units(
+    model: str,
+    provider: str | None,
+    reported: object,
+    toks: tuple[int, int, int, int, int],
+    custom: bool = True,
+) -> int | None:
+    """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced."""
+    price = custom_price_for(model, provider) if custom else None  # None when none is set
+    if price is not None:
+        return cost_to_units(price.cost(toks[0], toks[1], toks[2], toks[3]))
+    if isinstance(reported, (int, float)) and reported > 0:
+        return cost_to_units(float(reported))
+    # 0 or None: free only if LiteLLM really has a price for the model.
+    if not litellm_knows(model, provider):
+        return None
+    if reported is None:
+        c = price_tokens(model, provider, *toks)
+        return None if c is None else cost_to_units(c)
+    return 0
+
+
+def _estimate_tokens(
+    model: str, kwargs: Mapping[str, Any], result: object
+) -> tuple[int, int, int, int, int]:
+    try:
+        i = litellm.token_counter(model=model, messages=kwargs.get("messages") or [])
+        text = ""
+        for choice in getattr(result, "choices", None) or ():
+            msg = getattr(choice, "message", None)
+            text += str(getattr(msg, "content", None) or getattr(choice, "text", "") or "")
+        o = litellm.token_counter(model=model, text=text) if text else 0
+        return int(i), int(o), 0, 0, 0
+    except Exception:
+        return 0, 0, 0, 0, 0

@@ -1,0 +1,246 @@
+"""The wrappers around litellm's entry points: one call, attributed once."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from types import CoroutineType
+from typing import Any
+
+import litellm
+from litellm.types.utils import ModelResponse as _ModelResponse
+
+from tokenmeter import _errors
+from tokenmeter._meter import DEFAULT_METER
+from tokenmeter._scope import CURRENT, IN_CALL, Frame, before_call
+from tokenmeter._scope import THREAD_CALL as _THREAD_CALL
+
+from .deferred import _defer
+from .extract import _requested_model
+from .record import CallState, record_failure, record_result
+from .settings import _settings
+from .streams import StreamCall, _attach_stream, _hide_usage_chunk, _is_stream
+
+_perf_counter = time.perf_counter
+
+_installed = False
+
+
+def _set_installed(installed: bool) -> None:
+    global _installed
+    _installed = installed
+
+
+_stream_options_ok: dict[str, bool] = {}
+
+
+def _supports_stream_options(model: str) -> bool:
+    ok = _stream_options_ok.get(model)
+    if ok is None:
+        try:
+            _, provider, _, _ = litellm.get_llm_provider(model)
+            params: Any = litellm.get_supported_openai_params(
+                model=model, custom_llm_provider=provider
+            )
+            ok = bool(params) and "stream_options" in params
+        except Exception:
+            ok = False
+        if len(_stream_options_ok) < 10_000:
+            _stream_options_ok[model] = ok
+    return ok
+
+
+def _prepare(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """Ask for a final usage chunk on a chat stream, if on and the provider takes it."""
+    if (
+        _settings["request_stream_usage"]
+        and kind == "completion"
+        and kwargs.get("stream") is True
+        and kwargs.get("stream_options") is None
+        and _supports_stream_options(_requested_model(args, kwargs))
+    ):
+        kwargs["stream_options"] = {"include_usage": True}
+        return True
+    return False
+
+
+def _after(
+    frame: Frame,
+    kind: str,
+    result: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: float,
+    state: CallState,
+    injected: bool,
+) -> None:
+    try:
+        if _is_stream(result):
+            if injected:
+                _hide_usage_chunk(result)
+            if state.streams == 0:  # else an attempt inside (Router) already attached its own
+                state.streams += 1
+                _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
+        else:
+            record_result(frame, kind, result, args, kwargs, started, state)
+    except Exception:
+        _errors.log_internal_error("call recording")
+
+
+def _nested_result(
+    state: CallState,
+    kind: str,
+    result: Any,
+    args: tuple[Any, ...],
+    kwargs: Any,
+    injected: bool,
+) -> None:
+    """An attempt inside a recorded call answered: note who answered; streams record here."""
+    with _errors.internal_errors_swallowed("stream attach"):
+        hp: Any = getattr(result, "_hidden_params", None)
+        if isinstance(hp, dict) or hasattr(hp, "get"):
+            state.answered = (
+                hp.get("litellm_model_name") or _requested_model(args, kwargs),
+                hp.get("custom_llm_provider"),
+                hp.get("response_cost"),
+            )
+        if _is_stream(result):
+            if injected:
+                _hide_usage_chunk(result)
+            state.streams += 1
+            frame = CURRENT.get() or DEFAULT_METER._root_frame
+            _attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
+
+
+def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Wrap a synchronous litellm entry point."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
+        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+            return fn(*args, **kwargs)
+        outer = IN_CALL.get() or _THREAD_CALL.call
+        if outer is not None:
+            # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
+            outer.attempts += 1
+            injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+            result = fn(*args, **kwargs)
+            _nested_result(outer, kind, result, args, kwargs, injected)
+            return result
+        if kwargs.get("litellm_logging_obj") is not None:
+            # LiteLLM's own fallback runner passes the outer call's logging object (a user
+            # never does): an attempt inside a recorded call whose context was lost.
+            return fn(*args, **kwargs)
+        frame = CURRENT.get()
+        if frame is None:
+            frame = DEFAULT_METER._root_frame
+        elif frame.budgets:
+            before_call(frame)
+        state = CallState()
+        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+        started = _perf_counter()
+        thread_call = _THREAD_CALL
+        thread_call.call = state  # this thread is busy with the call until it returns
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as e:
+            with _errors.internal_errors_swallowed("failure recording"):
+                record_failure(frame, kind, args, kwargs, started, e)
+            raise
+        finally:
+            thread_call.call = None
+        if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
+            try:
+                if _defer(frame, result, started):
+                    return result
+            except Exception:  # raised before queuing it: the general path records it
+                _errors.log_internal_error("call recording")
+        elif isinstance(result, CoroutineType):  # completion(..., acompletion=True)
+            return _await_and_record(result, frame, kind, args, kwargs, started, state, injected)
+        _after(frame, kind, result, args, kwargs, started, state, injected)
+        return result
+
+    wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+async def _await_and_record(
+    coro: Any,
+    frame: Frame,
+    kind: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    started: float,
+    state: CallState,
+    injected: bool,
+) -> Any:
+    token = IN_CALL.set(state)  # the call runs now: attempts inside it pass through
+    try:
+        result = await coro
+    except BaseException as e:
+        with _errors.internal_errors_swallowed("failure recording"):
+            record_failure(frame, kind, args, kwargs, started, e)
+        raise
+    finally:
+        IN_CALL.reset(token)
+    _after(frame, kind, result, args, kwargs, started, state, injected)
+    return result
+
+
+def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Wrap an asynchronous litellm entry point."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
+        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+            return await fn(*args, **kwargs)
+        outer = IN_CALL.get() or _THREAD_CALL.call
+        if outer is not None:
+            # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
+            outer.attempts += 1
+            injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+            result = await fn(*args, **kwargs)
+            _nested_result(outer, kind, result, args, kwargs, injected)
+            return result
+        if kwargs.get("litellm_logging_obj") is not None:
+            # LiteLLM's own fallback runner passes the outer call's logging object (a user
+            # never does): an attempt inside a recorded call whose context was lost.
+            return await fn(*args, **kwargs)
+        frame = CURRENT.get()
+        if frame is None:
+            frame = DEFAULT_METER._root_frame
+        elif frame.budgets:
+            before_call(frame)
+        state = CallState()
+        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+        started = _perf_counter()
+        token = IN_CALL.set(state)
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as e:
+            with _errors.internal_errors_swallowed("failure recording"):
+                record_failure(frame, kind, args, kwargs, started, e)
+            raise
+        finally:
+            IN_CALL.reset(token)
+        if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
+            try:
+                if _defer(frame, result, started):
+                    return result
+            except Exception:  # raised before queuing it: the general path records it
+                _errors.log_internal_error("call recording")
+        _after(frame, kind, result, args, kwargs, started, state, injected)
+        return result
+
+    wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrap(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(fn):
+        return wrap_async(fn, kind)
+    return wrap_sync(fn, kind)
