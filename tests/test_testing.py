@@ -11,7 +11,7 @@ from support.responses import acomplete, complete
 
 import tokenmeter as tm
 import tokenmeter.testing
-from tokenmeter import _errors, _instrument, _threads
+from tokenmeter import _errors, _instrument, _procs, _threads
 
 
 def test_isolated_meter_takes_scopes_records_litellm_threads_and_tasks() -> None:
@@ -61,6 +61,7 @@ def test_reset_defaults_puts_every_switch_back() -> None:
     tm.set_price("tm-test-model", input_per_mtok=1.0, output_per_mtok=1.0)
     tm.record(model="tm-test-model", input_tokens=1_000_000, output_tokens=0)
     tm.propagate_to_threads(False)
+    tm.propagate_to_processes(False)
     tm.request_stream_usage(False)
     tm.uninstrument()
     assert tm.report().total.cost_usd == 1.0
@@ -68,6 +69,7 @@ def test_reset_defaults_puts_every_switch_back() -> None:
     assert tm.report().total.calls == 0
     assert threading.Thread.start is _threads._thread_start
     assert _threads.propagating_to_threads() is True
+    assert _procs.propagating_to_processes() is True
     assert _instrument._stream_usage == [True]
     assert tm.instrumented() is True
     rec = tm.record(model="tm-test-model", input_tokens=1_000_000, output_tokens=0)
@@ -75,11 +77,13 @@ def test_reset_defaults_puts_every_switch_back() -> None:
 
 
 def test_reset_defaults_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With TOKENMETER_PROPAGATE_THREADS=0 and TOKENMETER_INSTRUMENT_LITELLM=0, both stay off."""
+    """Switches turned off in the environment (TOKENMETER_PROPAGATE_THREADS=0, ...) stay off."""
     monkeypatch.setenv("TOKENMETER_PROPAGATE_THREADS", "0")
     monkeypatch.setenv("TOKENMETER_INSTRUMENT_LITELLM", "off")
+    monkeypatch.setenv("TOKENMETER_PROPAGATE_PROCESSES", "no")
     tokenmeter.testing.reset_defaults()
     assert threading.Thread.start is _threads._orig_thread_start
+    assert _procs.propagating_to_processes() is False
     assert tm.instrumented() is False
     monkeypatch.undo()
     tokenmeter.testing.reset_defaults()

@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from . import _errors
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, reset
+from ._procs import propagate_to_processes
 from ._threads import propagate_to_threads, use_scope
 
 __all__ = ["isolated_meter", "raise_internal_errors", "reset_defaults"]
@@ -59,8 +60,9 @@ def reset_defaults() -> None:
 
     The default meter is emptied (``tm.reset()``); custom prices are cleared
     (``tm.clear_prices()``); stream usage is requested again
-    (``tm.request_stream_usage(True)``); thread propagation and LiteLLM
-    instrumentation are on, unless ``TOKENMETER_PROPAGATE_THREADS=0`` /
+    (``tm.request_stream_usage(True)``); carrying scopes into threads and
+    process pools, and LiteLLM instrumentation, are on, unless
+    ``TOKENMETER_PROPAGATE_THREADS=0``, ``TOKENMETER_PROPAGATE_PROCESSES=0`` or
     ``TOKENMETER_INSTRUMENT_LITELLM=0`` in the environment turn them off.
     Meant for an autouse fixture, before and after each test.
     """
@@ -70,6 +72,7 @@ def reset_defaults() -> None:
     clear_prices()
     request_stream_usage(True)
     propagate_to_threads(_env_on("TOKENMETER_PROPAGATE_THREADS"))
+    propagate_to_processes(_env_on("TOKENMETER_PROPAGATE_PROCESSES"))
     wanted = _env_on("TOKENMETER_INSTRUMENT_LITELLM")
     if wanted and not instrumented():
         instrument()

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from tokenmeter._atomic import write_json_atomic
 from tokenmeter._version import __version__
 
 from .results import TestUsage, by_model, sum_usage
@@ -116,20 +115,12 @@ def session_document(
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as JSON atomically (a crash mid-write leaves the old file)."""
+    """Write ``data`` as strict JSON, atomically (`tokenmeter._atomic`), making its directory.
+
+    Raises OSError when it cannot be written, ValueError when ``data`` is not JSON.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, default=str) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".tokenmeter-", suffix=".tmp", dir=path.parent)
-    try:
-        with open(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(path, dict(data), default=str)
 
 
 @attrs.frozen

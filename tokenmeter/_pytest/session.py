@@ -123,7 +123,7 @@ class RunSession:
         for what, path in outputs:
             try:
                 baselines.write_json(path, doc)
-            except OSError as e:
+            except (OSError, ValueError) as e:
                 self.notes.append(f"could not write the {what} to {path}: {e}")
             else:
                 self.notes.append(f"{what} written to {path}")
