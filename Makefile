@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint types pytest bench bench-quick docs clean
+.PHONY: demo test lint types pytest bench bench-quick docs clean test-setup browser speedscope-schema
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 
 demo: $(VENV)/.installed
 	$(PY) examples/multi_agent_pipeline.py
+	$(VENV)/bin/tokenmeter html usage.json -o usage.html
 
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check tokenmeter pytest_tokenmeter.py tests benchmarks examples
@@ -30,8 +31,28 @@ lint: $(VENV)/.installed-dev
 types: $(VENV)/.installed-dev
 	$(PY) -m mypy
 
-pytest: $(VENV)/.installed-dev
+pytest: $(VENV)/.installed-dev test-setup
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# What some tests need beyond Python packages, fetched once: a headless Chromium for the
+# HTML report (Debian's package, driven by Playwright), and speedscope's published JSON
+# schema (from its npm package) to validate exports against. Neither is committed.
+SPEEDSCOPE_VERSION := 1.25.0
+SPEEDSCOPE_SCHEMA  := .cache/speedscope/package/dist/release/file-format-schema.json
+
+test-setup: browser speedscope-schema
+
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+speedscope-schema: $(SPEEDSCOPE_SCHEMA)
+
+$(SPEEDSCOPE_SCHEMA):
+	command -v npm >/dev/null || (apt-get update && apt-get install -y npm)
+	mkdir -p .cache/speedscope
+	cd .cache/speedscope && npm pack --silent speedscope@$(SPEEDSCOPE_VERSION) \
+		&& tar xzf speedscope-$(SPEEDSCOPE_VERSION).tgz
+	test -f $@ && touch $@
 
 # Every benchmark case and probe once, tiny counts: they cannot rot. Writes nothing in docs/.
 bench-quick: $(VENV)/.installed-dev
@@ -51,4 +72,4 @@ bench: $(VENV)/.installed-dev
 		--results benchmarks/results.json --render docs/performance.md
 
 clean:
-	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache usage.json
+	rm -rf $(VENV) build dist site .mypy_cache .ruff_cache .pytest_cache usage.json usage.html .cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any
@@ -40,12 +41,18 @@ def track_case(depth: int) -> Callable[[], Runner]:
     def setup() -> Runner:
         import tokenmeter as tm
 
-        def run(loops: int) -> None:
+        def loop(loops: int) -> None:
             track = tm.track
-            with _open_scopes(depth):
-                for _ in repeat(None, loops):
-                    with track("step"):
-                        pass
+            for _ in repeat(None, loops):
+                with track("step"):
+                    pass
+
+        # The outer scopes stay open in a context of their own, entered once here.
+        ctx = contextvars.copy_context()
+        ctx.run(lambda: _open_scopes(depth).__enter__())
+
+        def run(loops: int) -> None:
+            ctx.run(loop, loops)
 
         _check_counted("step", run)
         return run

@@ -297,6 +297,7 @@ def run_versions(
         }
         loops: dict[str, int] = {}
         case_rounds = {c["key"]: c["rounds"] for c in catalog}
+        case_ops = {c["key"]: c["ops"] for c in catalog}
         for w in workers:
             for k, st in w.call("setup", keys=keys).items():
                 s = series[w.name][k]
@@ -333,7 +334,8 @@ def run_versions(
                 s = series[w.name][k]
                 if s.status == "ok":
                     try:
-                        s.alloc = w.call("alloc", key=k, loops=min(cfg.alloc_loops, loops[k]))
+                        n = max(1, min(cfg.alloc_loops // case_ops[k], loops[k]))
+                        s.alloc = w.call("alloc", key=k, loops=n)
                     except RuntimeError as e:
                         s.status, s.detail = "error", str(e)
         probe_results: dict[str, dict[str, Any]] = {w.name: {} for w in workers}

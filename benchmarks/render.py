@@ -6,7 +6,8 @@ The page is ``performance.md.in`` with its ``{{...}}`` placeholders filled from 
 results; nothing on it is typed in by hand:
 
 - ``{{machine}}``: machine, interpreter, packages, commits, load average, rounds;
-- ``{{table:MODULE}}``: the table of one case module (e.g. ``{{table:cases_scopes}}``);
+- ``{{table:MODULE}}``, ``{{title:MODULE}}``: the table of one case module (e.g.
+  ``{{table:cases_scopes}}``) and its title;
 - ``{{before_after}}``: every case before (the baseline commit) and after;
 - ``{{changes}}``: each recorded change's gain on the hot rows;
 - ``{{targets}}``: the targets, measured and judged;
@@ -344,6 +345,7 @@ def render(results: dict[str, Any], template: str) -> str:
         "floor": lambda k: fmt_x(cur.xfloor(k)),
         "otel": lambda k: fmt_x(cur.otel_over(k)),
         "table": lambda m: module_table(results, m),
+        "title": lambda m: next((x["title"] for x in results["modules"] if x["name"] == m), m),
         "probe": lambda k: probe(results, k),
     }
     blocks: dict[str, Callable[[], str]] = {

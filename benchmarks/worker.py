@@ -139,12 +139,10 @@ class Worker:
 
     def calibrate(self, key: str, quick: bool, target_ns: int) -> int:
         """Loops per round so that one round takes about ``target_ns`` of CPU time."""
-        ops = self.cases[key][0].ops
         if quick:
             return 2
-        self.time(key, max(1, 1000 // ops))  # warm-up
         loops = 1
-        while True:
+        while True:  # also the warm-up: the last run is at about a tenth of a round
             _, cpu, _ = self.time(key, loops)
             if cpu >= target_ns / 10 or loops >= 10_000_000:
                 return max(1, round(loops * target_ns / max(cpu, 1)))

@@ -28,6 +28,7 @@ PUBLIC = [
     "current",
     "instrument",
     "instrumented",
+    "live",
     "propagate_to_processes",
     "propagate_to_threads",
     "record",

@@ -7,8 +7,10 @@ and threads. Read the result with ``tokenmeter.report()``.
 
 from __future__ import annotations
 
+import os as _os
 import typing as _typing
 
+from . import _calls_log
 from ._errors import BudgetExceeded
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
@@ -20,6 +22,7 @@ from ._version import __version__
 
 if _typing.TYPE_CHECKING:
     from ._limits import Limits
+    from ._live import live
     from ._pricing import Price, clear_prices, set_price
     from ._record import CallRecord
     from ._report import Projection, Report, ReportNode
@@ -36,6 +39,7 @@ _LAZY = {
     "ReportNode": "_report",
     "Usage": "_usage",
     "clear_prices": "_pricing",
+    "live": "_live",
     "set_price": "_pricing",
 }
 
@@ -58,6 +62,7 @@ __all__ = [
     "current",
     "instrument",
     "instrumented",
+    "live",
     "propagate_to_processes",
     "propagate_to_threads",
     "record",
@@ -86,6 +91,14 @@ for _name in __all__:
     if _name not in _LAZY and _name != "__version__":
         _public(globals()[_name])
 del _name
+
+# The per-call log on the ``tokenmeter.calls`` logger follows logging's configuration,
+# and TOKENMETER_LIVE=1 starts the live ticker (docs/cli.md).
+_calls_log.install()
+if _os.environ.get("TOKENMETER_LIVE"):
+    from ._live import start_from_env as _start_live
+
+    _start_live()
 
 if not _typing.TYPE_CHECKING:  # for type checkers the names above are imported, not looked up
 

@@ -399,6 +399,18 @@ class Report:
 
         write_atomic(path, self.to_json(include_records) + "\n")
 
+    def to_html(self, title: str = "tokenmeter report") -> str:
+        """The report as one self-contained, offline HTML page (see docs/cli.md)."""
+        from ._html import to_html
+
+        return to_html(self, title)
+
+    def save_html(self, path: str | os.PathLike[str], title: str = "tokenmeter report") -> None:
+        """Write `to_html` to ``path`` atomically."""
+        from ._html import save_html
+
+        save_html(self, os.fspath(path), title)
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:
         """Rebuild a report from `to_dict` output."""

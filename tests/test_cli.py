@@ -1,0 +1,359 @@
+"""The `tokenmeter` command, run as the installed console script on saved reports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import markdown
+import pytest
+
+import tokenmeter as tm
+
+SCRIPT = shutil.which("tokenmeter", path=os.path.dirname(sys.executable))
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``tokenmeter`` console script."""
+    assert SCRIPT is not None, "the tokenmeter console script is not installed"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "COLUMNS": "200"}
+    env.pop("TOKENMETER_LIVE", None)
+    return subprocess.run(
+        [SCRIPT, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd, env=env
+    )
+
+
+def rec(model: str, i: int, o: int, cost: float | None) -> None:
+    tm.record(model=model, input_tokens=i, output_tokens=o, cost_usd=cost)
+
+
+def save_base(path: Path) -> Path:
+    """agent ($0.001 own) > search (2 x $0.0002), write ($0.003), legacy ($0.0001)."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("agent"):
+        rec("gpt-4o", 100, 50, 0.001)
+        for _ in range(2):
+            with meter.track("search"):
+                rec("gpt-4o-mini", 40, 10, 0.0002)
+        with meter.track("write"):
+            rec("claude-haiku-4-5", 300, 200, 0.003)
+        with meter.track("legacy"):
+            rec("gpt-4o-mini", 10, 10, 0.0001)
+    meter.report().save(path, include_records=True)
+    return path
+
+
+def save_new(path: Path) -> Path:
+    """The base run with a third search, a costlier write, a new review scope, no legacy."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("agent"):
+        rec("gpt-4o", 100, 50, 0.001)
+        for _ in range(3):
+            with meter.track("search"):
+                rec("gpt-4o-mini", 40, 10, 0.0002)
+        with meter.track("write"):
+            rec("claude-haiku-4-5", 600, 400, 0.006)
+        with meter.track("review"):
+            rec("acme-ft", 50, 5, None)
+            rec("gpt-4o-mini", 20, 5, 0.0005)
+    meter.report().save(path, include_records=True)
+    return path
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Path:
+    return save_base(tmp_path / "base.json")
+
+
+@pytest.fixture
+def new(tmp_path: Path) -> Path:
+    return save_new(tmp_path / "new.json")
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+def test_report_text_prints_the_tree_and_models(base: Path) -> None:
+    """`report FILE` prints the tree table and the by-model table, exit 0."""
+    r = cli("report", base)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "tokenmeter report: 5 calls, 770 tokens, $0.004500"
+    assert (
+        "  agent                      5      490       0     280      0 $0.004500  100.0%" in lines
+    )
+    assert (
+        "    search x2                2       80       0      20      0 $0.000400    8.9%" in lines
+    )
+    models = lines[lines.index(next(x for x in lines if x.startswith("model "))) + 2 :]
+    assert models[0].split() == ["claude-haiku-4-5", "1", "500", "$0.003000", "66.7%"]
+    assert models[2].split() == ["gpt-4o-mini", "3", "120", "$0.000500", "11.1%"]
+
+
+def test_report_by_json_and_csv(base: Path) -> None:
+    """--by model --format json gives exact usage per model; --format csv one row per scope."""
+    r = cli("report", base, "--by", "model", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["by"] == "model"
+    assert data["rows"]["gpt-4o-mini"]["calls"] == 3
+    assert data["rows"]["gpt-4o-mini"]["cost_usd"] == pytest.approx(0.0005, abs=1e-12)
+    assert data["total"]["total_tokens"] == 770
+
+    r = cli("report", base, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["path"] for row in rows] == [
+        "",
+        "agent",
+        "agent/search",
+        "agent/write",
+        "agent/legacy",
+    ]
+    search = rows[2]
+    assert (search["entries"], search["calls"], search["total_tokens"]) == ("2", "2", "100")
+    assert float(search["cost_usd"]) == pytest.approx(0.0004, abs=1e-12)
+
+
+def test_report_depth_folds_deeper_scopes(base: Path) -> None:
+    """--depth 1 keeps the top scope only, with every call folded into it."""
+    r = cli("report", base, "--depth", "1", "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["path"] for row in rows] == ["", "agent"]
+    assert (rows[1]["calls"], rows[1]["own_calls"]) == ("5", "5")
+    assert float(rows[1]["own_cost_usd"]) == pytest.approx(0.0045, abs=1e-12)
+
+
+def test_report_markdown_escapes_names(tmp_path: Path) -> None:
+    """--format markdown renders as a table, and a hostile scope name stays text."""
+    meter = tm.Meter()
+    with meter.track(HOSTILE), meter.track("a|b"):
+        rec("gpt-4o", 10, 10, 0.25)
+    meter.report().save(tmp_path / "h.json")
+    r = cli("report", tmp_path / "h.json", "--format", "markdown")
+    assert r.returncode == 0, r.stderr
+    page = markdown.markdown(r.stdout, extensions=["tables"])
+    assert "<img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;/a|b" in page
+    assert page.count("<tr>") == 4  # head, (total), the hostile scope, a|b
+
+
+def test_report_width_sets_the_table_width(base: Path) -> None:
+    """--width 100 makes the by-model table 100 columns wide."""
+    r = cli("report", base, "--by", "model", "--width", "100")
+    assert r.returncode == 0, r.stderr
+    assert len(r.stdout.splitlines()[1]) == 100
+
+
+# -- diff -----------------------------------------------------------------------------
+
+
+def test_diff_text_sorted_by_cost_change(base: Path, new: Path) -> None:
+    """diff lists scopes and models by the size of their cost change, new and gone marked."""
+    r = cli("diff", base, new)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == (
+        "total: cost $0.004500 -> $0.008100* (+$0.003600, +80.0%); "
+        "tokens 770 -> 1,380; calls 5 -> 7"
+    )
+    start = lines.index(next(x for x in lines if x.startswith("scope ")))
+    keys = [x.split()[0] for x in lines[start + 2 : start + 8]]
+    assert keys == [
+        "(total)",
+        "agent",
+        "agent/write",
+        "agent/review",
+        "agent/search",
+        "agent/legacy",
+    ]
+    assert "agent/review (new)" in lines[start + 5]
+    assert "agent/legacy (gone)" in lines[start + 7]
+    write = lines[start + 4].split()
+    assert write[1:] == ["1->1", "500->1,000", "$0.003000", "$0.006000", "+$0.003000", "+100.0%"]
+
+
+def test_diff_fail_over_percent_fails_and_passes(base: Path, new: Path) -> None:
+    """--fail-over 50% exits 1 on an 80% growth; --fail-over 95% exits 0."""
+    r = cli("diff", base, new, "--fail-over", "50%")
+    assert r.returncode == 1
+    assert "FAIL: the total grew past the threshold of 50%" in r.stdout
+    r = cli("diff", base, new, "--fail-over", "95%")
+    assert r.returncode == 0
+    assert "OK: the total is within the threshold of 95%" in r.stdout
+
+
+def test_diff_fail_over_usd_and_scope(base: Path, new: Path) -> None:
+    """A dollar threshold and --scope judge one scope's growth: search grew $0.0002."""
+    assert (
+        cli("diff", base, new, "--fail-over", "0.0001", "--scope", "agent/search").returncode == 1
+    )
+    r = cli("diff", base, new, "--fail-over", "$0.0002", "--scope", "agent/search")
+    assert r.returncode == 0, r.stdout
+    assert "scope agent/search: cost $0.000400 -> $0.000600 (+$0.000200, +50.0%)" in r.stdout
+    assert cli("diff", new, base, "--fail-over", "0%").returncode == 0  # it shrank
+
+
+def test_diff_markdown_renders_for_a_pull_request(base: Path, new: Path) -> None:
+    """--format markdown renders as a heading, a verdict and two tables."""
+    r = cli("diff", base, new, "--format", "markdown", "--fail-over", "10%")
+    assert r.returncode == 1
+    page = markdown.markdown(r.stdout, extensions=["tables"])
+    assert page.count("<table>") == 2
+    assert "<strong>FAIL</strong>" in page
+    assert "<td>agent/review <strong>new</strong></td>" in page
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", page)
+    write = cells.index("agent/write")
+    assert cells[write : write + 7] == [
+        "agent/write",
+        "1 → 1",
+        "500 → 1,000",
+        "$0.003000",
+        "$0.006000",
+        "+$0.003000",
+        "+100.0%",
+    ]
+
+
+# -- merge, html, export ----------------------------------------------------------------
+
+
+def test_merge_is_the_sum(base: Path, new: Path, tmp_path: Path) -> None:
+    """merge writes a report whose every node is the sum of the inputs'."""
+    out = tmp_path / "merged.json"
+    r = cli("merge", base, new, "-o", out)
+    assert r.returncode == 0, r.stderr
+    merged, a, b = tm.Report.load(out), tm.Report.load(base), tm.Report.load(new)
+    assert merged.total == a.total + b.total
+    assert merged.node("agent", "search").entries == 5
+    assert merged.node("agent", "search").usage == (
+        a.node("agent", "search").usage + b.node("agent", "search").usage
+    )
+    assert merged.node("agent", "legacy").usage == a.node("agent", "legacy").usage
+    assert len(merged.records) == 12
+    again = cli("report", base, new, "--format", "json")
+    assert json.loads(again.stdout)["total"] == merged.total.to_dict()
+
+
+def test_html_and_export_write_files(base: Path, tmp_path: Path) -> None:
+    """html and export write their files and say so; exit 0."""
+    r = cli("html", base, "-o", tmp_path / "r.html")
+    assert (r.returncode, r.stdout.strip()) == (0, f"wrote {tmp_path / 'r.html'}")
+    assert "$0.004500" in (tmp_path / "r.html").read_text()
+    r = cli("export", base, "--format", "folded", "-o", tmp_path / "f.txt")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "f.txt").read_text().splitlines()[0] == "agent 10000000"
+
+
+# -- bad input ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["report", "{d}/missing.json"], 3, "{d}/missing.json: no such file"),
+        (["report", "{d}/bad.json"], 3, "{d}/bad.json: not a tokenmeter report (invalid JSON"),
+        (["report", "{d}/other.json"], 3, "{d}/other.json: malformed report: not a tokenmeter"),
+        (
+            ["report", "{d}/notree.json"],
+            3,
+            "{d}/notree.json: malformed report: missing field 'tree'",
+        ),
+        (
+            ["diff", "{d}/base.json", "{d}/base.json", "--fail-over", "ten"],
+            2,
+            "--fail-over must be",
+        ),
+        (["diff", "{d}/base.json", "{d}/base.json", "--scope", "x/y"], 2, "no scope 'x/y'"),
+        (
+            ["export", "{d}/norec.json", "--format", "chrome-trace", "-o", "{d}/t"],
+            3,
+            "per-call records",
+        ),
+        (["merge", "{d}/base.json", "-o", "{d}/no/such/dir/out.json"], 3, "cannot write"),
+        (["report", "{d}/base.json", "--depth", "-1"], 2, "--depth: must be 0 or more"),
+        (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
+        (["run", "{d}/missing.py"], 2, "missing.py: no such file"),
+        (["run", "--max-cost-usd", "lots", "{d}/x.py"], 2, "--max-cost-usd must be a number"),
+    ],
+)
+def test_bad_input_is_one_line_and_an_exit_code(
+    base: Path, tmp_path: Path, args: list[str], code: int, message: str
+) -> None:
+    """Each bad input gives one line naming it on stderr, a documented exit code, no traceback."""
+    d = str(tmp_path)
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"schema": "something.else"}')
+    (tmp_path / "notree.json").write_text('{"schema": "tokenmeter.report", "schema_version": 1}')
+    meter = tm.Meter()
+    with meter.track("x"):
+        rec("gpt-4o", 1, 1, 0.1)
+    meter.report().save(tmp_path / "norec.json")
+    r = cli(*[a.format(d=d) for a in args])
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert r.stderr.count("\n") == 1, r.stderr
+    assert r.stderr.startswith("tokenmeter: error: ")
+    assert message.format(d=d) in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_python_dash_m_is_the_same_command(base: Path) -> None:
+    """`python -m tokenmeter` runs the same command."""
+    r = subprocess.run(
+        [sys.executable, "-m", "tokenmeter", "report", str(base), "--by", "provider"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[0].split() == ["provider", "calls", "tokens", "cost", "share"]
+
+
+# -- the docs page ----------------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "cli.md"
+
+
+def console_blocks(text: str) -> list[tuple[str, str]]:
+    """(command, expected output) for each ``$ tokenmeter ...`` of the page's console blocks."""
+    out: list[tuple[str, str]] = []
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() != "```console":
+            i += 1
+            continue
+        i += 1
+        while not lines[i].startswith("```"):
+            assert lines[i].startswith("$ tokenmeter "), lines[i]
+            command, expected = lines[i][2:], []
+            i += 1
+            while not lines[i].startswith(("```", "$ ")):
+                expected.append(lines[i])
+                i += 1
+            out.append((command, "\n".join(expected) + "\n"))
+    return out
+
+
+def test_docs_page_commands_print_what_it_shows(tmp_path: Path) -> None:
+    """Every `$ tokenmeter ...` in docs/cli.md prints exactly what the page shows after it."""
+    text = DOCS.read_text(encoding="utf-8")
+    setup = text.split("```python\n", 1)[1].split("```\n", 1)[0]
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        exec(compile(setup, str(DOCS), "exec"), {})
+    finally:
+        os.chdir(cwd)
+    blocks = console_blocks(text)
+    assert len(blocks) == 8
+    for command, expected in blocks:
+        r = cli(*command.split()[1:], cwd=tmp_path)
+        assert r.stdout + r.stderr == expected, command

@@ -1,0 +1,120 @@
+"""The ``tokenmeter.calls`` logger: one log record per counted call, for those who want each.
+
+Turned on by configuring logging so that ``tokenmeter.calls`` emits INFO, e.g.
+``logging.basicConfig(level=logging.INFO)`` or
+``logging.getLogger("tokenmeter.calls").setLevel(logging.INFO)`` with a handler.
+While it would emit, an observer (`tokenmeter._events`) logs every call with the
+call's fields in ``extra``; while it would not, nothing is registered and calls
+pay nothing. Whether it would emit is checked again whenever any logger's level
+changes (``setLevel``, ``basicConfig``, ``dictConfig``, ``logging.disable``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, cast
+
+from . import _events
+
+LOGGER_NAME = "tokenmeter.calls"
+logger = logging.getLogger(LOGGER_NAME)
+
+#: The ``extra`` keys of each record (none collides with a `logging.LogRecord` attribute).
+EXTRA_KEYS = (
+    "scope",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "duration_s",
+    "call_kind",
+    "call_failed",
+    "call_module",
+    "call_operation",
+    "call_id",
+)
+
+
+class CallsLog:
+    """The observer that logs each counted call on ``tokenmeter.calls``."""
+
+    def on_call(self, record: Any, frame: Any) -> None:
+        """Log ``record`` (a `CallRecord`) at INFO, its fields in ``extra``."""
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        scope = "/".join(record.path)
+        cost = record.cost_usd
+        dur = record.duration_s
+        logger.info(
+            "%s %s: %d tokens (%d in, %d out), %s%s",
+            scope or "(no scope)",
+            record.model,
+            record.total_tokens,
+            record.input_tokens,
+            record.output_tokens,
+            "unpriced" if cost is None else f"${cost:.6f}",
+            "" if dur is None else f", {dur:.3f}s",
+            extra={
+                "scope": scope,
+                "model": record.model,
+                "provider": record.provider,
+                "input_tokens": record.input_tokens,
+                "output_tokens": record.output_tokens,
+                "total_tokens": record.total_tokens,
+                "cache_read_tokens": record.cache_read_tokens,
+                "reasoning_tokens": record.reasoning_tokens,
+                "cost_usd": cost,
+                "duration_s": dur,
+                "call_kind": record.kind,
+                "call_failed": record.failed,
+                "call_module": record.module,
+                "call_operation": record.operation,
+                "call_id": record.call_id,
+            },
+        )
+
+
+# Only ``on_call``: ``_events`` skips the hooks an observer does not have.
+OBSERVER = cast(_events.Observer, CallsLog())
+_installed = False
+_install_lock = threading.Lock()
+
+
+def sync() -> None:
+    """Register the observer while ``tokenmeter.calls`` would emit INFO; unregister otherwise."""
+    try:
+        if logger.isEnabledFor(logging.INFO):
+            _events.add_observer(OBSERVER)
+        else:
+            _events.remove_observer(OBSERVER)
+    except Exception:  # never into the host's logging configuration
+        _events.logger.exception("tokenmeter.calls: could not update the call log; ignored")
+
+
+def install() -> None:
+    """Check now, and again whenever logging levels change (idempotent)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            sync()
+            return
+        manager = logging.Logger.manager
+        original = getattr(manager, "_clear_cache", None)
+        if original is None:  # pragma: no cover - every supported Python has it
+            _installed = True
+            sync()
+            return
+
+        def _clear_cache() -> None:
+            original()
+            sync()
+
+        # Logger.setLevel, basicConfig, dictConfig and logging.disable all end here.
+        setattr(manager, "_clear_cache", _clear_cache)  # noqa: B010
+        _installed = True
+    sync()

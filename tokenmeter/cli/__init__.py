@@ -1,0 +1,247 @@
+"""The ``tokenmeter`` command: look at, compare, merge and export saved runs (docs/cli.md).
+
+Exit codes: 0 success; 1 ``diff`` past ``--fail-over``, or ``run`` past its budget;
+2 bad arguments; 3 a file that cannot be read, is not a report, or cannot be
+written. Errors are one line on stderr, ``tokenmeter: error: ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from ._load import EXIT_INPUT, EXIT_OK, EXIT_OVER, EXIT_USAGE, CliError, load_report, load_reports
+from ._load import write_file as write_file
+
+__all__ = ["EXIT_INPUT", "EXIT_OK", "EXIT_OVER", "EXIT_USAGE", "main"]
+
+_DESCRIPTION = "Look at, compare, merge and export runs saved by tokenmeter (Report.save)."
+_EPILOG = (
+    "exit codes: 0 ok; 1 diff past --fail-over, or run past --max-cost-usd; "
+    "2 bad arguments; 3 a file cannot be read, is not a report, or cannot be written"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+
+
+def _width(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 40:
+        raise argparse.ArgumentTypeError(f"must be 40 or more, got {value}")
+    return value
+
+
+def _depth(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    from tokenmeter._export import FORMATS as EXPORT_FORMATS
+    from tokenmeter._export import WEIGHTS
+
+    from ._tables import DIMENSIONS, FORMATS
+
+    p = _Parser(prog="tokenmeter", description=_DESCRIPTION, epilog=_EPILOG)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    r = sub.add_parser("report", help="show one saved run, or several merged")
+    r.add_argument("files", nargs="+", metavar="FILE")
+    r.add_argument("--by", choices=DIMENSIONS, help="a breakdown by this dimension instead")
+    r.add_argument("--depth", type=_depth, help="fold scopes deeper than N into their parent")
+    r.add_argument("--format", choices=FORMATS, default="text")
+    r.add_argument("--width", type=_width, default=80, help="width of text tables (default 80)")
+
+    d = sub.add_parser("diff", help="compare two saved runs; exit 1 past --fail-over")
+    d.add_argument("base", metavar="BASE")
+    d.add_argument("new", metavar="NEW")
+    d.add_argument("--format", choices=("text", "markdown"), default="text")
+    d.add_argument(
+        "--fail-over",
+        metavar="PCT%|USD",
+        help="exit 1 when the cost grew by more than this: 10%% or 0.05 (dollars)",
+    )
+    d.add_argument("--scope", metavar="PATH", help="judge this scope (a/b) instead of the total")
+
+    m = sub.add_parser("merge", help="merge saved runs into one file (exact sums)")
+    m.add_argument("files", nargs="+", metavar="FILE")
+    m.add_argument("-o", "--output", required=True, metavar="OUT")
+
+    h = sub.add_parser("html", help="write a self-contained HTML report")
+    h.add_argument("file", metavar="FILE")
+    h.add_argument("-o", "--output", required=True, metavar="OUT.html")
+
+    e = sub.add_parser("export", help="write a profile: speedscope, folded stacks, Chrome trace")
+    e.add_argument("file", metavar="FILE")
+    e.add_argument("--format", choices=EXPORT_FORMATS, required=True)
+    e.add_argument(
+        "--weight",
+        choices=sorted(WEIGHTS),
+        default="cost",
+        help="folded stacks: what each line weighs (cost in 1e-10 USD units; default cost)",
+    )
+    e.add_argument("-o", "--output", required=True, metavar="OUT")
+
+    run = sub.add_parser(
+        "run",
+        help="run a Python program with tokenmeter on; report at its end",
+        usage="tokenmeter run [--max-cost-usd X] [--save FILE] [--detailed] "
+        "(script.py | -m module) [args ...]",
+    )
+    run.add_argument("--max-cost-usd", metavar="X", help="exit 1 when the run cost more")
+    run.add_argument("--save", metavar="FILE", help="save the report (with per-call records)")
+    run.add_argument("--detailed", action="store_true", help="per-model lines in the report")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command with ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(args)
+    except CliError as e:
+        print(f"tokenmeter: error: {e}", file=sys.stderr)
+        return e.code
+    except BrokenPipeError:
+        # The reader went away (``tokenmeter report x.json | head``): not an error.
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        except OSError:
+            pass
+        return EXIT_OK
+
+
+def _main(argv: list[str]) -> int:
+    parser = build_parser()
+    if argv and argv[0] == "run":
+        return _run(parser, argv[1:])
+    try:
+        ns = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version
+        return int(e.code or 0)
+    command: str = ns.command
+    if command == "report":
+        return _report(ns)
+    if command == "diff":
+        return _diff(ns)
+    if command == "merge":
+        return _merge(ns)
+    if command == "html":
+        return _html(ns)
+    return _export(ns)
+
+
+def _report(ns: argparse.Namespace) -> int:
+    from ._tables import prune, render
+
+    rep = load_reports(ns.files)
+    if ns.depth is not None:
+        rep = prune(rep, ns.depth)
+    print(render(rep, ns.format, ns.by, ns.width))
+    return EXIT_OK
+
+
+def _diff(ns: argparse.Namespace) -> int:
+    from tokenmeter._usage import Usage
+
+    from ._diff import Threshold, render, scope_usage
+
+    threshold = None
+    if ns.fail_over is not None:
+        try:
+            threshold = Threshold.parse(ns.fail_over)
+        except ValueError as e:
+            raise CliError(f"diff: {e}", EXIT_USAGE) from None
+    base, new = load_report(ns.base), load_report(ns.new)
+    if ns.scope is not None:
+        b, a = scope_usage(base, ns.scope), scope_usage(new, ns.scope)
+        if b is None and a is None:
+            raise CliError(f"diff: no scope {ns.scope!r} in {ns.base} or {ns.new}", EXIT_USAGE)
+        before, after = b or Usage(), a or Usage()
+    else:
+        before, after = base.total, new.total
+    over = threshold is not None and threshold.exceeded(before, after)
+    print(render(base, new, ns.format, threshold, ns.scope, over))
+    return EXIT_OVER if over else EXIT_OK
+
+
+def _merge(ns: argparse.Namespace) -> int:
+    rep = load_reports(ns.files)
+    write_file(ns.output, rep.to_json(include_records=True))
+    t = rep.total
+    print(
+        f"merged {len(ns.files)} reports into {ns.output}: {t.calls:,} calls, "
+        f"{t.total_tokens:,} tokens, ${t.cost_usd:.6f}"
+    )
+    return EXIT_OK
+
+
+def _html(ns: argparse.Namespace) -> int:
+    from tokenmeter._html import to_html
+
+    rep = load_report(ns.file)
+    write_file(ns.output, to_html(rep))
+    print(f"wrote {ns.output}")
+    return EXIT_OK
+
+
+def _export(ns: argparse.Namespace) -> int:
+    from tokenmeter._export import export_text
+
+    rep = load_report(ns.file)
+    try:
+        text = export_text(rep, ns.format, ns.weight)
+    except ValueError as e:
+        raise CliError(f"export: {ns.file}: {e}", EXIT_INPUT) from None
+    write_file(ns.output, text)
+    print(f"wrote {ns.output} ({ns.format})")
+    return EXIT_OK
+
+
+def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+    from ._run import parse_budget, run_program, split_run_args
+
+    opts, script, rest = split_run_args(argv)
+    if opts.get("-h"):
+        _print_run_help(parser)
+        return EXIT_OK
+    budget = parse_budget(opts.get("--max-cost-usd"))
+    save = opts.get("--save")
+    if isinstance(save, str):
+        directory = os.path.dirname(os.path.abspath(save))
+        if not os.path.isdir(directory):
+            raise CliError(f"run: --save {save}: no directory {directory}", EXIT_INPUT)
+    module = opts.get("module")
+    return run_program(
+        script,
+        module if isinstance(module, str) else None,
+        rest,
+        budget,
+        save if isinstance(save, str) else None,
+        bool(opts.get("--detailed")),
+        sys.stderr,
+    )
+
+
+def _print_run_help(parser: argparse.ArgumentParser) -> None:
+    try:
+        parser.parse_args(["run", "--help"])
+    except SystemExit:
+        pass
