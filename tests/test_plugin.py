@@ -507,9 +507,7 @@ def test_internal_error_is_logged_and_the_session_goes_on(
 
 def test_examples_suite_passes_as_documented() -> None:
     """examples/tests_with_budgets passes with the command docs/pytest-plugin.md gives."""
-    out = run_python(
-        ["-m", "pytest", "examples/tests_with_budgets", "--tokenmeter"]
-    )
+    out = run_python(["-m", "pytest", "examples/tests_with_budgets", "--tokenmeter"])
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert "tokenmeter: usage per test; session budget max_cost_usd=$0.010000" in lines
