@@ -27,6 +27,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed-dev
 	$(PY) -m ruff check tokenmeter pytest_tokenmeter.py tests benchmarks examples
 	$(PY) -m ruff format --check tokenmeter pytest_tokenmeter.py tests benchmarks examples
+	$(PY) tests/test_layers.py
 
 types: $(VENV)/.installed-dev
 	$(PY) -m mypy

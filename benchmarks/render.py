@@ -10,6 +10,7 @@ results; nothing on it is typed in by hand:
   ``{{table:cases_scopes}}``) and its title;
 - ``{{before_after}}``: every case before (the baseline commit) and after;
 - ``{{changes}}``: each recorded change's gain on the hot rows;
+- ``{{other_tables}}``: the tables of case modules the template does not place;
 - ``{{targets}}``: the targets, measured and judged;
 - ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``;
 - ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``: one case's median in
@@ -348,7 +349,18 @@ def render(results: dict[str, Any], template: str) -> str:
         "title": lambda m: next((x["title"] for x in results["modules"] if x["name"] == m), m),
         "probe": lambda k: probe(results, k),
     }
+    placed = set(re.findall(r"\{\{table:([A-Za-z0-9_]+)\}\}", text))
+
+    def other_tables() -> str:
+        """Every case module the template does not place, under its title."""
+        out = []
+        for mod in results["modules"]:
+            if mod["name"] not in placed:
+                out += [f"### {mod['title']}", "", module_table(results, mod["name"]), ""]
+        return "\n".join(out).rstrip("\n") or "_(none)_"
+
     blocks: dict[str, Callable[[], str]] = {
+        "other_tables": other_tables,
         "machine": lambda: machine(results),
         "before_after": lambda: before_after(results),
         "changes": lambda: changes(results),

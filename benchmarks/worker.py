@@ -8,6 +8,8 @@ one JSON command per line on stdin and answers one JSON line on its own stdout
 from __future__ import annotations
 
 import argparse
+import contextvars
+import functools
 import gc
 import glob
 import importlib
@@ -82,6 +84,7 @@ class Worker:
             for p in getattr(m, "PROBES", ()):
                 self.probes[p.key] = p
         self.runners: dict[str, Runner] = {}
+        self.contexts: dict[str, contextvars.Context] = {}
         # Everything imported so far lives as long as the process: out of the collector's
         # way, so that the collections between rounds and around tracemalloc are quick.
         gc.collect()
@@ -127,7 +130,11 @@ class Worker:
                 out[k] = {"status": "unavailable", "detail": "no such case in this version"}
                 continue
             try:
-                self.runners[k] = case[0].setup()
+                # Each case runs in a Context of its own, empty at the start: the cost of a
+                # ContextVar set depends on what else the context holds.
+                ctx = contextvars.Context()
+                self.contexts[k] = ctx
+                self.runners[k] = ctx.run(case[0].setup)
                 self.time(k, 1)  # a first run, untimed: it must not fail
                 out[k] = {"status": "ok"}
             except Unavailable as e:
@@ -149,7 +156,7 @@ class Worker:
             loops *= 10
 
     def time(self, key: str, loops: int) -> tuple[int, int, int]:
-        return _timed(self.runners[key], loops, self.cases[key][0].ops)
+        return self.contexts[key].run(_timed, self.runners[key], loops, self.cases[key][0].ops)
 
     def alloc(self, key: str, loops: int) -> dict[str, Any]:
         """Bytes per operation under tracemalloc: the transient peak and what is retained.
@@ -159,7 +166,7 @@ class Worker:
         operation holds at once. ``retained_bytes_per_op``: traced memory still held
         after ``loops`` operations and a garbage collection, per operation.
         """
-        runner = self.runners[key]
+        runner = functools.partial(self.contexts[key].run, self.runners[key])
         ops = self.cases[key][0].ops
         runner(1)
         gc.collect()
@@ -185,7 +192,7 @@ class Worker:
         }
 
     def probe(self, key: str, quick: bool) -> dict[str, Any]:
-        return self.probes[key].run(quick)
+        return contextvars.Context().run(self.probes[key].run, quick)
 
     def reset(self) -> None:
         self.tm.reset()

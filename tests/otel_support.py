@@ -8,10 +8,18 @@ a string (Prometheus' spelling), and the value.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
+import litellm
+import pytest
+from opentelemetry import trace
+
 import tokenmeter as tm
+
+MSGS = [{"role": "user", "content": "hi"}]
 
 TOKEN_TYPES = {
     "input": "input_tokens",
@@ -134,7 +142,7 @@ def usage_of(points: Iterable[Point], where: Callable[[dict[str, str]], bool]) -
             add("calls", p.value)
             if p.attrs["tokenmeter_priced"] == "false":
                 add("unpriced_calls", p.value)
-            if "error_type" in p.attrs:
+            if p.attrs.get("error_type"):  # Prometheus gives absent labels as ""
                 add("failed_calls", p.value)
             if p.attrs["tokenmeter_estimated"] == "true":
                 add("estimated_calls", p.value)
@@ -194,3 +202,42 @@ def assert_points_match(points: list[Point], rep: tm.Report, prefix: str = "") -
         assert (path, incl) == (path, exact(node.usage))
         n += 2
     return n
+
+
+def ask(model: str = "gpt-4o-mini", text: str = "hello there", **kw: Any) -> Any:
+    return litellm.completion(model=model, messages=MSGS, mock_response=text, **kw)
+
+
+def worker(i: int) -> None:
+    with tm.track("worker"):
+        ask("gpt-4o", "w " * (i + 1))
+
+
+async def task(i: int) -> None:
+    async with tm.track("task"):
+        await litellm.acompletion(model="gpt-4o-mini", messages=MSGS, mock_response="t " * (i + 1))
+
+
+async def scenario(tracer: trace.Tracer) -> Any:
+    """A tree with threads, tasks, streams, a failure, a fallback and an unpriced model."""
+    with tm.track("main", module="app"):
+        ask()
+        with ThreadPoolExecutor(2) as ex:
+            list(ex.map(worker, range(3)))
+        await asyncio.gather(*(task(i) for i in range(2)))
+        with tm.track("stream"):
+            with tracer.start_as_current_span("user-span"):
+                stream = ask(text="one two three four", stream=True)
+            for _ in stream:  # consumed after the user's span ended
+                pass
+        with tm.track("fail", operation="risky"), pytest.raises(litellm.InternalServerError):
+            ask(text="litellm.InternalServerError")
+        with tm.track("fallback"):
+            ask(
+                "openai/no-such-model-1",
+                "litellm.InternalServerError",
+                fallbacks=[{"model": "gpt-4o-mini", "mock_response": "ok"}],
+            )
+        with tm.track("unpriced"):
+            ask("openai/no-such-model-1", "x y")
+    return tm.report()

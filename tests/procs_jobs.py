@@ -101,3 +101,14 @@ def llm_until_refused(_item: object = None) -> int:
             mock_response="hello there",
         )
     return 100
+
+
+def unpicklable_metadata() -> int:
+    """One record whose metadata cannot be pickled, one plain record."""
+    import threading
+
+    tm.record(
+        model="gpt-4o-mini", input_tokens=4, output_tokens=1, metadata={"lock": threading.Lock()}
+    )
+    tm.record(model="gpt-4o-mini", input_tokens=6, output_tokens=1)
+    return 2

@@ -11,8 +11,8 @@ import litellm
 import pytest
 
 import tokenmeter as tm
-from tokenmeter._meter import current_frame
-from tokenmeter._scope import before_call
+from tokenmeter._budgets import before_call
+from tokenmeter._scope import current_frame
 
 MODEL = "gpt-4o-mini"
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -357,3 +357,61 @@ def test_docs_page_commands_print_what_it_shows(tmp_path: Path) -> None:
     for command, expected in blocks:
         r = cli(*command.split()[1:], cwd=tmp_path)
         assert r.stdout + r.stderr == expected, command
+
+
+def _corrupt(data: dict[str, object], how: str) -> object:
+    tree = data["tree"]
+    assert isinstance(tree, dict)
+    if how == "usage is a string":
+        tree["usage"] = "lots"
+    elif how == "children is a number":
+        tree["children"] = 7
+    elif how == "entries is a word":
+        tree["entries"] = "many"
+    elif how == "breakdown lacks a model":
+        tree["children"][0]["breakdown"] = [{"usage": {}}]  # type: ignore[index]
+    elif how == "a list":
+        return [data]
+    elif how == "records are numbers":
+        data["records"] = [1, 2]
+    return data
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "usage is a string",
+        "children is a number",
+        "entries is a word",
+        "breakdown lacks a model",
+        "a list",
+        "records are numbers",
+    ],
+)
+def test_malformed_reports_are_one_line_errors(
+    base: Path, tmp_path: Path, how: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A report file damaged in any of these ways: exit 3, one line naming the file."""
+    from tokenmeter.cli import main
+
+    data = json.loads(base.read_text())
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(_corrupt(data, how)))
+    assert main(["report", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenmeter: error: {bad}: ")
+    assert err.count("\n") == 1
+
+
+def test_deeply_nested_json_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """JSON nested deeper than Python can read: exit 3, one line, no traceback."""
+    from tokenmeter.cli import main
+
+    bad = tmp_path / "deep.json"
+    bad.write_text("[" * 200_000 + "]" * 200_000)
+    assert main(["report", str(bad)]) == 3
+    assert capsys.readouterr().err == (
+        f"tokenmeter: error: {bad}: not a tokenmeter report (nested too deeply)\n"
+    )

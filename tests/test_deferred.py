@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from litellm import ModelResponse, Usage
 
 import tokenmeter as tm
-from tokenmeter import _litellm, _meter
-from tokenmeter._scope import CURRENT, Frame
+from tokenmeter import _litellm, _tree
+from tokenmeter._scope import CURRENT
+from tokenmeter._tree import Frame
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -343,14 +344,14 @@ def test_the_queue_is_counted_once_it_holds_a_batch() -> None:
     frame = frame_of(meter, "s")
     seen(frame)
     resp = response(Usage(prompt_tokens=3, completion_tokens=4))
-    for _ in range(_meter.PENDING_BATCH - 1):
+    for _ in range(_tree.PENDING_BATCH - 1):
         assert _litellm._defer(frame, resp, 0.0)
-    assert len(meter._pending) == _meter.PENDING_BATCH - 1
+    assert len(meter._pending) == _tree.PENDING_BATCH - 1
     assert _litellm._defer(frame, resp, 0.0)
     assert meter._pending == []
     assert frame.scope._dims[("gpt-4o-mini", "openai", None, None)][:2] == [
-        _meter.PENDING_BATCH,
-        3 * _meter.PENDING_BATCH,
+        _tree.PENDING_BATCH,
+        3 * _tree.PENDING_BATCH,
     ]
 
 

@@ -65,9 +65,9 @@ def test_budget_exceeded_and_base_exceptions_pass_through(swallowing: None) -> N
 
 
 def test_swallow_decorator(swallowing: None, caplog: pytest.LogCaptureFixture) -> None:
-    """@swallow_internal_errors returns the value, or None (and a log line) on a bug."""
+    """@internal_errors_swallowed returns the value, or None (and a log line) on a bug."""
 
-    @_errors.swallow_internal_errors("decorated")
+    @_errors.internal_errors_swallowed("decorated")
     def f(x: int) -> int:
         if x < 0:
             raise ValueError("negative")

@@ -19,7 +19,7 @@ from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
 
 import tokenmeter as tm
-from tokenmeter import _errors, _litellm, _meter
+from tokenmeter import _errors, _litellm, _tree
 
 MSGS = [{"role": "user", "content": "hi"}]
 # LiteLLM's mock usage for a string mock_response: 10 prompt, 20 completion tokens.
@@ -532,7 +532,7 @@ def test_a_bug_counting_deferred_calls_is_logged_and_reading_goes_on(
     """A bug while counting queued calls is logged; the call returned and the report still works."""
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
-    monkeypatch.setattr(_meter, "_apply_pending", broken)
+    monkeypatch.setattr(_tree, "_apply_pending", broken)
     meter = tm.Meter()
     with meter.track("s") as scope:
         # The first call of a model on a scope is counted at once, the second is queued.

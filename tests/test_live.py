@@ -31,9 +31,11 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def run_on(opener: str, terminal: bool, env: dict[str, str] | None = None) -> tuple[str, str]:
-    """Run PROGRAM with stderr on a pty (``terminal``) or a pipe: (stdout, stderr)."""
-    code = PROGRAM.format(opener=opener)
+def run_on(
+    opener: str, terminal: bool, env: dict[str, str] | None = None, program: str = PROGRAM
+) -> tuple[str, str]:
+    """Run ``program`` with stderr on a pty (``terminal``) or a pipe: (stdout, stderr)."""
+    code = program.format(opener=opener)
     full_env = {**os.environ, **(env or {})}
     if not terminal:
         r = subprocess.run(
@@ -173,3 +175,17 @@ def test_calls_log_off_when_the_logger_would_not_emit(calls_logger: logging.Logg
     assert _calls_log.OBSERVER in _events.OBSERVERS
     calls_logger.setLevel(logging.NOTSET)
     assert _calls_log.OBSERVER not in _events.OBSERVERS
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_tokenmeter_live_is_drawn_by_the_parent_only(method: str) -> None:
+    """With TOKENMETER_LIVE=1 a forked or spawned worker draws nothing: one final line only."""
+    opener = (
+        "__import__('concurrent.futures').futures.ProcessPoolExecutor(2, "
+        f"mp_context=__import__('multiprocessing').get_context('{method}')) as pool"
+    )
+    program = PROGRAM.replace("time.sleep(0.15)", "pool.submit(time.sleep, 0.15).result()")
+    out, err = run_on(opener, terminal=True, env={"TOKENMETER_LIVE": "1"}, program=program)
+    assert out == "done\n"
+    assert FINAL in err
+    assert err.count("\n") == 1  # the parent's last line; no worker drew one

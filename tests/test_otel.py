@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import litellm
 import pytest
-from opentelemetry import context, trace
+from opentelemetry import context
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -21,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import tokenmeter as tm
 import tokenmeter.otel
-from tests.otel_support import assert_points_match, exact, points_from_sdk, usage_of
+from tests.otel_support import ask, assert_points_match, exact, points_from_sdk, scenario, usage_of
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -47,45 +44,6 @@ def otel() -> Iterator[Otel]:
     o = Otel(metric_scope_depth=0)
     yield o
     tokenmeter.otel.uninstrument()
-
-
-def ask(model: str = "gpt-4o-mini", text: str = "hello there", **kw: Any) -> Any:
-    return litellm.completion(model=model, messages=MSGS, mock_response=text, **kw)
-
-
-def worker(i: int) -> None:
-    with tm.track("worker"):
-        ask("gpt-4o", "w " * (i + 1))
-
-
-async def task(i: int) -> None:
-    async with tm.track("task"):
-        await litellm.acompletion(model="gpt-4o-mini", messages=MSGS, mock_response="t " * (i + 1))
-
-
-async def scenario(tracer: trace.Tracer) -> Any:
-    """A tree with threads, tasks, streams, a failure, a fallback and an unpriced model."""
-    with tm.track("main", module="app"):
-        ask()
-        with ThreadPoolExecutor(2) as ex:
-            list(ex.map(worker, range(3)))
-        await asyncio.gather(*(task(i) for i in range(2)))
-        with tm.track("stream"):
-            with tracer.start_as_current_span("user-span"):
-                stream = ask(text="one two three four", stream=True)
-            for _ in stream:  # consumed after the user's span ended
-                pass
-        with tm.track("fail", operation="risky"), pytest.raises(litellm.InternalServerError):
-            ask(text="litellm.InternalServerError")
-        with tm.track("fallback"):
-            ask(
-                "openai/no-such-model-1",
-                "litellm.InternalServerError",
-                fallbacks=[{"model": "gpt-4o-mini", "mock_response": "ok"}],
-            )
-        with tm.track("unpriced"):
-            ask("openai/no-such-model-1", "x y")
-    return tm.report()
 
 
 async def test_metrics_equal_the_report_per_model_and_scope(otel: Otel) -> None:
@@ -276,6 +234,7 @@ def test_a_raising_exporter_never_reaches_the_caller(caplog: pytest.LogCaptureFi
     assert r.choices[0].message.content == "hello there"
     assert tm.report().node("x").usage.calls == 1
     assert "exporter down" in caplog.text
+    assert context.get_current() == {}  # the scope's OTel context was still detached
 
 
 def test_uninstrument_stops_export_and_ends_open_scopes() -> None:
@@ -338,3 +297,57 @@ def test_import_tokenmeter_does_not_import_opentelemetry() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_path_received_in_baggage_prefixes_this_services_scopes() -> None:
+    """A path received in baggage prefixes the exported scopes, unless baggage=False."""
+    from opentelemetry import baggage
+
+    for use_baggage, want in ((True, {"gw/agent", "gw/agent/job"}), (False, {"", "job"})):
+        o = Otel(baggage=use_baggage)
+        token = context.attach(baggage.set_baggage("tokenmeter.scope", "gw/agent"))
+        try:
+            tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1)
+            with tm.track("job"):
+                tm.record(model="gpt-4o-mini", input_tokens=2, output_tokens=1)
+                inner = baggage.get_baggage("tokenmeter.scope")
+        finally:
+            context.detach(token)
+            tokenmeter.otel.uninstrument()
+        assert inner == ("gw/agent/job" if use_baggage else "gw/agent")
+        points = o.points()
+        assert {p.attrs["tokenmeter_scope"] for p in points} == want
+        spans = {s.name: s.attributes["tokenmeter.scope"] for s in o.finished()}
+        assert spans["job"] == ("gw/agent/job" if use_baggage else "job")
+        if use_baggage:
+            assert_points_match(points, tm.report(), prefix="gw/agent")
+        tm.reset()
+
+
+def test_instrumenting_again_continues_the_counters() -> None:
+    """instrument() twice on one meter provider: one series per attribute set, summed on."""
+    o = Otel()
+    tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1)
+    tokenmeter.otel.instrument(o.tracer_provider, o.meter_provider)
+    try:
+        tm.record(model="gpt-4o-mini", input_tokens=4, output_tokens=1)
+    finally:
+        tokenmeter.otel.uninstrument()
+    calls = [p for p in o.points() if p.metric == "calls"]
+    assert [p.value for p in calls] == [2]
+    assert usage_of(o.points(), lambda a: True) == exact(tm.report().total)
+
+
+def test_a_stream_read_after_its_scope_ended_exports_that_scope(otel: Otel) -> None:
+    """A stream consumed outside its scope is exported once, on the scope it was made in."""
+    with tm.track("outer"), tm.track("s"):
+        stream = ask(text="a b c", stream=True)
+    for _ in stream:
+        pass
+    (call,) = [s for s in otel.finished() if s.kind == SpanKind.CLIENT]
+    (scope,) = [s for s in otel.finished() if s.name == "s"]
+    assert call.attributes["tokenmeter.scope"] == "outer/s"
+    assert call.parent is not None
+    assert call.parent.span_id == scope.context.span_id
+    assert {p.attrs["tokenmeter_scope"] for p in otel.points()} == {"outer/s"}
+    assert_points_match(otel.points(), tm.report())

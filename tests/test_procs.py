@@ -21,6 +21,7 @@ from procs_jobs import (
     job_star,
     path_and_attributes,
     raises_budget,
+    unpicklable_metadata,
     usage_of,
 )
 
@@ -229,6 +230,18 @@ def test_records_come_back_with_paths_and_attributes() -> None:
     assert [(r.path, dict(r.attributes)) for r in rep.records] == [(("tenant",), attributes)]
     assert rep.node("tenant").usage.calls == 1
     assert tm.report().total.calls == 0  # another meter's scope: nothing on the default one
+
+
+def test_records_that_cannot_be_pickled_stay_home_and_the_numbers_come_back() -> None:
+    """A record whose metadata cannot be pickled: the numbers come back, the records are dropped."""
+    ctx = multiprocessing.get_context("fork")
+    meter = tm.Meter(keep_records=True)
+    with meter.track("meta"), ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert pool.submit(unpicklable_metadata).result() == 2
+    rep = meter.report()
+    node = rep.node("meta")
+    assert (node.usage.calls, node.usage.input_tokens) == (2, 10)
+    assert (len(rep.records), rep.records_dropped) == (0, 2)
 
 
 def test_switched_off_jobs_run_outside_every_scope(no_propagation: None) -> None:

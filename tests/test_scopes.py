@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 import tokenmeter as tm
-from tokenmeter import _scope
+from tokenmeter import _budgets, _scope
 from tokenmeter._meter import DEFAULT_METER
 
 ONE = {"model": "m", "input_tokens": 3, "output_tokens": 2, "cost_usd": 0.01}
@@ -338,9 +338,9 @@ def test_scope_reset_recomputes_ancestor_budgets() -> None:
             tm.record(**ONE)  # 5 tokens
             tm.record(**ONE)  # 10 tokens: the budget is reached
         with pytest.raises(tm.BudgetExceeded):
-            _scope.before_call(_scope.CURRENT.get())
+            _budgets.before_call(_scope.CURRENT.get())
         c.reset()
-        _scope.before_call(_scope.CURRENT.get())  # 0 of 10 now: allowed
+        _budgets.before_call(_scope.CURRENT.get())  # 0 of 10 now: allowed
         tm.record(**ONE)
     assert p.usage.total_tokens == 5
 

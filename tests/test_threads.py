@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import tokenmeter as tm
-from tokenmeter import _threads
+from tokenmeter import _budgets, _scope, _threads
 from tokenmeter._meter import DEFAULT_METER
 
 ONE = {"model": "m", "input_tokens": 3, "output_tokens": 2, "cost_usd": 0.01}
@@ -206,14 +206,13 @@ def test_use_scope_in_a_raw_thread(no_propagation: None) -> None:
 
 def test_use_scope_keeps_the_budget() -> None:
     """use_scope of a scope under a budget: the budget still refuses calls once reached."""
-    from tokenmeter import _scope
 
     with tm.track("p", max_calls=1), tm.track("c") as c:
         tm.record(**ONE)
 
     def work() -> None:
         with tm.use_scope(c):
-            _scope.before_call(_scope.CURRENT.get())
+            _budgets.before_call(_scope.CURRENT.get())
 
     with pytest.raises(tm.BudgetExceeded):
         work()

@@ -12,10 +12,10 @@ import typing as _typing
 
 from . import _calls_log
 from ._errors import BudgetExceeded
+from ._handle import Scope
 from ._instrument import instrument, instrumented, request_stream_usage, uninstrument
 from ._meter import Meter, current, record, report, reset
 from ._procs import propagate_to_processes
-from ._scope import Scope
 from ._threads import bind, bind_snapshot, propagate_to_threads, use_scope
 from ._track import Track, track, tracked
 from ._version import __version__

@@ -30,17 +30,21 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import RAISE_INTERNAL_ERRORS, internal_errors_swallowed
 from ._meter import DEFAULT_METER, Meter
-from ._scope import CURRENT, IN_CALL, Frame, restore
+from ._scope import CURRENT, IN_CALL, restore
 from ._subtree import Tree, add_tree, export_tree
+from ._tree import Frame
 
 if TYPE_CHECKING:
+    from ._handle import Scope
     from ._limits import Limits
-    from ._scope import Scope
 
 logger = logging.getLogger("tokenmeter")
 
 #: (process token, meter key, land-once): where a job's usage goes back to.
 Target = tuple[bytes, int, bool]
+#: A job's usage on its way back: the payload itself, or pickled when it holds
+#: records (whose metadata may not pickle: see `_dumps`).
+Blob = Any
 #: (target, path, module, operation, attributes, max records or 0, budgets).
 Context = tuple[
     Target,
@@ -58,7 +62,7 @@ _uids = itertools.count()
 #: Meters jobs were submitted from, by key; weak, so a dropped meter is let go.
 _METERS: weakref.WeakValueDictionary[int, Meter] = weakref.WeakValueDictionary()
 #: Usage that arrived here for another process: forwarded with the next result.
-_FOREIGN: list[tuple[Target, bytes]] = []
+_FOREIGN: list[tuple[Target, Blob]] = []
 #: Ids of land-once payloads already added here.
 _LANDED: set[tuple[bytes, int]] = set()
 _lock = threading.Lock()
@@ -212,14 +216,14 @@ class Job:
 # -- the way back ------------------------------------------------------------------
 
 
-def _take_foreign() -> list[tuple[Target, bytes]]:
+def _take_foreign() -> list[tuple[Target, Blob]]:
     with _lock:
         taken = _FOREIGN[:]
         del _FOREIGN[:]
     return taken
 
 
-def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, bytes]]] | None:
+def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, Blob]]] | None:
     """What the job's meter holds, plus usage waiting to be forwarded; None if nothing."""
     tree = export_tree(meter)
     forwarded = _take_foreign() if _FOREIGN else []
@@ -228,16 +232,21 @@ def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, 
     return ((_TOKEN, next(_uids)), tree, forwarded)
 
 
-def _dumps(payload: Any) -> bytes:
+def _dumps(payload: Any) -> Blob:
+    """The payload as it travels: as is (plain tuples, ints, strings), or pickled with records.
+
+    Records carry the caller's metadata and attributes, which may not pickle: they
+    are pickled here, where a failure can be caught, and left out if they fail (the
+    report then counts them as dropped), so the job's result itself always pickles.
+    """
+    if not payload[1][3]:
+        return payload
     try:
         return pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
     except Exception:
-        # A record's metadata or attributes that cannot be pickled: send the numbers
-        # without the records (the report then counts them as dropped).
         uid, (root, first, last, _records, seen), forwarded = payload
         logger.debug("call records cannot be pickled: sent without them", exc_info=True)
-        stripped: Any = (uid, (root, first, last, [], seen), forwarded)
-        return pickle.dumps(stripped, pickle.HIGHEST_PROTOCOL)
+        return (uid, (root, first, last, [], seen), forwarded)
 
 
 class _Carrier:
@@ -245,7 +254,7 @@ class _Carrier:
 
     __slots__ = ("blob", "target", "value")
 
-    def __init__(self, value: Any, target: Target, blob: bytes) -> None:
+    def __init__(self, value: Any, target: Target, blob: Blob) -> None:
         self.value, self.target, self.blob = value, target, blob
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -257,7 +266,7 @@ class _Usage:
 
     __slots__ = ("blob", "target")
 
-    def __init__(self, target: Target, blob: bytes) -> None:
+    def __init__(self, target: Target, blob: Blob) -> None:
         self.target, self.blob = target, blob
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -271,7 +280,7 @@ class CarriedError(Exception):
     the usage in their ``__dict__`` instead, and are re-raised unchanged.
     """
 
-    def __init__(self, exc: BaseException, target: Target, blob: bytes) -> None:
+    def __init__(self, exc: BaseException, target: Target, blob: Blob) -> None:
         super().__init__(f"{type(exc).__qualname__}: {exc}")
         self.exc, self.target, self.blob = exc, target, blob
 
@@ -310,14 +319,14 @@ def _carry_error(exc: Exception, target: Target, meter: Meter) -> Exception:
     return CarriedError(exc, target, blob)
 
 
-def _land(target: Target, blob: bytes) -> None:
+def _land(target: Target, blob: Blob) -> None:
     """Add a job's usage to the meter it was submitted from (or keep it to forward)."""
     token, key, land_once = target
     if token != _TOKEN:
         with _lock:
             _FOREIGN.append((target, blob))
         return
-    uid, tree, forwarded = pickle.loads(blob)
+    uid, tree, forwarded = pickle.loads(blob) if isinstance(blob, bytes) else blob
     if land_once:
         with _lock:
             if uid in _LANDED:
@@ -332,18 +341,18 @@ def _land(target: Target, blob: bytes) -> None:
         _land(t, b)
 
 
-def _landed_value(value: Any, target: Target, blob: bytes) -> Any:
+def _landed_value(value: Any, target: Target, blob: Blob) -> Any:
     with internal_errors_swallowed("adding a job's usage"):
         _land(target, blob)
     return value
 
 
-def _landed_usage(target: Target, blob: bytes) -> None:
+def _landed_usage(target: Target, blob: Blob) -> None:
     with internal_errors_swallowed("adding a failed job's usage"):
         _land(target, blob)
 
 
-def _landed_error(exc: BaseException, target: Target, blob: bytes) -> BaseException:
+def _landed_error(exc: BaseException, target: Target, blob: Blob) -> BaseException:
     with internal_errors_swallowed("adding a failed job's usage"):
         _land(target, blob)
     return exc

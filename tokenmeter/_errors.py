@@ -57,9 +57,13 @@ def log_internal_error(where: str) -> None:
 
 
 class internal_errors_swallowed:
-    """Context manager: an exception inside is logged on the ``tokenmeter`` logger and swallowed.
+    """The one internal-error guard: an exception inside is logged and swallowed.
 
-    A `BudgetExceeded` is the one exception let through on purpose.
+    As ``with internal_errors_swallowed("where"):`` or as a decorator,
+    ``@internal_errors_swallowed("where")`` (the function then returns None after
+    a swallowed error). The error is logged on the ``tokenmeter`` logger; under the
+    project's own tests (``TOKENMETER_RAISE_INTERNAL_ERRORS``) it is raised. A
+    `BudgetExceeded`, and anything not an ``Exception`` (KeyboardInterrupt), pass.
     """
 
     __slots__ = ("where",)
@@ -88,17 +92,13 @@ class internal_errors_swallowed:
         )
         return True
 
+    def __call__(self, fn: _F) -> _F:
+        where = self.where
 
-def swallow_internal_errors(where: str) -> Callable[[_F], _F]:
-    """Decorator form of `internal_errors_swallowed`; the function then returns None."""
-
-    def decorate(fn: _F) -> _F:
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def guarded(*args: Any, **kwargs: Any) -> Any:
             with internal_errors_swallowed(where):
                 return fn(*args, **kwargs)
             return None
 
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
+        return guarded  # type: ignore[return-value]

@@ -14,15 +14,45 @@ import base64
 import hashlib
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._format import money
 from ._usage import Usage
 
-if TYPE_CHECKING:
-    from ._report import Report, ReportNode
+
+class ReportNode(Protocol):
+    """What the page reads of a `tokenmeter.ReportNode` (no import of _report: it imports us)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def path(self) -> tuple[str, ...]: ...
+    @property
+    def entries(self) -> int: ...
+    @property
+    def usage(self) -> Usage: ...
+    @property
+    def self_usage(self) -> Usage: ...
+    @property
+    def children(self) -> Mapping[str, ReportNode]: ...
+    @property
+    def breakdown(self) -> Mapping[Any, Usage]: ...
+
+
+class Report(Protocol):
+    """What the page reads of a `tokenmeter.Report`."""
+
+    meta: dict[str, Any]
+    records_dropped: int
+
+    @property
+    def root(self) -> ReportNode: ...
+    @property
+    def total(self) -> Usage: ...
+    def walk(self) -> Iterator[ReportNode]: ...
+    def by_model(self) -> dict[str, Usage]: ...
 
 
 def _asset(name: str) -> str:
@@ -255,6 +285,6 @@ own calls. Hover for details, click to zoom in, use the buttons above to zoom ou
 
 def save_html(report: Report, path: str, title: str = "tokenmeter report") -> None:
     """Write ``to_html(report)`` to ``path`` atomically."""
-    from .cli._load import _write_atomic
+    from ._atomic import write_atomic
 
-    _write_atomic(path, to_html(report, title))
+    write_atomic(path, to_html(report, title))

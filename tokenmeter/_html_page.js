@@ -60,7 +60,8 @@
     box.style.height = levels * ROW + 4 + "px";
     var total = value(focus.usage);
     function place(n, x, w, depth) {
-      if (w <= 0) return;
+      // Slivers under 0.05% of the width would not show: leave them (and their subtree) out.
+      if (w < 0.05) return;
       var c = el("div", n === root ? "(total)" : n.name, "cell");
       c.style.left = x + "%";
       c.style.width = w + "%";

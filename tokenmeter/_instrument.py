@@ -75,6 +75,7 @@ def _instrument_now() -> None:
     with internal_errors_swallowed("litellm instrumentation"):
         from . import _litellm
 
+        _litellm.request_stream_usage(_stream_usage[0])
         _litellm.instrument()
 
 

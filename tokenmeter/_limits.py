@@ -5,12 +5,15 @@ It is an attrs class, and ``import tokenmeter`` does not load attrs (docs/perfor
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Literal
 
 import attrs
 
-if TYPE_CHECKING:
-    from ._scope import OnExceed
+from ._errors import BudgetExceeded
+
+#: What a budget does once reached: raise, log a warning, or call a function.
+OnExceed = Literal["raise", "warn"] | Callable[[BudgetExceeded], None]
 
 
 @attrs.frozen

@@ -203,8 +203,21 @@ def start_from_env() -> None:
     if os.environ.get(ENV, "").strip().lower() in ("", "0", "false", "no", "off"):
         return
     try:
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:
+            return  # a pool's worker: the parent process draws the one line
         if _from_env is None:
             _from_env = Live().start()
             atexit.register(_from_env.stop)
+            if hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=_forget_in_child)
     except Exception:
         logger.exception("tokenmeter: could not start the TOKENMETER_LIVE ticker; ignored")
+
+
+def _forget_in_child() -> None:
+    """A forked child does not draw the parent's ticker (its thread did not come along)."""
+    if _from_env is not None:
+        _from_env._thread = None
+        _from_env._rich = None

@@ -13,7 +13,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._record import CallRecord
     from ._report import Report, ReportNode
-    from ._scope import DimKey
+    from ._tree import DimKey
 
 #: ``meta["prices"]["source"]`` of a report merged from reports priced differently.
 MIXED = "mixed"

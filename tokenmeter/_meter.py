@@ -2,43 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _events
-from ._acc import (
-    ACC_SIZE,
-    CACHE_READ,
-    CACHE_WRITE,
-    CALLS,
-    COST,
-    ESTIMATED,
-    FAILED,
-    INPUT,
-    OUTPUT,
-    REASONING,
-    UNPRICED,
-    add_acc,
-    cost_to_units,
-)
-from ._errors import internal_errors_swallowed
-from ._scope import (
-    CURRENT,
-    DimKey,
-    Frame,
-    OnExceed,
-    Scope,
-    check_budgets_locked,
-)
+from ._acc import cost_to_units
+from ._handle import Scope
+from ._scope import CURRENT, use_default_tree
+from ._track import Track, make_track
+from ._tree import DEFAULT_MAX_RECORDS, Frame, Tree
 
 if TYPE_CHECKING:
+    from ._limits import OnExceed
     from ._pricing import price_tokens, provider_for
     from ._record import CallRecord, check_label, check_timestamp, validate_counts
     from ._report import Report
-    from ._track import Track
 
 #: Whether `_load_record_support` has run.
 _record_support = False
@@ -59,22 +37,7 @@ def _load_record_support() -> None:
     _record_support = True
 
 
-_EMPTY: Mapping[str, Any] = {}
-
-#: Applies a batch of deferred LiteLLM results to a meter's tree; set by
-#: `tokenmeter._litellm` when it loads (nothing is deferred before then).
-_apply_pending: Callable[[Meter, list[tuple[Any, ...]]], None] | None = None
-
-_ZEROS = (0,) * ACC_SIZE
-
-#: A meter settles its deferred results once this many are waiting.
-PENDING_BATCH = 256
-
-#: Default bound on kept per-call records (when ``keep_records`` is on).
-DEFAULT_MAX_RECORDS = 100_000
-
-
-class Meter:
+class Meter(Tree):
     """One independent call tree of usage.
 
     The module functions (``tokenmeter.track``, ``tokenmeter.report``, ...) act on
@@ -89,39 +52,15 @@ class Meter:
             recent records (older ones are dropped and counted in the report).
     """
 
-    def __init__(self, *, keep_records: bool = False, max_records: int = DEFAULT_MAX_RECORDS):
-        if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
-            raise ValueError(f"max_records must be a positive integer, got {max_records!r}")
-        self._lock = threading.Lock()
-        self.root = Scope("", None, self)
-        self._root_frame = Frame(self.root, None, None, _EMPTY, (), None)
-        self.max_records = max_records
-        self._records: deque[CallRecord] | None = None
-        # LiteLLM results not yet added to the tree (see `_settle_locked`).
-        self._pending: list[tuple[Any, ...]] = []
-        self._records_seen = 0
-        self._first_ts: float | None = None
-        self._last_ts: float | None = None
-        self.keep_records = keep_records
+    root: Scope
+
+    def __init__(
+        self, *, keep_records: bool = False, max_records: int = DEFAULT_MAX_RECORDS
+    ) -> None:
+        super().__init__(Scope, keep_records=keep_records, max_records=max_records)
 
     def __repr__(self) -> str:
         return f"<tokenmeter.Meter scopes={sum(1 for _ in self.root.walk()) - 1}>"
-
-    # -- configuration -------------------------------------------------------------
-
-    @property
-    def keep_records(self) -> bool:
-        """Whether per-call records are kept for export (bounded by ``max_records``)."""
-        return self._records is not None
-
-    @keep_records.setter
-    def keep_records(self, value: bool) -> None:
-        with self._lock:
-            if value and self._records is None:
-                self._records = deque(maxlen=self.max_records)
-                self._records_seen = 0
-            elif not value:
-                self._records = None
 
     # -- scopes -------------------------------------------------------------------
 
@@ -139,8 +78,6 @@ class Meter:
         **attributes: Any,
     ) -> Track:
         """A scope of this meter, for ``with`` / ``async with`` (see `tokenmeter.track`)."""
-        from ._track import make_track
-
         return make_track(
             self,
             name,
@@ -158,17 +95,8 @@ class Meter:
         cur = CURRENT.get()
         if cur is None:
             return self.root
-        if cur.scope.meter is self:
-            return cur.scope
-        return self._frame_under(cur).scope
-
-    def _frame_under(self, frame: Frame | None) -> Frame:
-        """The nearest frame of this meter in ``frame``'s chain, else the root frame."""
-        while frame is not None:
-            if frame.scope.meter is self:
-                return frame
-            frame = frame.prev
-        return self._root_frame
+        scope: Scope = cur.scope if cur.scope.meter is self else self._frame_under(cur).scope
+        return scope
 
     def _current_frame(self) -> Frame:
         cur = CURRENT.get()
@@ -305,218 +233,20 @@ class Meter:
         )
         return rec
 
-    def _add_record(self, frame: Frame, rec: CallRecord, reserved: bool) -> None:
-        """Add a finished record to ``frame``'s scope (the one current when the call was made)."""
-        self._add(
-            frame,
-            (rec.model, rec.provider, rec.module, rec.operation),
-            rec.input_tokens,
-            rec.output_tokens,
-            rec.cache_read_tokens,
-            rec.cache_write_tokens,
-            rec.reasoning_tokens,
-            None if rec.cost_usd is None else cost_to_units(rec.cost_usd),
-            rec.failed,
-            rec.estimated,
-            rec.timestamp,
-            rec,
-            reserved,
-        )
-
-    def _add(
-        self,
-        frame: Frame,
-        key: DimKey,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read: int,
-        cache_write: int,
-        reasoning: int,
-        cost_units: int | None,
-        failed: bool,
-        estimated: bool,
-        timestamp: float,
-        rec: CallRecord | None,
-        reserved: bool,
-        alias: tuple[Any, Any, str | None, str | None] | None = None,
-    ) -> None:
-        """The hot path: add one call's numbers to its scope's tally, under the lock.
-
-        ``alias``, if given, also files the tally in ``scope._fast`` under that key
-        (LiteLLM's names for the model and provider; see `_litellm._defer`).
-        """
-        scope = frame.scope
-        with self._lock:
-            acc = scope._dims.get(key)
-            if acc is None:
-                acc = scope._dims[key] = [0] * ACC_SIZE
-            if alias is not None and alias not in scope._fast:
-                scope._fast[alias] = (id(acc), acc)
-            acc[CALLS] += 1
-            acc[INPUT] += input_tokens
-            acc[OUTPUT] += output_tokens
-            acc[CACHE_READ] += cache_read
-            acc[CACHE_WRITE] += cache_write
-            acc[REASONING] += reasoning
-            if cost_units is None:
-                acc[UNPRICED] += 1
-            else:
-                acc[COST] += cost_units
-            if failed:
-                acc[FAILED] += 1
-            if estimated:
-                acc[ESTIMATED] += 1
-            if frame.budgets:
-                one = _one_call_acc(
-                    input_tokens,
-                    output_tokens,
-                    cache_read,
-                    cache_write,
-                    reasoning,
-                    cost_units,
-                    failed,
-                    estimated,
-                )
-                for b in frame.budgets:
-                    if b._incl is not None:
-                        add_acc(b._incl, one)
-            if not reserved:
-                for b in frame.budgets:
-                    b._started += 1
-            if self._first_ts is None or timestamp < self._first_ts:
-                self._first_ts = timestamp
-            if self._last_ts is None or timestamp > self._last_ts:
-                self._last_ts = timestamp
-            records = self._records
-            if records is not None:
-                self._records_seen += 1
-                if rec is not None:
-                    records.append(rec)
-        if rec is not None and _events.OBSERVERS:
-            _events.emit_call(rec, frame)
-
-    def _settle(self) -> None:
-        """Add the deferred results to the tree now (takes the lock)."""
-        with self._lock:
-            self._settle_locked()
-
-    def _settle_locked(self) -> None:
-        """Add the deferred results to the tree; the caller holds the lock.
-
-        LiteLLM attribution appends a plain response (its scope's tally, LiteLLM's
-        usage and hidden parameters, the call's start time) to ``_pending`` instead
-        of counting it under the lock, and the batch is counted here, by
-        ``_apply_pending``. Everything that
-        reads the tree (usage, reports, budgets being set, resets) settles first, so
-        a call is in every reading taken after it returned. ``list.append`` and the
-        slice taken here are atomic: a result appended meanwhile stays for next time.
-        """
-        pending = self._pending
-        if pending:
-            n = len(pending)
-            batch = pending[:n]
-            del pending[:n]
-            if _apply_pending is not None:
-                with internal_errors_swallowed("counting LiteLLM calls"):
-                    _apply_pending(self, batch)
-
-    # -- budgets ------------------------------------------------------------------
-
-    def _check_budgets(self, frame: Frame) -> None:
-        with self._lock:
-            check_budgets_locked(frame, reserve=False)
-
     # -- reading ------------------------------------------------------------------
 
     def report(self) -> Report:
         """A consistent snapshot report of this meter's whole tree."""
-        return self._report(self.root)
-
-    def _report(self, top: Scope) -> Report:
-        from ._report import Report
-
-        with internal_errors_swallowed("report"):
-            return Report._snapshot(self, top)
-        return Report.empty()
-
-    def records(self) -> list[CallRecord]:
-        """The kept per-call records, oldest first (empty unless ``keep_records``)."""
-        with self._lock:
-            return [] if self._records is None else list(self._records)
+        return self.root.report()
 
     def reset(self) -> None:
         """Zero the whole tree, its records and its time span."""
         self._reset_subtree(self.root)
 
-    def _reset_subtree(self, top: Scope) -> None:
-        with self._lock:
-            self._settle_locked()  # calls made before the reset are reset with it
-            for s in top.walk():
-                # Zeroed in place, not dropped: a call queued with its tally before the
-                # reset was counted above; one queued after it lands in the zeroed tally.
-                for acc in s._dims.values():
-                    acc[:] = _ZEROS
-                s.entries = 0
-                if s._incl is not None:
-                    # A reset node is as good as new: its budget goes too (the next entry
-                    # that sets limits sets it again), so a later entry without limits,
-                    # e.g. in the next test, does not inherit it.
-                    s.limits = None
-                    s._incl = None
-                    s._started = 0
-            # Budget tallies of ancestors include the subtree: recompute them.
-            anc = top.parent
-            while anc is not None:
-                if anc._incl is not None:
-                    anc._incl = anc._subtree_acc_locked()
-                    anc._started = anc._incl[CALLS]
-                anc = anc.parent
-            if top is self.root:
-                if self._records is not None:
-                    self._records.clear()
-                self._records_seen = 0
-                self._first_ts = self._last_ts = None
-            elif self._records is not None:
-                n = len(top.path)
-                keep = [r for r in self._records if r.path[:n] != top.path]
-                # Removed records are not "dropped" ones: take them out of the count too.
-                self._records_seen -= len(self._records) - len(keep)
-                self._records.clear()
-                self._records.extend(keep)
-
-
-def _one_call_acc(
-    input_tokens: int,
-    output_tokens: int,
-    cache_read: int,
-    cache_write: int,
-    reasoning: int,
-    cost_units: int | None,
-    failed: bool,
-    estimated: bool,
-) -> list[int]:
-    return [
-        1,
-        input_tokens,
-        cache_read,
-        cache_write,
-        output_tokens,
-        reasoning,
-        0 if cost_units is None else cost_units,
-        1 if cost_units is None else 0,
-        1 if failed else 0,
-        1 if estimated else 0,
-    ]
-
 
 #: The meter behind the module-level functions.
 DEFAULT_METER = Meter()
-
-
-def current_frame() -> Frame:
-    """The current frame, or the default meter's root frame outside any scope."""
-    cur = CURRENT.get()
-    return DEFAULT_METER._root_frame if cur is None else cur
+use_default_tree(DEFAULT_METER)
 
 
 def current() -> Scope:
@@ -549,8 +279,8 @@ def record(
     counts as unpriced, never as $0). Bad input raises ValueError naming the
     field and records nothing. ``module``/``operation`` default to the scope's.
     """
-    frame = current_frame()
-    return frame.scope.meter._record_manual(
+    frame = CURRENT.get() or DEFAULT_METER._root_frame
+    return frame.scope.meter._record_manual(  # type: ignore[no-any-return]
         frame,
         model,
         input_tokens,

@@ -7,17 +7,14 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import attrs
 
 from ._record import CallRecord
-from ._scope import DimKey, Frame, Scope
+from ._tree import DimKey, Frame, Node, Tree
 from ._usage import ACC_SIZE, Usage, add_acc
 from ._version import __version__
-
-if TYPE_CHECKING:
-    from ._meter import Meter
 
 SCHEMA = "tokenmeter.report"
 SCHEMA_VERSION = 1
@@ -139,7 +136,7 @@ class ReportNode:
         )
 
 
-def _snap_locked(s: Scope) -> tuple[Any, ...] | None:
+def _snap_locked(s: Node) -> tuple[Any, ...] | None:
     """Copy a scope's subtree as raw tuples; the caller holds the meter lock."""
     kids = [k for k in (_snap_locked(c) for c in s.children.values()) if k is not None]
     dims = {k: list(v) for k, v in s._dims.items() if v[0] or any(v)}
@@ -199,7 +196,7 @@ class Report:
     # -- building -----------------------------------------------------------------
 
     @classmethod
-    def _snapshot(cls, meter: Meter, top: Scope) -> Report:
+    def _snapshot(cls, meter: Tree, top: Node) -> Report:
         with meter._lock:
             meter._settle_locked()
             snap = _snap_locked(top) or (top.name, top.path, top.entries, {}, [], [0] * ACC_SIZE)
@@ -229,9 +226,7 @@ class Report:
         Scopes made this way have no entries (records do not say how often a
         scope was entered).
         """
-        from ._meter import Meter
-
-        meter = Meter(keep_records=True, max_records=2**62)
+        meter = Tree(keep_records=True, max_records=2**62)
         for r in records:
             rec = r if isinstance(r, CallRecord) else CallRecord.from_dict(r)
             scope = meter.root
@@ -240,7 +235,7 @@ class Report:
                     scope = scope._child_locked(part)
             frame = Frame(scope, None, None, {}, (), None)
             meter._add_record(frame, rec, reserved=True)
-        return meter.report()
+        return cls._snapshot(meter, meter.root)
 
     # -- reading ------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._acc import ACC_SIZE, CALLS, add_acc
-from ._scope import DimKey
+from ._tree import DimKey
 
 if TYPE_CHECKING:
-    from ._meter import Meter
-    from ._scope import Scope
+    from ._tree import Node as Scope
+    from ._tree import Tree as Meter
 
 #: One node: (entries, {dimension key: tally}, {child name: node}).
 Node = tuple[int, dict[DimKey, list[int]], dict[str, "Node"]]

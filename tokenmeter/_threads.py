@@ -18,7 +18,9 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ._scope import CURRENT, IN_CALL, Frame, Scope, call_in_progress, restore
+from ._handle import Scope
+from ._scope import CURRENT, IN_CALL, call_in_progress, restore
+from ._tree import Frame
 
 R = TypeVar("R")
 
@@ -112,28 +114,17 @@ class use_scope:
     def __enter__(self) -> Scope:
         s = self._scope
         cur = CURRENT.get()
-        # Rebuild the frame chain of the scope's ancestors so budgets and meters hold.
-        budgets = tuple(a for a in _ancestors(s) if a.limits is not None)
+        # The node's budgets (its budgeted ancestors) hold here as in any of its frames.
         module = operation = None
         attributes: dict[str, Any] = {}
         if cur is not None and cur.scope is s:
             module, operation, attributes = cur.module, cur.operation, dict(cur.attributes)
-        frame = Frame(s, module, operation, attributes, budgets, cur)
+        frame = Frame(s, module, operation, attributes, s.budgets, cur)
         self._token = CURRENT.set(frame)
         return s
 
     def __exit__(self, *exc: object) -> None:
         restore(self._token)
-
-
-def _ancestors(s: Scope) -> list[Scope]:
-    chain: list[Scope] = []
-    node: Scope | None = s
-    while node is not None:
-        chain.append(node)
-        node = node.parent
-    chain.reverse()
-    return chain
 
 
 if os.environ.get("TOKENMETER_PROPAGATE_THREADS", "1").lower() not in ("0", "false", "no", "off"):

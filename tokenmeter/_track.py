@@ -8,13 +8,15 @@ from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._scope import CURRENT, Frame, OnExceed, Scope, enter, exit_
+from ._scope import CURRENT, enter, exit_
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
 
-    from ._limits import Limits
-    from ._meter import Meter
+    from ._handle import Scope
+    from ._limits import Limits, OnExceed
+    from ._tree import Frame
+    from ._tree import Tree as Meter  # a Meter is a Tree; this module sits below _meter
 
     P = ParamSpec("P")
 else:  # pragma: no cover - only for annotations
@@ -95,7 +97,7 @@ class Track:
             self._meter, self._name, self._module, self._operation, self._attributes, self._limits
         )
         self._tokens[CURRENT.get()] = token
-        return scope
+        return scope  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -255,6 +257,10 @@ def _wrap(
     """Pick one of four wrappers once, when the decorator is applied."""
     import inspect  # here, not at module level: ``import tokenmeter`` stays light
 
+    if isinstance(func, (staticmethod, classmethod)):
+        # @tracked above @staticmethod / @classmethod: wrap the function, keep the kind.
+        inner = _wrap(func.__func__, meter, name, module, operation, attributes, limits)
+        return type(func)(inner)
     if not callable(func):
         raise TypeError(f"@tracked decorates a function, got {func!r}")
     scope_name = name or getattr(func, "__qualname__", None) or repr(func)

@@ -10,7 +10,7 @@ from typing import Any
 
 from litellm.types.utils import Usage as _LiteLLMUsage
 
-from tokenmeter import _errors, _events, _meter
+from tokenmeter import _errors, _events
 from tokenmeter._acc import (
     CACHE_READ,
     CACHE_WRITE,
@@ -22,9 +22,8 @@ from tokenmeter._acc import (
     REASONING,
     add_acc,
 )
-from tokenmeter._meter import PENDING_BATCH, Meter, _one_call_acc
 from tokenmeter._pricing import _custom as _custom_prices
-from tokenmeter._scope import Frame
+from tokenmeter._tree import PENDING_BATCH, Frame, Tree, count_deferred_with, one_call_acc
 
 from .extract import _chat_tokens, _cost_units, _model_provider
 
@@ -91,7 +90,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     return True
 
 
-def _apply(meter: Meter, batch: list[tuple[Any, ...]]) -> None:
+def _apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
     # perf_counter() values to wall-clock time, as of now (the calls were just made,
     # or, for a batch counted by a reading, at most as long ago as that reading).
@@ -179,7 +178,7 @@ def _count_one(acc: list[int], usage: Any, hp: Mapping[str, Any]) -> None:
     toks = _chat_tokens(usage)
     # Custom prices set after the call do not apply to it: none were set when it was made.
     cost = _cost_units(model, provider, hp.get("response_cost"), toks, custom=False)
-    add_acc(acc, _one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
+    add_acc(acc, one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
 
 
-_meter._apply_pending = _apply
+count_deferred_with(_apply)

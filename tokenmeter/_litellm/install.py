@@ -8,7 +8,7 @@ from typing import Any
 import litellm
 
 from . import streams, wrappers
-from .settings import FUNCTIONS, _sync_settings
+from .settings import FUNCTIONS
 from .wrappers import _wrap
 
 _originals: dict[tuple[object, str], Any] = {}
@@ -43,7 +43,6 @@ def instrument() -> None:
         from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
         streams._patch_stream_class(CustomStreamWrapper, _originals)
-        _sync_settings()
         wrappers._set_installed(True)
 
 

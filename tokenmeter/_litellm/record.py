@@ -8,7 +8,7 @@ from typing import Any
 
 from tokenmeter import _events
 from tokenmeter._record import CallRecord
-from tokenmeter._scope import Frame
+from tokenmeter._tree import Frame
 
 from .extract import (
     _TOKEN_KINDS,

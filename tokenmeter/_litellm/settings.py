@@ -30,12 +30,6 @@ FUNCTIONS: dict[str, str] = {
 _settings = {"request_stream_usage": True}
 
 
-def _sync_settings() -> None:
-    from tokenmeter._instrument import _stream_usage
-
-    _settings["request_stream_usage"] = _stream_usage[0]
-
-
 def request_stream_usage(enabled: bool = True) -> None:
     """Ask providers for a final usage chunk on streams (``stream_options.include_usage``).
 

@@ -12,7 +12,7 @@ import litellm
 
 from tokenmeter import _errors, _events
 from tokenmeter._pricing import custom_price_for, price_tokens
-from tokenmeter._scope import Frame
+from tokenmeter._tree import Frame
 from tokenmeter._usage import cost_to_units
 
 from .extract import _int, _model_provider, _requested_model, _tokens

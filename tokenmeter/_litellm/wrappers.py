@@ -13,9 +13,11 @@ import litellm
 from litellm.types.utils import ModelResponse as _ModelResponse
 
 from tokenmeter import _errors
+from tokenmeter._budgets import before_call
 from tokenmeter._meter import DEFAULT_METER
-from tokenmeter._scope import CURRENT, IN_CALL, Frame, before_call
+from tokenmeter._scope import CURRENT, IN_CALL
 from tokenmeter._scope import THREAD_CALL as _THREAD_CALL
+from tokenmeter._tree import Frame
 
 from .deferred import _defer
 from .extract import _requested_model

@@ -19,8 +19,7 @@ from tokenmeter import _errors
 from tokenmeter._acc import cost_to_units
 
 if TYPE_CHECKING:
-    from tokenmeter._limits import Limits
-    from tokenmeter._scope import Scope
+    from tokenmeter import Limits, Scope
 
 
 def set_budget(scope: Scope, rel_path: tuple[str, ...], limits: Limits) -> Scope:
@@ -29,19 +28,13 @@ def set_budget(scope: Scope, rel_path: tuple[str, ...], limits: Limits) -> Scope
     The budget then holds for every later entry of that node, as if the code had
     entered it with ``track(name, max_...=...)``; its ``entries`` stay 0 until it is.
     """
-    from tokenmeter import _limits
-
-    provided = getattr(_limits, "set_budget", None)
-    if provided is not None:
-        node: Scope = provided(scope, rel_path, limits)
-        return node
-    from tokenmeter._scope import _set_limits_locked
+    from tokenmeter._budgets import set_limits_locked
 
     with scope.meter._lock:
         node = scope
         for part in rel_path:
             node = node._child_locked(part)
-        _set_limits_locked(node, limits)
+        set_limits_locked(node, limits)
     return node
 
 

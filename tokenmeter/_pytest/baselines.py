@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from tokenmeter import __version__
 from tokenmeter._atomic import write_json_atomic
-from tokenmeter._version import __version__
 
 from .results import TestUsage, by_model, sum_usage
 from .settings import SettingsError, Tolerance
 
 if TYPE_CHECKING:
-    from tokenmeter._usage import Usage
+    from tokenmeter import Usage
 
 SCHEMA = "tokenmeter.pytest"
 SCHEMA_VERSION = 1

@@ -10,16 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from tokenmeter._errors import BudgetExceeded
+from tokenmeter import BudgetExceeded
 
 from ._core import cost_to_units
 
 if TYPE_CHECKING:
     import pytest
 
-    from tokenmeter._limits import Limits
-    from tokenmeter._scope import Scope
-    from tokenmeter._usage import Usage
+    from tokenmeter import Limits, Scope, Usage
 
 KINDS = ("max_calls", "max_tokens", "max_cost_usd")
 _MARKER_KWARGS = frozenset({*KINDS, "scope"})
@@ -34,7 +32,7 @@ def marker_budgets(item: pytest.Item) -> dict[tuple[str, ...], dict[str, Any]]:
 
     Raises MarkerError naming the test and the bad argument.
     """
-    from tokenmeter._limits import Limits
+    from tokenmeter import Limits
 
     out: dict[tuple[str, ...], dict[str, Any]] = {}
     for mark in item.iter_markers("token_budget"):

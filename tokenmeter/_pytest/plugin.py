@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tokenmeter._errors import BudgetExceeded
-from tokenmeter._meter import Meter
+from tokenmeter import BudgetExceeded, Meter
 
 from ._core import set_budget
 from .budgets import Budget, MarkerError, entered, marker_budgets
@@ -24,8 +23,7 @@ from .session import RunSession
 from .settings import SettingsError, from_config
 
 if TYPE_CHECKING:
-    from tokenmeter._scope import Scope
-    from tokenmeter._track import Track
+    from tokenmeter import Scope, Track
 
 
 class TokenmeterWarning(pytest.PytestWarning):
@@ -91,7 +89,7 @@ class Plugin:
         state = TestState()
         opened: TestState | None = None
         with self.session.guard("opening the test scope"):
-            from tokenmeter._limits import Limits
+            from tokenmeter import Limits
 
             test_kwargs = markers.pop((), None) or {}
             track = Meter().track(item.nodeid, on_exceed=state.on_exceed, **test_kwargs)

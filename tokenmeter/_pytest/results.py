@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenmeter._usage import Usage
+from tokenmeter import Usage
 
 if TYPE_CHECKING:
-    from tokenmeter._scope import Scope
+    from tokenmeter import Scope
 
 #: Name of the report's user property that carries a test's usage.
 PROPERTY = "tokenmeter"

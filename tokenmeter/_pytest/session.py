@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from tokenmeter._errors import BudgetExceeded
+from tokenmeter import BudgetExceeded
 
 from . import baselines, tables
 from ._core import raise_internal_errors

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from tokenmeter._usage import Usage
+from tokenmeter import Usage
 
 from ._core import cost_to_units
 

@@ -10,7 +10,7 @@ from .baselines import Baseline, change
 from .results import TestUsage, by_model, sum_usage
 
 if TYPE_CHECKING:
-    from tokenmeter._usage import Usage
+    from tokenmeter import Usage
 
 #: Models listed under the per-test table (the JSON has them all).
 TOP_MODELS = 5

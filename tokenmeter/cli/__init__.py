@@ -28,7 +28,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse, with its usage errors as one line and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise CliError(f"{self.prog}: {message}", EXIT_USAGE)
+        command = self.prog.removeprefix("tokenmeter").strip()
+        raise CliError(f"{command}: {message}" if command else message, EXIT_USAGE)
 
 
 def _width(text: str) -> int:
@@ -55,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from tokenmeter._export import FORMATS as EXPORT_FORMATS
     from tokenmeter._export import WEIGHTS
+    from tokenmeter._version import __version__
 
     from ._tables import DIMENSIONS, FORMATS
 
     p = _Parser(prog="tokenmeter", description=_DESCRIPTION, epilog=_EPILOG)
+    p.add_argument("--version", action="version", version=f"tokenmeter {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -119,11 +122,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as e:
         print(f"tokenmeter: error: {e}", file=sys.stderr)
         return e.code
+    except RecursionError:
+        print("tokenmeter: error: the report's tree is nested too deeply to show", file=sys.stderr)
+        return EXIT_INPUT
     except BrokenPipeError:
         # The reader went away (``tokenmeter report x.json | head``): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
-        except OSError:
+        try:  # Python's own flush at exit would fail again: point stdout at /dev/null
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
             pass
         return EXIT_OK
 

@@ -39,6 +39,8 @@ def load_report(path: str) -> Report:
         raise CliError(f"{path}: cannot read: {e.strerror or e}", EXIT_INPUT) from None
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a tokenmeter report (not UTF-8 text)", EXIT_INPUT) from None
+    except RecursionError:
+        raise CliError(f"{path}: not a tokenmeter report (nested too deeply)", EXIT_INPUT) from None
     except json.JSONDecodeError as e:
         raise CliError(
             f"{path}: not a tokenmeter report (invalid JSON at line {e.lineno} column {e.colno})",
@@ -54,6 +56,8 @@ def load_report(path: str) -> Report:
         ) from None
     except (ValueError, TypeError, AttributeError) as e:
         raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
+    except Exception as e:  # anything else a hostile file can provoke: still one line
+        raise CliError(f"{path}: malformed report: {type(e).__name__}: {e}", EXIT_INPUT) from None
 
 
 def load_reports(paths: list[str]) -> Report:
@@ -69,29 +73,12 @@ def load_reports(paths: list[str]) -> Report:
 
 def write_file(path: str, text: str) -> None:
     """Write ``text`` to ``path`` atomically (a failure leaves the old file); CliError if not."""
+    from tokenmeter._atomic import write_atomic
+
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise CliError(f"{path}: cannot write: no directory {directory}", EXIT_INPUT)
     try:
-        _write_atomic(path, text)
+        write_atomic(path, text)
     except OSError as e:
         raise CliError(f"{path}: cannot write: {e.strerror or e}", EXIT_INPUT) from None
-
-
-def _write_atomic(path: str, text: str) -> None:
-    # TEMPORARY until the shared atomic-write helper lands.
-    import secrets
-
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

@@ -34,8 +34,9 @@ from typing import Any
 
 from tokenmeter._errors import internal_errors_swallowed
 from tokenmeter._meter import Meter
-from tokenmeter._scope import CURRENT, Frame
+from tokenmeter._scope import CURRENT
 from tokenmeter._track import Track, track
+from tokenmeter._tree import Frame
 
 __all__ = ["CONTROL_TOOLS", "TokenmeterCallback"]
 

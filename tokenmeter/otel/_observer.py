@@ -21,11 +21,11 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 from opentelemetry.util.types import AttributeValue
 
 from . import _names as N
+from ._metrics import metrics_for
 
 logger = logging.getLogger("tokenmeter")
 
 _COST_SCALE = 10_000_000_000  # dollars -> whole 1e-10 units, as tokenmeter adds costs
-_MAX_CACHED_ATTRS = 10_000
 
 # The fields of a scope entry's inclusive totals, in ``_Entry.acc`` order.
 _TOTALS = (
@@ -71,6 +71,21 @@ def _inbound_prefix(ctx: context.Context | None = None) -> tuple[str, ...]:
     return tuple(p for p in value.split("/") if p)
 
 
+def _path_under_baggage(path: tuple[str, ...]) -> str:
+    """The exported path of a call on ``path`` whose scope entry is not open here.
+
+    The baggage is either another service's path (calls at the root, or in a scope
+    entered before `instrument`) or the path this observer put there when the
+    call's scope was entered (a stream recorded after its scope was left, in its
+    call's context): then it already ends with ``path``.
+    """
+    received = _inbound_prefix()
+    n = len(path)
+    if n and received[-n:] == path:
+        return "/".join(received)
+    return "/".join((*received, *path))
+
+
 class OTelObserver:
     """Spans and metrics for every scope entry and counted call (see `tokenmeter.otel`)."""
 
@@ -87,49 +102,18 @@ class OTelObserver:
         version: str,
     ) -> None:
         self.spans = spans
-        self.metrics = metrics
         self.baggage = baggage
         self.depth = metric_scope_depth
         self.include_metadata = include_metadata
         self.old_names = not N.latest_only()
         self._entries: dict[Any, _Entry] = {}
         self._lock = threading.Lock()
-        self._attr_cache: dict[tuple[Any, ...], dict[str, AttributeValue]] = {}
         self.tracer = (
             trace.get_tracer("tokenmeter", version, tracer_provider, schema_url=N.SCHEMA_URL)
             if spans
             else None
         )
-        if metrics:
-            from opentelemetry import metrics as otel_metrics
-
-            meter = otel_metrics.get_meter(
-                "tokenmeter", version, meter_provider, schema_url=N.SCHEMA_URL
-            )
-            self.token_usage = meter.create_histogram(
-                N.TOKEN_USAGE,
-                unit="{token}",
-                description="Number of input and output tokens used.",
-                explicit_bucket_boundaries_advisory=list(N.TOKEN_BUCKETS),
-            )
-            self.duration = meter.create_histogram(
-                N.DURATION,
-                unit="s",
-                description="GenAI operation duration.",
-                explicit_bucket_boundaries_advisory=list(N.DURATION_BUCKETS),
-            )
-            self.cost = meter.create_counter(
-                N.COST, unit="USD", description="Cost of the priced LLM calls, in US dollars."
-            )
-            self.calls = meter.create_counter(
-                N.CALLS, unit="{call}", description="LLM calls recorded by tokenmeter."
-            )
-            self.tokens = meter.create_counter(
-                N.TOKENS,
-                unit="{token}",
-                description="Tokens by type: input, output and their cache_read, "
-                "cache_creation and reasoning parts.",
-            )
+        self.metrics = metrics_for(meter_provider, version) if metrics else None
 
     # -- scope entries ---------------------------------------------------------------------
 
@@ -199,13 +183,13 @@ class OTelObserver:
         if entry is not None:
             path = entry.path
         elif self.baggage:
-            path = "/".join((*_inbound_prefix(), *record.path))
+            path = _path_under_baggage(record.path)
         else:
             path = "/".join(record.path)
         if self.tracer is not None and self._entries:
             self._add_to_entries(record, frame)
-        if self.metrics:
-            self._metrics(record, path)
+        if self.metrics is not None:
+            self.metrics.record(record, path, self.depth, self.old_names)
         if self.tracer is not None:
             self._call_span(record, path, entry)
 
@@ -239,65 +223,6 @@ class OTelObserver:
                 acc = e.acc
                 for i, v in enumerate(row):
                     acc[i] += v
-
-    def _metric_attrs(self, record: Any, path: str) -> dict[str, AttributeValue]:
-        error = record.metadata.get("error") if record.failed else None
-        key = (
-            record.model,
-            record.provider,
-            record.kind,
-            record.module,
-            record.operation,
-            path,
-            record.cost_usd is not None,
-            record.estimated,
-            error,
-        )
-        attrs = self._attr_cache.get(key)
-        if attrs is not None:
-            return attrs
-        provider = N.provider_name(record.provider)
-        attrs = {
-            N.OPERATION: N.operation_name(record.kind),
-            N.PROVIDER: provider,
-            N.REQUEST_MODEL: record.model,
-            N.RESPONSE_MODEL: record.model,
-            N.SCOPE: _cap(path, self.depth),
-            N.PRICED: record.cost_usd is not None,
-            N.ESTIMATED: bool(record.estimated),
-        }
-        if self.old_names:
-            attrs[N.SYSTEM] = N.OLD_SYSTEMS.get(provider, provider)
-        if record.module is not None:
-            attrs[N.MODULE] = record.module
-        if record.operation is not None:
-            attrs[N.TM_OPERATION] = record.operation
-        if record.failed:
-            attrs[N.ERROR_TYPE] = str(error) if error else "_OTHER"
-        if len(self._attr_cache) < _MAX_CACHED_ATTRS:
-            self._attr_cache[key] = attrs
-        return attrs
-
-    def _metrics(self, record: Any, path: str) -> None:
-        attrs = self._metric_attrs(record, path)
-        self.calls.add(1, attrs)
-        if record.cost_usd is not None:
-            self.cost.add(record.cost_usd, attrs)
-        if record.duration_s is not None:
-            self.duration.record(record.duration_s, attrs)
-        if record.failed and not record.total_tokens:
-            return  # no usage to report for a call that failed before any token
-        self.token_usage.record(record.input_tokens, {**attrs, N.TOKEN_TYPE: "input"})
-        self.token_usage.record(record.output_tokens, {**attrs, N.TOKEN_TYPE: "output"})
-        for kind, n in (
-            ("input", record.input_tokens),
-            ("output", record.output_tokens),
-            ("cache_read", record.cache_read_tokens),
-            ("cache_creation", record.cache_write_tokens),
-            ("reasoning", record.reasoning_tokens),
-        ):
-            if n:
-                self.tokens.add(n, {**attrs, N.TM_TOKEN_TYPE: kind})
 
     def _call_span(self, record: Any, path: str, entry: _Entry | None) -> None:
         assert self.tracer is not None
@@ -355,13 +280,6 @@ def _same_trace(ctx: context.Context, entry: _Entry) -> bool:
         return True  # spans are off: the context is only for baggage, keep the caller's
     current = trace.get_current_span(ctx).get_span_context()
     return current.is_valid and current.trace_id == entry.span.get_span_context().trace_id
-
-
-def _cap(path: str, depth: int) -> str:
-    """``path`` cut to its first ``depth`` names (the metrics' cardinality cap)."""
-    if depth <= 0 or path.count("/") < depth:
-        return path
-    return "/".join(path.split("/")[:depth])
 
 
 def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, AttributeValue]:

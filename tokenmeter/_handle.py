@@ -1,0 +1,61 @@
+"""`Scope`: a node of a meter's call tree, as ``track()`` and ``tm.current()`` hand it out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._errors import internal_errors_swallowed
+from ._tree import Node
+
+if TYPE_CHECKING:
+    from ._report import Report
+    from ._usage import Usage
+
+
+class Scope(Node):
+    """A node of a meter's call tree, and the handle ``track()`` gives back.
+
+    Entering ``track(name)`` under a scope reuses its child of that name, so a
+    loop of ``with track("sample")`` makes one node whose ``entries`` counts the
+    loop's turns. ``usage`` is live and inclusive (the scope and everything below).
+    """
+
+    __slots__ = ()
+
+    parent: Scope | None
+    children: dict[str, Scope]
+
+    def __repr__(self) -> str:
+        return f"<tokenmeter.Scope {'/'.join(self.path) or '<root>'!r} entries={self.entries}>"
+
+    @property
+    def usage(self) -> Usage:
+        """Inclusive usage of this scope and its subtree, as of now."""
+        from ._usage import Usage  # attrs, loaded on first use
+
+        with self.meter._lock:
+            self.meter._settle_locked()
+            acc = self._subtree_acc_locked()
+        return Usage._from_acc(acc)
+
+    @property
+    def self_usage(self) -> Usage:
+        """Usage recorded on this scope itself, children excluded."""
+        from ._usage import Usage  # attrs, loaded on first use
+
+        with self.meter._lock:
+            self.meter._settle_locked()
+            acc = self._own_acc_locked()
+        return Usage._from_acc(acc)
+
+    def report(self) -> Report:
+        """A consistent snapshot report of this scope's subtree."""
+        from ._report import Report
+
+        with internal_errors_swallowed("report"):
+            return Report._snapshot(self.meter, self)
+        return Report.empty()
+
+    def reset(self) -> None:
+        """Zero the usage, entries and budgets of this scope and its subtree (nodes stay valid)."""
+        self.meter._reset_subtree(self)
