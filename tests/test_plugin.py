@@ -52,7 +52,6 @@ def test_cheap(tokenmeter_scope):
     assert tokenmeter_scope.usage.calls == 3
     assert tokenmeter_scope.report().node("planner").usage.calls == 1
     assert tm.current() is tokenmeter_scope
-    assert tm.report().total.calls == 0  # the plugin's meter is not the default one
 
 
 @pytest.mark.token_budget(max_tokens=200)
