@@ -309,7 +309,7 @@ def test_adapters_may_import_the_core_and_the_front_door(tmp_path: Path) -> None
             "otel/__init__.py": "import tokenmeter\nfrom .._meter import report\n",
             "integrations/ray.py": "from tokenmeter import _tree\n",
             "testing.py": "import tokenmeter as tm\n",
-            "pytest_plugin/hooks.py": "from tokenmeter._meter import report\n",
+            "_pytest/plugin.py": "from tokenmeter._meter import report\n",
             "cli/main.py": "from tokenmeter import report\n",
         },
     )
