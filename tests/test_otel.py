@@ -234,6 +234,7 @@ def test_a_raising_exporter_never_reaches_the_caller(caplog: pytest.LogCaptureFi
     assert r.choices[0].message.content == "hello there"
     assert tm.report().node("x").usage.calls == 1
     assert "exporter down" in caplog.text
+    assert context.get_current() == {}  # the scope's OTel context was still detached
 
 
 def test_uninstrument_stops_export_and_ends_open_scopes() -> None:
@@ -335,3 +336,18 @@ def test_instrumenting_again_continues_the_counters() -> None:
     calls = [p for p in o.points() if p.metric == "calls"]
     assert [p.value for p in calls] == [2]
     assert usage_of(o.points(), lambda a: True) == exact(tm.report().total)
+
+
+def test_a_stream_read_after_its_scope_ended_exports_that_scope(otel: Otel) -> None:
+    """A stream consumed outside its scope is exported once, on the scope it was made in."""
+    with tm.track("outer"), tm.track("s"):
+        stream = ask(text="a b c", stream=True)
+    for _ in stream:
+        pass
+    (call,) = [s for s in otel.finished() if s.kind == SpanKind.CLIENT]
+    (scope,) = [s for s in otel.finished() if s.name == "s"]
+    assert call.attributes["tokenmeter.scope"] == "outer/s"
+    assert call.parent is not None
+    assert call.parent.span_id == scope.context.span_id
+    assert {p.attrs["tokenmeter_scope"] for p in otel.points()} == {"outer/s"}
+    assert_points_match(otel.points(), tm.report())

@@ -71,6 +71,21 @@ def _inbound_prefix(ctx: context.Context | None = None) -> tuple[str, ...]:
     return tuple(p for p in value.split("/") if p)
 
 
+def _path_under_baggage(path: tuple[str, ...]) -> str:
+    """The exported path of a call on ``path`` whose scope entry is not open here.
+
+    The baggage is either another service's path (calls at the root, or in a scope
+    entered before `instrument`) or the path this observer put there when the
+    call's scope was entered (a stream recorded after its scope was left, in its
+    call's context): then it already ends with ``path``.
+    """
+    received = _inbound_prefix()
+    n = len(path)
+    if n and received[-n:] == path:
+        return "/".join(received)
+    return "/".join((*received, *path))
+
+
 class OTelObserver:
     """Spans and metrics for every scope entry and counted call (see `tokenmeter.otel`)."""
 
@@ -168,7 +183,7 @@ class OTelObserver:
         if entry is not None:
             path = entry.path
         elif self.baggage:
-            path = "/".join((*_inbound_prefix(), *record.path))
+            path = _path_under_baggage(record.path)
         else:
             path = "/".join(record.path)
         if self.tracer is not None and self._entries:
