@@ -18,8 +18,10 @@ import pytest
 from opentelemetry import trace
 
 import tokenmeter as tm
+from tests.fakeproviders import FakeOpenAI
 
 MSGS = [{"role": "user", "content": "hi"}]
+WIRE_USAGE = {"prompt": 1200, "completion": 300, "cached": 1000, "reasoning": 120}
 
 TOKEN_TYPES = {
     "input": "input_tokens",
@@ -219,7 +221,8 @@ async def task(i: int) -> None:
 
 
 async def scenario(tracer: trace.Tracer) -> Any:
-    """A tree with threads, tasks, streams, a failure, a fallback and an unpriced model."""
+    """A tree with threads, tasks, streams, a failure, a fallback, an unpriced model and
+    calls to a server speaking OpenAI's wire format (cached and reasoning tokens)."""
     with tm.track("main", module="app"):
         ask()
         with ThreadPoolExecutor(2) as ex:
@@ -240,4 +243,10 @@ async def scenario(tracer: trace.Tracer) -> Any:
             )
         with tm.track("unpriced"):
             ask("openai/no-such-model-1", "x y")
+        with tm.track("wire"), FakeOpenAI(usage=WIRE_USAGE) as srv:
+            # The provider's wire format: cached and reasoning tokens, a stream's usage chunk.
+            wire = {"api_base": srv.base_url + "/v1", "api_key": "sk-fake", "messages": MSGS}
+            litellm.completion(model="openai/o4-mini", **wire)
+            for _ in litellm.completion(model="openai/gpt-4o-mini", stream=True, **wire):
+                pass
     return tm.report()

@@ -112,3 +112,14 @@ def unpicklable_metadata() -> int:
     )
     tm.record(model="gpt-4o-mini", input_tokens=6, output_tokens=1)
     return 2
+
+
+def deep(depth: int) -> int:
+    """One record at the bottom of ``depth`` nested scopes."""
+    import contextlib
+
+    with contextlib.ExitStack() as stack:
+        for i in range(depth):
+            stack.enter_context(tm.track(f"d{i}"))
+        tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1, cost_usd=0.001)
+    return depth

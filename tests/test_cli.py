@@ -285,9 +285,16 @@ def test_html_and_export_write_files(base: Path, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_an_exit_code(
-    base: Path, tmp_path: Path, args: list[str], code: int, message: str
+    base: Path,
+    tmp_path: Path,
+    args: list[str],
+    code: int,
+    message: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each bad input gives one line naming it on stderr, a documented exit code, no traceback."""
+    from tokenmeter.cli import main
+
     d = str(tmp_path)
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"schema": "something.else"}')
@@ -296,12 +303,24 @@ def test_bad_input_is_one_line_and_an_exit_code(
     with meter.track("x"):
         rec("gpt-4o", 1, 1, 0.1)
     meter.report().save(tmp_path / "norec.json")
-    r = cli(*[a.format(d=d) for a in args])
-    assert r.returncode == code, (r.stdout, r.stderr)
-    assert r.stderr.count("\n") == 1, r.stderr
-    assert r.stderr.startswith("tokenmeter: error: ")
-    assert message.format(d=d) in r.stderr
-    assert "Traceback" not in r.stderr
+    assert main([a.format(d=d) for a in args]) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("tokenmeter: error: ")
+    assert message.format(d=d) in err
+
+
+def test_console_script_errors_are_one_line(tmp_path: Path) -> None:
+    """The installed script: a missing file is one line, exit 3; a bad threshold exit 2."""
+    r = cli("report", tmp_path / "missing.json")
+    assert (r.returncode, r.stdout) == (3, "")
+    assert r.stderr == f"tokenmeter: error: {tmp_path / 'missing.json'}: no such file\n"
+    r = cli("diff", tmp_path / "a.json", tmp_path / "b.json", "--fail-over", "10 percent")
+    assert r.returncode == 2
+    assert r.stderr == (
+        "tokenmeter: error: diff: --fail-over must be a percentage like 10% "
+        "or a dollar amount like 0.05, got '10 percent'\n"
+    )
 
 
 def test_python_dash_m_is_the_same_command(base: Path) -> None:

@@ -155,6 +155,14 @@ def test_browser_shows_the_numbers(browser: Any, tmp_path: Path) -> None:
     assert "agent/safe" in details
     assert "1 unpriced calls: the cost is a lower bound" in details
     assert "1 calls with estimated tokens" in details
+    own_vs_inclusive = w.page.locator("#details table").first.locator("tr").all_inner_texts()
+    assert own_vs_inclusive[1].split("\t") == ["calls", "2", "2"]
+    assert own_vs_inclusive[-1].split("\t") == ["cost", "$0.100000", "$0.100000"]
+    w.page.locator("#icicle .cell", has_text="agent").click()  # zoom in
+    assert w.page.locator("#icicle .cell").all_inner_texts() == ["agent", HOSTILE, "safe"]
+    assert w.page.locator("#crumbs button").all_inner_texts() == ["(total)", "agent"]
+    w.page.locator("#crumbs button", has_text="(total)").click()  # and out
+    assert w.page.locator("#icicle .cell").count() == 4
     # by tokens: 300 of 325
     w.page.locator("input[value=tokens]").check()
     widths = w.page.eval_on_selector_all(

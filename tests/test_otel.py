@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+import litellm
 import pytest
 from opentelemetry import context
 from opentelemetry.sdk.metrics import MeterProvider
@@ -49,12 +50,14 @@ def otel() -> Iterator[Otel]:
 async def test_metrics_equal_the_report_per_model_and_scope(otel: Otel) -> None:
     """Metric sums per model, per scope (own and inclusive) and in total equal tm.report()."""
     rep = await scenario(otel.tracer_provider.get_tracer("user"))
-    assert (rep.total.calls, rep.total.failed_calls, rep.total.unpriced_calls) == (10, 1, 1)
+    assert (rep.total.calls, rep.total.failed_calls, rep.total.unpriced_calls) == (12, 1, 1)
+    wire = rep.node("main", "wire").usage
+    assert (wire.cache_read_tokens, wire.reasoning_tokens) == (2000, 240)
     assert rep.total.estimated_calls == 1  # the mock stream has no usage chunk
     points = otel.points()
-    assert assert_points_match(points, rep) == 3 + 2 * 7
+    assert assert_points_match(points, rep) == 4 + 2 * 8
     by_model = {m: u.calls for m, u in rep.by_model().items()}
-    assert by_model == {"gpt-4o-mini": 6, "gpt-4o": 3, "no-such-model-1": 1}
+    assert by_model == {"gpt-4o-mini": 7, "gpt-4o": 3, "no-such-model-1": 1, "o4-mini": 1}
 
 
 async def test_span_tree_nests_calls_under_their_scopes(otel: Otel) -> None:
@@ -74,9 +77,10 @@ async def test_span_tree_nests_calls_under_their_scopes(otel: Otel) -> None:
     scopes = [
         s for s in spans if s.kind == SpanKind.INTERNAL and s.name not in ("user-span", "request")
     ]
-    assert len(calls) == rep.total.calls == 10
+    assert len(calls) == rep.total.calls == 12
     assert Counter(s.name for s in scopes) == {
         "main": 1, "worker": 3, "task": 2, "stream": 1, "fail": 1, "fallback": 1, "unpriced": 1,
+        "wire": 1,
     }  # fmt: skip
     main = next(s for s in scopes if s.name == "main")
     assert parent(main).name == "request"
@@ -122,6 +126,9 @@ async def test_span_tree_nests_calls_under_their_scopes(otel: Otel) -> None:
         rep.node("main", "worker").usage.output_tokens
     )
     # The call spans' usage adds up to the report, as a backend summing gen_ai.usage would.
+    cached = sum(c.attributes["gen_ai.usage.cache_read.input_tokens"] for c in calls)
+    reasoning = sum(c.attributes["gen_ai.usage.reasoning.output_tokens"] for c in calls)
+    assert (cached, reasoning) == (rep.total.cache_read_tokens, rep.total.reasoning_tokens)
     assert sum(c.attributes["gen_ai.usage.input_tokens"] for c in calls) == rep.total.input_tokens
     assert round(sum(c.attributes.get("gen_ai.usage.cost", 0.0) for c in calls), 10) == round(
         rep.total.cost_usd, 10
@@ -351,3 +358,14 @@ def test_a_stream_read_after_its_scope_ended_exports_that_scope(otel: Otel) -> N
     assert call.parent.span_id == scope.context.span_id
     assert {p.attrs["tokenmeter_scope"] for p in otel.points()} == {"outer/s"}
     assert_points_match(otel.points(), tm.report())
+
+
+def test_token_usage_only_where_the_operation_uses_tokens(otel: Otel) -> None:
+    """An embedding adds no output point; an image generation without counts adds none."""
+    litellm.embedding(model="text-embedding-3-small", input=["a b"], mock_response=[0.1, 0.2])
+    litellm.image_generation(model="openai/dall-e-3", prompt="a cat", mock_response="x")
+    hist = [p for p in otel.points() if p.metric.startswith("hist_")]
+    assert [(p.metric, p.attrs["gen_ai_operation_name"]) for p in hist] == [
+        ("hist_input", "embeddings")
+    ]
+    assert usage_of(otel.points(), lambda a: True) == exact(tm.report().total)

@@ -95,7 +95,7 @@ async def test_otlp_http_receiver_totals_equal_the_report(receiver: OTLPReceiver
     assert mp.force_flush()
     assert tp.force_flush()
     assert len(receiver.metrics) == 1
-    assert assert_points_match(points_from_otlp(receiver.metrics[0]), rep) == 17
+    assert assert_points_match(points_from_otlp(receiver.metrics[0]), rep) == 20
     spans = [
         s
         for req in receiver.traces
@@ -135,4 +135,4 @@ async def test_prometheus_scrape_totals_equal_the_report() -> None:
         server.server_close()
         mp.shutdown()
     assert "gen_ai_client_token_usage_bucket" in text
-    assert assert_points_match(points_from_prometheus(text), rep) == 17
+    assert assert_points_match(points_from_prometheus(text), rep) == 20

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from procs_jobs import (
+    deep,
     dies_after_two_calls,
     fails,
     fails_on_three,
@@ -244,6 +245,20 @@ def test_records_that_cannot_be_pickled_stay_home_and_the_numbers_come_back() ->
     assert (len(rep.records), rep.records_dropped) == (0, 2)
 
 
+def test_a_job_deeper_than_the_recursion_limit_comes_back() -> None:
+    """A job opening 1,500 nested scopes: its record lands at the bottom, entries on the way."""
+    ctx = multiprocessing.get_context("fork")
+    meter = tm.Meter()  # its own meter: reset() of so deep a tree is not this test's subject
+    with meter.track("deep") as top, ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert pool.submit(deep, 1500).result() == 1500
+    node = top
+    for i in range(1500):
+        node = node.children[f"d{i}"]
+        assert node.entries == 1
+    assert len(node.path) == 1501
+    assert (node.self_usage.calls, node.self_usage.input_tokens) == (1, 3)
+
+
 def test_switched_off_jobs_run_outside_every_scope(no_propagation: None) -> None:
     """With propagate_to_processes(False) a job runs outside every scope, and nothing comes back."""
     # spawn: a forked worker starts with a copy of whatever scope its forking thread had.
@@ -269,14 +284,14 @@ def test_thread_pool_jobs_run_in_the_scope() -> None:
 
 
 def test_import_leaves_pool_modules_alone() -> None:
-    """`import tokenmeter` imports neither multiprocessing.pool nor concurrent.futures.process."""
+    """`import tokenmeter` loads no pool module (nor _carry); importing a pool module wraps it."""
     import subprocess
     import sys
 
     code = (
         "import sys, tokenmeter\n"
-        "print(sorted(m for m in ('multiprocessing.pool', 'concurrent.futures.process') "
-        "if m in sys.modules))\n"
+        "print(sorted(m for m in ('multiprocessing.pool', 'concurrent.futures.process', "
+        "'tokenmeter._carry') if m in sys.modules))\n"
         "from multiprocessing.pool import Pool\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
         "print(Pool.apply_async.__module__, ProcessPoolExecutor.submit.__module__)\n"

@@ -90,3 +90,22 @@ def _capped_inside() -> None:
     with tm.track("inner", max_calls=2):
         for _ in range(5):
             _ask()
+
+
+def test_budget_travels_into_scopes_the_job_opens() -> None:
+    """A budget on the submitting path also holds in scopes the job opens below it."""
+    with (
+        tm.track("capped", max_calls=2),
+        ProcessPoolExecutor(1, mp_context=FORK) as pool,
+        pytest.raises(tm.BudgetExceeded) as info,
+    ):
+        pool.submit(_nested_until_refused).result()
+    assert (info.value.path, info.value.spent) == (("capped",), 2)
+    node = tm.report().node("capped")
+    assert (node.usage.calls, node.child("nested").usage.calls) == (2, 2)
+
+
+def _nested_until_refused() -> None:
+    with tm.track("nested"):
+        for _ in range(5):
+            _ask()

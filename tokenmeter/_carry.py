@@ -35,7 +35,6 @@ from ._subtree import Tree, add_tree, export_tree
 from ._tree import Frame
 
 if TYPE_CHECKING:
-    from ._handle import Scope
     from ._limits import Limits
 
 logger = logging.getLogger("tokenmeter")
@@ -160,12 +159,13 @@ def _job_frame(ctx: Context) -> Frame:
         for name in path:
             node = node._child_locked(name)
             nodes.append(node)
-    budgeted: list[Scope] = []
-    for depth, limits, incl, started in budgets:
-        s = nodes[depth]
-        s.limits, s._incl, s._started = limits, list(incl), started
-        budgeted.append(s)
-    return Frame(node, module, operation, attributes, tuple(budgeted), None)
+        for depth, limits, incl, started in budgets:
+            s = nodes[depth]
+            s.limits, s._incl, s._started = limits, list(incl), started
+        if budgets:
+            # Every node's list of budgeted nodes above it, scopes the job opens included.
+            meter.root._update_budgets_locked()
+    return Frame(node, module, operation, attributes, node.budgets, None)
 
 
 def run_job(fn: Callable[..., Any], ctx: Context, args: Any, kwargs: Mapping[str, Any]) -> Any:
@@ -227,7 +227,7 @@ def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, 
     """What the job's meter holds, plus usage waiting to be forwarded; None if nothing."""
     tree = export_tree(meter)
     forwarded = _take_foreign() if _FOREIGN else []
-    if tree[0] is None and not forwarded:
+    if not tree[0] and not forwarded:
         return None
     return ((_TOKEN, next(_uids)), tree, forwarded)
 

@@ -9,6 +9,7 @@ before. Observers (``_events``) see each entry and exit.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Mapping
 from contextvars import ContextVar, Token
@@ -68,28 +69,54 @@ def current_frame() -> Frame:
     return cur
 
 
-def enter(
+#: Whether ``node.entries += 1`` may count an entry without the tree's lock. With the
+#: GIL it is atomic: CPython switches threads only at a call or a backward jump, never
+#: between the load and the store of one ``+=`` on an int attribute (no Python code
+#: runs in between). A free-threaded build counts under the lock.
+GIL_COUNT: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
+
+
+def count_entry(node: Any) -> None:
+    """Count one entry of ``node`` under its tree's lock (free-threaded builds)."""
+    with node.meter._lock:
+        node.entries += 1
+
+
+#: Cached frames of top-level entries into the default tree (no frame current), by name.
+TOP: dict[str, Frame] = {}
+
+
+def enter_frame(
     meter: Tree | None,
     name: str,
     module: str | None,
     operation: str | None,
     attributes: Mapping[str, Any] | None,
     limits: Limits | None,
-) -> tuple[Token[Frame | None], Any]:
-    """Enter scope ``name`` under the current one; returns the reset token and the scope.
+    cur: Frame | None,
+) -> Frame:
+    """Count an entry of ``name`` under ``cur`` (the current frame); the frame to make current.
 
-    ``meter`` None means the meter of the current scope (the default one outside scopes).
+    ``meter`` None means the meter of the current scope (the default one outside
+    scopes). The frame is cached for the next plain entry (see `Frame`) when it can be.
     """
-    prev = cur = CURRENT.get()
+    old = prev = cur
+    cache: dict[str, Frame] | None
     if cur is None:
         if meter is None:
             meter = _default_tree
             assert meter is not None, "the default meter is registered at import"
+            cache = TOP
+        else:
+            cache = None
         prev = cur = meter._root_frame
     elif meter is not None and cur.scope.meter is not meter:
         # Nest under this meter's nearest open scope, but keep the whole chain in
         # ``prev`` so other meters still find theirs (``Meter._frame_under``).
         cur = meter._frame_under(cur)
+        cache = None  # the frame's prev is not its parent frame
+    else:
+        cache = cur.kids
     parent = cur.scope
     lock = parent.meter._lock
     with lock:
@@ -106,11 +133,36 @@ def enter(
         {**cur.attributes, **attributes} if attributes else cur.attributes,
         scope.budgets,
         prev,
+        old,
     )
+    if (
+        cache is not None
+        and module is None
+        and operation is None
+        and not attributes
+        and not _events.OBSERVERS
+    ):
+        cache[name] = frame
+    return frame
+
+
+def enter(
+    meter: Tree | None,
+    name: str,
+    module: str | None,
+    operation: str | None,
+    attributes: Mapping[str, Any] | None,
+    limits: Limits | None,
+) -> tuple[Token[Frame | None], Any]:
+    """Enter scope ``name`` under the current one; returns the reset token and the scope.
+
+    ``meter`` None means the meter of the current scope (the default one outside scopes).
+    """
+    frame = enter_frame(meter, name, module, operation, attributes, limits, CURRENT.get())
     token = CURRENT.set(frame)
     if _events.OBSERVERS:
         _events.emit_enter(frame)
-    return token, scope
+    return token, frame.scope
 
 
 def exit_(token: Token[Frame | None]) -> None:
@@ -118,6 +170,24 @@ def exit_(token: Token[Frame | None]) -> None:
     if _events.OBSERVERS:
         _events.emit_exit(CURRENT.get())
     restore(token)
+
+
+def leave(name: str) -> None:
+    """Leave the most recent entry of scope ``name`` in this context (no token needed).
+
+    The current frame normally is that entry's; if the block left another frame
+    current (unbalanced code inside), the most recent entry of ``name`` on the
+    chain is undone, as a plain stack would.
+    """
+    f = CURRENT.get()
+    while f is not None and f.name != name:
+        f = f.old
+    if f is None:
+        logger.debug("leaving scope %r, which is not open in this context", name)
+        return
+    if _events.OBSERVERS:
+        _events.emit_exit(f)
+    CURRENT.set(f.old)
 
 
 def restore(token: Token[Frame | None]) -> None:

@@ -20,34 +20,52 @@ if TYPE_CHECKING:
     from ._tree import Node as Scope
     from ._tree import Tree as Meter
 
-#: One node: (entries, {dimension key: tally}, {child name: node}).
-Node = tuple[int, dict[DimKey, list[int]], dict[str, "Node"]]
+#: One node: (index of its parent's row or -1 for the root, name, entries,
+#: {dimension key: tally}). Rows are flat, parents before children, so trees of
+#: any depth pickle without recursion.
+Row = tuple[int, str, int, dict[DimKey, list[int]]]
 
-#: A whole tree: (root node or None when nothing happened, first timestamp, last
+#: A whole tree: (rows, empty when nothing happened; first timestamp, last
 #: timestamp, records as tuples of CallRecord's fields or None, records seen).
-Tree = tuple[Node | None, float | None, float | None, list[tuple[Any, ...]] | None, int]
+Tree = tuple[list[Row], float | None, float | None, list[tuple[Any, ...]] | None, int]
 
 
-def _export_node_locked(s: Scope) -> Node | None:
-    kids: dict[str, Node] = {}
-    for name, child in s.children.items():
-        k = _export_node_locked(child)
-        if k is not None:
-            kids[name] = k
-    dims = {key: list(acc) for key, acc in s._dims.items() if any(acc)}
-    if not (s.entries or dims or kids):
-        return None
-    return (s.entries, dims, kids)
+def _export_rows_locked(top: Scope) -> list[Row]:
+    """Rows of ``top``'s subtree: the nodes with entries or usage, and their ancestors."""
+    order: list[tuple[Scope, int, str]] = []
+    stack: list[tuple[Scope, int, str]] = [(top, -1, "")]
+    while stack:
+        s, parent, name = stack.pop()
+        index = len(order)
+        order.append((s, parent, name))
+        stack.extend((c, index, n) for n, c in reversed(s.children.items()))
+    keep = [False] * len(order)
+    dims_of: list[dict[DimKey, list[int]]] = []
+    for s, _parent, _name in order:
+        dims_of.append({key: list(acc) for key, acc in s._dims.items() if any(acc)})
+    for i in range(len(order) - 1, -1, -1):  # children come after their parent
+        s, parent, _name = order[i]
+        if keep[i] or s.entries or dims_of[i]:
+            keep[i] = True
+            if parent >= 0:
+                keep[parent] = True
+    rows: list[Row] = []
+    new_index = [-1] * len(order)
+    for i, (s, parent, name) in enumerate(order):
+        if keep[i]:
+            new_index[i] = len(rows)
+            rows.append((new_index[parent] if parent >= 0 else -1, name, s.entries, dims_of[i]))
+    return rows
 
 
 def export_tree(meter: Meter) -> Tree:
     """The whole of ``meter``'s tree as plain data (see `Tree`); nodes with nothing are left out."""
     with meter._lock:
         meter._settle_locked()
-        root = _export_node_locked(meter.root)
+        rows = _export_rows_locked(meter.root)
         recs = meter._records
         records = None if recs is None else [_record_fields(r) for r in recs]
-        return (root, meter._first_ts, meter._last_ts, records, meter._records_seen)
+        return (rows, meter._first_ts, meter._last_ts, records, meter._records_seen)
 
 
 def _record_fields(rec: Any) -> tuple[Any, ...]:
@@ -58,23 +76,29 @@ def _record_fields(rec: Any) -> tuple[Any, ...]:
     return tuple(dict(v) if isinstance(v, Mapping) else v for v in values)
 
 
-def _add_node_locked(s: Scope, node: Node) -> list[int]:
-    """Add ``node`` into scope ``s``; returns the inclusive tally added."""
-    entries, dims, kids = node
-    added = [0] * ACC_SIZE
-    s.entries += entries
-    for key, acc in dims.items():
-        mine = s._dims.get(key)
-        if mine is None:
-            mine = s._dims[key] = [0] * ACC_SIZE
-        add_acc(mine, acc)
-        add_acc(added, acc)
-    for name, kid in kids.items():
-        add_acc(added, _add_node_locked(s._child_locked(name), kid))
-    if s._incl is not None:
-        add_acc(s._incl, added)
-        s._started += added[CALLS]
-    return added
+def _add_rows_locked(top: Scope, rows: list[Row]) -> None:
+    """Add ``rows`` into ``top`` (row 0 is ``top``), raising budget tallies on the way."""
+    scopes: list[Scope] = []
+    added = [[0] * ACC_SIZE for _ in rows]
+    for parent, name, entries, dims in rows:
+        s = top if parent < 0 else scopes[parent]._child_locked(name)
+        scopes.append(s)
+        s.entries += entries
+        mine_added = added[len(scopes) - 1]
+        for key, acc in dims.items():
+            mine = s._dims.get(key)
+            if mine is None:
+                mine = s._dims[key] = [0] * ACC_SIZE
+            add_acc(mine, acc)
+            add_acc(mine_added, acc)
+    for i in range(len(rows) - 1, -1, -1):  # children come after their parent
+        s, inclusive = scopes[i], added[i]
+        if s._incl is not None:
+            add_acc(s._incl, inclusive)
+            s._started += inclusive[CALLS]
+        parent = rows[i][0]
+        if parent >= 0:
+            add_acc(added[parent], inclusive)
 
 
 def add_tree(meter: Meter, tree: Tree) -> None:
@@ -83,15 +107,15 @@ def add_tree(meter: Meter, tree: Tree) -> None:
     Nodes are matched by path from the root, made where missing. Budget tallies of
     the nodes on the way count the added calls as started and spent.
     """
-    root, first, last, records, seen = tree
+    rows, first, last, records, seen = tree
     rebuilt = None
     if records and meter._records is not None:
         from ._record import CallRecord
 
         rebuilt = [CallRecord(*fields) for fields in records]
     with meter._lock:
-        if root is not None:
-            _add_node_locked(meter.root, root)
+        if rows:
+            _add_rows_locked(meter.root, rows)
         if first is not None and (meter._first_ts is None or first < meter._first_ts):
             meter._first_ts = first
         if last is not None and (meter._last_ts is None or last > meter._last_ts):

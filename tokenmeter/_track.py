@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from contextvars import Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from ._scope import CURRENT, enter, exit_
+from . import _events
+from ._scope import CURRENT, GIL_COUNT, TOP, count_entry, enter, enter_frame, exit_, leave
 
 if TYPE_CHECKING:
     from typing_extensions import ParamSpec
@@ -65,9 +65,11 @@ class Track:
 
     Entering returns the `Scope` handle. An exception inside the block
     restores the enclosing scope and keeps the usage already recorded.
+    A `Track` keeps no state per entry (leaving sets back the value the frame
+    recorded), so one `Track` may be open in several tasks or threads at once.
     """
 
-    __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_tokens")
+    __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_plain")
 
     def __init__(
         self,
@@ -84,20 +86,44 @@ class Track:
         self._operation = operation
         self._attributes = attributes
         self._limits = limits
-        # The reset token of each open entry, keyed by the frame it made current: one
-        # Track may be open in several tasks or threads at once (a module-level
-        # ``step = track("step")`` used by concurrent tasks), and each must reset its own.
-        self._tokens: dict[Frame | None, Token[Frame | None]] = {}
+        # Plain: entered through the frame cache (see `_scope.Frame`).
+        self._plain = (
+            meter is None
+            and module is None
+            and operation is None
+            and not attributes
+            and limits is None
+        )
 
     def __repr__(self) -> str:
         return f"<tokenmeter.track {self._name!r}>"
 
     def __enter__(self) -> Scope:
-        token, scope = enter(
-            self._meter, self._name, self._module, self._operation, self._attributes, self._limits
+        cur = CURRENT.get()
+        if self._plain and not _events.OBSERVERS:
+            f = (TOP if cur is None else cur.kids).get(self._name)
+            if f is not None:
+                s = f.scope
+                if s.attached:
+                    if GIL_COUNT:
+                        s.entries += 1
+                    else:
+                        count_entry(s)
+                    CURRENT.set(f)
+                    return s  # type: ignore[no-any-return]
+        f = enter_frame(
+            self._meter,
+            self._name,
+            self._module,
+            self._operation,
+            self._attributes,
+            self._limits,
+            cur,
         )
-        self._tokens[CURRENT.get()] = token
-        return scope  # type: ignore[no-any-return]
+        CURRENT.set(f)
+        if _events.OBSERVERS:
+            _events.emit_enter(f)
+        return f.scope  # type: ignore[no-any-return]
 
     def __exit__(
         self,
@@ -105,16 +131,14 @@ class Track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit()
+        cur = CURRENT.get()
+        if cur is not None and cur.name == self._name and not _events.OBSERVERS:
+            CURRENT.set(cur.old)
+        else:
+            leave(self._name)
 
     def _exit(self) -> None:
-        tokens = self._tokens
-        token = tokens.pop(CURRENT.get(), None)
-        if token is None:
-            # The block left another frame current (unbalanced code inside): undo the
-            # most recent entry, as a plain stack would.
-            token = tokens.popitem()[1]
-        exit_(token)
+        leave(self._name)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -140,6 +164,11 @@ class Track:
         )
 
 
+#: Plain `Track` objects by name: ``track(name)`` without options returns a shared one.
+_TRACKS: dict[str, Track] = {}
+_TRACKS_MAX = 4096
+
+
 def make_track(
     meter: Meter | None,
     name: str,
@@ -151,11 +180,13 @@ def make_track(
     on_exceed: OnExceed,
     attributes: Mapping[str, Any],
 ) -> Track:
-    # Runs on every ``with track(...)``: the common case calls no helper.
     if type(name) is not str or not name:
         _check_name(name)
     if max_tokens is None and max_cost_usd is None and max_calls is None:
-        return Track(meter, name, module, operation, attributes or None, None)
+        t = Track(meter, name, module, operation, attributes or None, None)
+        if t._plain and len(_TRACKS) < _TRACKS_MAX:
+            _TRACKS[name] = t
+        return t
     limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
     return Track(meter, name, module, operation, attributes or None, limits)
 
@@ -182,6 +213,18 @@ def track(
     The scope belongs to the meter of the current scope (the default meter
     outside any scope).
     """
+    if (
+        type(name) is str
+        and module is None
+        and operation is None
+        and max_tokens is None
+        and max_cost_usd is None
+        and max_calls is None
+        and not attributes
+    ):
+        t = _TRACKS.get(name)
+        if t is not None:
+            return t
     return make_track(
         None, name, module, operation, max_tokens, max_cost_usd, max_calls, on_exceed, attributes
     )
@@ -342,24 +385,64 @@ def _wrap(
 
         return gen_wrapper
 
+    plain = (
+        meter is None and module is None and operation is None and not attributes and limits is None
+    )
+
     if inspect.iscoroutinefunction(func):
 
         @functools.wraps(func)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            cur = CURRENT.get()
+            f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
+            if f is not None and f.scope.attached and not _events.OBSERVERS:
+                s = f.scope
+                if GIL_COUNT:
+                    s.entries += 1
+                else:
+                    count_entry(s)
+                tok = CURRENT.set(f)
+            else:
+                f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
+                tok = CURRENT.set(f)
+                if _events.OBSERVERS:
+                    _events.emit_enter(f)
             try:
                 return await func(*args, **kwargs)
             finally:
-                exit_(token)
+                if _events.OBSERVERS:
+                    _events.emit_exit(f)
+                try:
+                    CURRENT.reset(tok)
+                except (ValueError, RuntimeError):  # another Context: set the value back
+                    CURRENT.set(f.old)
 
         return async_wrapper
 
     @functools.wraps(func)
     def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-        token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+        cur = CURRENT.get()
+        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
+        if f is not None and f.scope.attached and not _events.OBSERVERS:
+            s = f.scope
+            if GIL_COUNT:
+                s.entries += 1
+            else:
+                count_entry(s)
+            tok = CURRENT.set(f)
+        else:
+            f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
+            tok = CURRENT.set(f)
+            if _events.OBSERVERS:
+                _events.emit_enter(f)
         try:
             return func(*args, **kwargs)
         finally:
-            exit_(token)
+            if _events.OBSERVERS:
+                _events.emit_exit(f)
+            try:
+                CURRENT.reset(tok)
+            except (ValueError, RuntimeError):  # another Context: set the value back
+                CURRENT.set(f.old)
 
     return sync_wrapper

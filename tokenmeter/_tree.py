@@ -78,6 +78,7 @@ class Node:
         "_fast",
         "_incl",
         "_started",
+        "attached",
         "budgets",
         "children",
         "entries",
@@ -110,6 +111,8 @@ class Node:
         # One list per node, changed in place when a budget is set or reset, and shared
         # by every frame of the node: a task already inside sees a budget set later.
         self.budgets: list[Any] = [] if parent is None else list(parent.budgets)
+        # False once removed from the tree (`detach_child_locked`): its cached frames go unused.
+        self.attached = True
 
     def walk(self) -> Iterator[Any]:
         """This node and its descendants, depth first."""
@@ -151,10 +154,26 @@ class Node:
 class Frame:
     """The immutable value of the scope ContextVar: where usage lands right now.
 
-    Never mutated after creation; entering a scope makes a new frame.
+    Never mutated after creation. Entering a scope makes a new frame, or reuses one
+    from the parent frame's ``kids``: a frame entered without module, operation or
+    attributes is a pure function of its parent frame and its node (budgets are the
+    node's shared list), so it is cached there by name and a repeated entry
+    allocates no frame. Only while no observer is registered: observers get a
+    fresh frame per entry. ``old`` is the exact value of the ContextVar before the
+    entry, which leaving the scope sets back.
     """
 
-    __slots__ = ("attributes", "budgets", "module", "operation", "prev", "scope")
+    __slots__ = (
+        "attributes",
+        "budgets",
+        "kids",
+        "module",
+        "name",
+        "old",
+        "operation",
+        "prev",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -164,13 +183,25 @@ class Frame:
         attributes: Mapping[str, Any],
         budgets: Sequence[Any],
         prev: Frame | None,
+        old: Frame | object | None = ...,
     ) -> None:
         self.scope = scope
+        self.name: str = scope.name
         self.module = module
         self.operation = operation
         self.attributes = attributes
         self.budgets = budgets
         self.prev = prev
+        self.old: Frame | None = prev if old is ... else old  # type: ignore[assignment]
+        self.kids: dict[str, Frame] = {}
+
+
+def detach_child_locked(parent: Node, name: str) -> None:
+    """Remove ``parent``'s child ``name`` (lock held): its cached frames go unused."""
+    node = parent.children.pop(name, None)
+    if node is not None:
+        for n in node.walk():
+            n.attached = False
 
 
 class Tree:

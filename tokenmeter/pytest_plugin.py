@@ -30,7 +30,7 @@ from ._errors import BudgetExceeded
 from ._handle import Scope
 from ._limits import Limits
 from ._scope import enter, exit_
-from ._tree import Frame
+from ._tree import Frame, detach_child_locked
 
 if TYPE_CHECKING:
     from ._meter import Meter
@@ -141,7 +141,7 @@ class _Session:
         state = _TestState()
         meter = self.meter
         with meter._lock:  # a rerun of the same test starts from a fresh node
-            meter.root.children.pop(item.nodeid, None)
+            detach_child_locked(meter.root, item.nodeid)
         opened: _TestState | None = None
         with self.guard("opening the test scope"):
             test_kwargs = markers.pop((), None)
@@ -197,7 +197,7 @@ class _Session:
         meter = self.meter
         with meter._lock:  # the numbers are taken: drop the node, so memory stays flat
             if meter.root.children.get(item.nodeid) is scope:
-                del meter.root.children[item.nodeid]
+                detach_child_locked(meter.root, item.nodeid)
 
     # -- hooks of the registered session object (here and on the xdist controller) -------
 

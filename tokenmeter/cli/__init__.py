@@ -138,24 +138,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "run":
-        return _run(parser, argv[1:])
+        return _cmd_run(parser, argv[1:])
     try:
         ns = parser.parse_args(argv)
     except SystemExit as e:  # --help, --version
         return int(e.code or 0)
     command: str = ns.command
     if command == "report":
-        return _report(ns)
+        return _cmd_report(ns)
     if command == "diff":
-        return _diff(ns)
+        return _cmd_diff(ns)
     if command == "merge":
-        return _merge(ns)
+        return _cmd_merge(ns)
     if command == "html":
-        return _html(ns)
-    return _export(ns)
+        return _cmd_html(ns)
+    return _cmd_export(ns)
 
 
-def _report(ns: argparse.Namespace) -> int:
+def _cmd_report(ns: argparse.Namespace) -> int:
     from ._tables import prune, render
 
     rep = load_reports(ns.files)
@@ -165,7 +165,7 @@ def _report(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _diff(ns: argparse.Namespace) -> int:
+def _cmd_diff(ns: argparse.Namespace) -> int:
     from tokenmeter._usage import Usage
 
     from ._diff import Threshold, render, scope_usage
@@ -189,7 +189,7 @@ def _diff(ns: argparse.Namespace) -> int:
     return EXIT_OVER if over else EXIT_OK
 
 
-def _merge(ns: argparse.Namespace) -> int:
+def _cmd_merge(ns: argparse.Namespace) -> int:
     rep = load_reports(ns.files)
     write_file(ns.output, rep.to_json(include_records=True))
     t = rep.total
@@ -200,7 +200,7 @@ def _merge(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _html(ns: argparse.Namespace) -> int:
+def _cmd_html(ns: argparse.Namespace) -> int:
     from tokenmeter._html import to_html
 
     rep = load_report(ns.file)
@@ -209,7 +209,7 @@ def _html(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _export(ns: argparse.Namespace) -> int:
+def _cmd_export(ns: argparse.Namespace) -> int:
     from tokenmeter._export import export_text
 
     rep = load_report(ns.file)
@@ -222,7 +222,7 @@ def _export(ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
+def _cmd_run(parser: argparse.ArgumentParser, argv: list[str]) -> int:
     from ._run import parse_budget, run_program, split_run_args
 
     opts, script, rest = split_run_args(argv)

@@ -32,7 +32,13 @@ from tokenmeter._version import __version__
 from ._names import SEMCONV_VERSION
 from ._observer import OTelObserver
 
-__all__ = ["DEFAULT_METRIC_SCOPE_DEPTH", "SEMCONV_VERSION", "instrument", "uninstrument"]
+__all__ = [
+    "DEFAULT_METRIC_SCOPE_DEPTH",
+    "SEMCONV_VERSION",
+    "instrument",
+    "instrumented",
+    "uninstrument",
+]
 
 #: How many names of a scope path the metrics' ``tokenmeter.scope`` keeps by default.
 DEFAULT_METRIC_SCOPE_DEPTH = 3

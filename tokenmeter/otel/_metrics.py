@@ -33,6 +33,9 @@ _PARTS = (  # tokenmeter.token.type values, in row order after the two above
 
 Attrs = dict[str, AttributeValue]
 
+#: Record kinds whose calls always use tokens (a zero count is a real zero, e.g. a cache hit).
+_TOKEN_KINDS = frozenset({"completion", "text_completion", "responses", "manual", "embedding"})
+
 
 class _Set:
     """One attribute set: its attributes, the histograms' two variants, and its sums."""
@@ -119,9 +122,12 @@ class Metrics:
             row[6] += record.reasoning_tokens
         if record.duration_s is not None:
             self.duration.record(record.duration_s, s.attrs)
-        if not (record.failed and not record.total_tokens):  # no usage before a failure
+        # Token usage where the operation uses tokens: not for a call that failed before
+        # any, an image or audio call without counts, or an embedding's (absent) output.
+        if record.total_tokens or (record.kind in _TOKEN_KINDS and not record.failed):
             self.token_usage.record(record.input_tokens, s.input)
-            self.token_usage.record(record.output_tokens, s.output)
+            if record.output_tokens or record.kind != "embedding":
+                self.token_usage.record(record.output_tokens, s.output)
 
     def _rows(self) -> list[tuple[Attrs, list[float]]]:
         with self._lock:
