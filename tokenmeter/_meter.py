@@ -6,7 +6,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._acc import cost_to_units
+from . import _events
+from ._acc import ACC_SIZE, CALLS, COST, INPUT, OUTPUT, cost_to_units
 from ._handle import Scope
 from ._scope import CURRENT, use_default_tree
 from ._track import Track, make_track
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
 #: Whether `_load_record_support` has run.
 _record_support = False
+_INF = float("inf")
+_time = time.time
 
 
 def _load_record_support() -> None:
@@ -280,6 +283,69 @@ def record(
     field and records nothing. ``module``/``operation`` default to the scope's.
     """
     frame = CURRENT.get() or DEFAULT_METER._root_frame
+    if (
+        type(model) is str
+        and type(input_tokens) is int
+        and type(output_tokens) is int
+        and input_tokens >= 0
+        and output_tokens >= 0
+        and type(cache_read_tokens) is int
+        and type(cache_write_tokens) is int
+        and type(reasoning_tokens) is int
+        and not (cache_read_tokens or cache_write_tokens or reasoning_tokens)
+        and type(cost_usd) is float
+        and 0.0 <= cost_usd < _INF
+        and provider is None
+        and module is None
+        and operation is None
+        and metadata is None
+        and timestamp is None
+        and failed is False
+        and estimated is False
+        and _record_support
+        and not frame.budgets
+        and model.strip()
+    ):
+        # The commonest call (counts and a cost, nothing else, no budget) in one
+        # function: the same checks, record and tally as `Meter._record_manual` and
+        # `Tree._add`, without their layers of calls.
+        provider = provider_for(model)
+        scope = frame.scope
+        meter = scope.meter
+        mod = frame.module
+        op = frame.operation
+        ts = _time()
+        rec = CallRecord(
+            model, provider, input_tokens, output_tokens, 0, 0, 0, cost_usd, mod, op,
+            scope.path, "manual", False, False, ts, None, None, frame.attributes, None,
+        )  # fmt: skip
+        units = cost_to_units(cost_usd)
+        key = (model, provider, mod, op)
+        lock = meter._lock
+        lock.acquire()
+        try:
+            acc = scope._dims.get(key)
+            if acc is None:
+                acc = scope._dims[key] = [0] * ACC_SIZE
+            acc[CALLS] += 1
+            acc[INPUT] += input_tokens
+            acc[OUTPUT] += output_tokens
+            acc[COST] += units
+            first = meter._first_ts
+            if first is None or ts < first:
+                meter._first_ts = ts
+            last = meter._last_ts
+            if last is None or ts > last:
+                meter._last_ts = ts
+            records = meter._records
+            if records is not None:
+                meter._records_seen += 1
+                records.append(rec)
+        finally:
+            lock.release()
+        if _events.OBSERVERS:
+            _events.emit_call(rec, frame)
+        return rec
     return frame.scope.meter._record_manual(  # type: ignore[no-any-return]
         frame,
         model,
