@@ -25,8 +25,8 @@ demo: $(VENV)/.installed
 	$(VENV)/bin/tokenmeter html usage.json -o usage.html
 
 lint: $(VENV)/.installed-dev
-	$(PY) -m ruff check tokenmeter tests benchmarks examples
-	$(PY) -m ruff format --check tokenmeter tests benchmarks examples
+	$(PY) -m ruff check tokenmeter pytest_tokenmeter.py tests benchmarks examples
+	$(PY) -m ruff format --check tokenmeter pytest_tokenmeter.py tests benchmarks examples
 	$(PY) tests/test_layers.py
 
 types: $(VENV)/.installed-dev

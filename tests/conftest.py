@@ -1,4 +1,4 @@
-"""Shared fixtures: offline prices, loud internal errors, and a clean meter for every test."""
+"""Shared fixtures: offline prices, loud internal errors, tokenmeter's defaults for every test."""
 
 from __future__ import annotations
 
@@ -10,18 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-import tokenmeter
-from tokenmeter import _errors
+import tokenmeter.testing
 
 # Under the project's own tests an internal error is a bug: raise it instead of logging.
-_errors.RAISE_INTERNAL_ERRORS = True
+tokenmeter.testing.raise_internal_errors()
 
 
 @pytest.fixture(autouse=True)
 def _clean_meter() -> Iterator[None]:
-    """Every test starts with an empty default meter and no custom prices."""
-    tokenmeter.reset()
-    tokenmeter.clear_prices()
+    """Every test starts with an empty default meter and every switch at its default."""
+    tokenmeter.testing.reset_defaults()
     yield
-    tokenmeter.reset()
-    tokenmeter.clear_prices()
+    tokenmeter.testing.reset_defaults()

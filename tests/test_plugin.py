@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from importlib import metadata
-from pathlib import Path
 
 import pytest
+from support.runs import PYTESTER_INI as INI
+from support.runs import isolate_env, run_python
 
 pytest_plugins = ["pytester"]
-
-REPO = Path(__file__).resolve().parent.parent
-
-INI = """
-[pytest]
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = function
-filterwarnings = ignore::UserWarning:pydantic.*
-addopts = -p no:hypothesispytest -p no:benchmark -p no:pytest_httpserver -p no:anyio
-"""
 
 # A suite making real LiteLLM calls (mocked: no network). gpt-4o-mini's price in
 # LiteLLM's bundled map: $0.15 per million input tokens, $0.60 per million output
@@ -53,16 +43,15 @@ async def aask(i=100, o=50):
     )
 
 
-def test_cheap(tokenmeter):
+def test_cheap(tokenmeter_scope):
     ask()
     ask()
     with tm.track("planner"):
         ask()
-    assert tokenmeter.path == ("test_agent.py::test_cheap",)
-    assert tokenmeter.usage.calls == 3
-    assert tokenmeter.report().node("planner").usage.calls == 1
-    assert tm.current() is tokenmeter
-    assert tm.report().total.calls == 0  # the plugin's meter is not the default one
+    assert tokenmeter_scope.path == ("test_agent.py::test_cheap",)
+    assert tokenmeter_scope.usage.calls == 3
+    assert tokenmeter_scope.report().node("planner").usage.calls == 1
+    assert tm.current() is tokenmeter_scope
 
 
 @pytest.mark.token_budget(max_tokens=200)
@@ -95,9 +84,9 @@ def test_scope_budget():
 
 
 @pytest.mark.token_budget(max_calls=2)
-async def test_async_ok(tokenmeter):
+async def test_async_ok(tokenmeter_scope):
     await asyncio.gather(aask(), aask())
-    assert tokenmeter.usage.calls == 2
+    assert tokenmeter_scope.usage.calls == 2
 
 
 @pytest.mark.token_budget(max_calls=3)
@@ -107,16 +96,16 @@ async def test_async_refused():
         await aask()
 
 
-def test_thread(tokenmeter):
+def test_thread(tokenmeter_scope):
     t = threading.Thread(target=ask)
     t.start()
     t.join()
-    assert tokenmeter.usage.calls == 1
+    assert tokenmeter_scope.usage.calls == 1
 
 
-def test_unpriced(tokenmeter):
+def test_unpriced(tokenmeter_scope):
     ask(model="openai/my-local-model")
-    assert tokenmeter.usage.unpriced_calls == 1
+    assert tokenmeter_scope.usage.unpriced_calls == 1
 
 
 def test_no_calls():
@@ -164,11 +153,7 @@ def test_many(n):
 @pytest.fixture(autouse=True)
 def _subprocess_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Generated runs raise internal errors and do not think they are xdist workers."""
-    monkeypatch.setenv("TOKENMETER_RAISE_INTERNAL_ERRORS", "1")
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    for var in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.delenv("PYTEST_ADDOPTS", raising=False)
+    isolate_env(monkeypatch)
 
 
 def test_litellm_suite_budgets_table_and_json(pytester: pytest.Pytester) -> None:
@@ -412,7 +397,7 @@ def test_inactive_unless_used_and_marker_errors(pytester: pytest.Pytester) -> No
             assert tm.current().path == ("test_plain.py::test_marked",)
 
         def test_fixture_by_name(request):
-            scope = request.getfixturevalue("tokenmeter")
+            scope = request.getfixturevalue("tokenmeter_scope")
             assert scope.path == ("test_plain.py::test_fixture_by_name",)
 
         @pytest.mark.token_budget(max_calls=-1)
@@ -494,16 +479,16 @@ def test_internal_error_is_logged_and_the_session_goes_on(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A bug inside the plugin's summary is logged; the run's outcome is unchanged."""
-    monkeypatch.delenv("TOKENMETER_RAISE_INTERNAL_ERRORS")
+    isolate_env(monkeypatch, raise_internal_errors=False)
     pytester.makeini(INI)
     pytester.makeconftest(
         """
-        import tokenmeter._plugin_session as ps
+        import tokenmeter._pytest.tables as tables
 
         def broken(*args, **kwargs):
             raise RuntimeError("boom")
 
-        ps.summary_lines = broken
+        tables.summary_lines = broken
         """
     )
     pytester.makepyfile(test_x="def test_x(): pass")
@@ -521,31 +506,43 @@ def test_internal_error_is_logged_and_the_session_goes_on(
 
 def test_examples_suite_passes_as_documented() -> None:
     """examples/tests_with_budgets passes with the command docs/pytest-plugin.md gives."""
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_ADDOPTS"))
-    }
-    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "examples/tests_with_budgets",
-            "-p",
-            "tokenmeter",
-            "--tokenmeter",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    out = run_python(["-m", "pytest", "examples/tests_with_budgets", "--tokenmeter"])
     assert out.returncode == 0, out.stdout + out.stderr
     lines = out.stdout.splitlines()
     assert "tokenmeter: usage per test; session budget max_cost_usd=$0.010000" in lines
     assert any("tokenmeter: LLM usage per test" in line for line in lines)
-    total = next(line for line in lines if line.startswith("total: 4 of 4 tests"))
+    total = next(line for line in lines if line.startswith("total: 4 of 5 tests"))
     assert total.split()[-5:] == ["11", "2,220", "990", "$0.000927", "0"]
-    assert "4 passed" in lines[-1]
+    assert "5 passed" in lines[-1]
+
+
+def test_fixture_name_does_not_shadow_the_module_and_the_old_name_warns(
+    pytester: pytest.Pytester,
+) -> None:
+    """`tokenmeter_scope` leaves `import tokenmeter` usable; the old `tokenmeter` name warns."""
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_names="""
+        import tokenmeter
+
+
+        def test_new_name(tokenmeter_scope):
+            tokenmeter.record(model="m", input_tokens=3, output_tokens=4, cost_usd=0.0)
+            assert tokenmeter_scope.usage.total_tokens == 7
+
+
+        def test_old_name(tokenmeter):
+            assert tokenmeter.path == ("test_names.py::test_old_name",)
+        """
+    )
+    result = pytester.runpytest_inprocess("-p", "no:xdist")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "test_names.py::test_old_name",
+            "*DeprecationWarning: the 'tokenmeter' fixture is deprecated and will be removed "
+            "in the next release: it shadows 'import tokenmeter' inside the test; use "
+            "'tokenmeter_scope' instead",
+        ]
+    )
+    assert sum("DeprecationWarning" in line for line in result.outlines) == 1

@@ -6,77 +6,12 @@ import contextlib
 import json
 import threading
 from collections.abc import Sequence
-from typing import NamedTuple
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from support.strategies import SETTINGS, Event, events
 
 import tokenmeter as tm
-
-SETTINGS = settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-
-MODELS = ("tm-prop-a", "tm-prop-b", "tm-prop-c")
-
-
-class Event(NamedTuple):
-    path: tuple[str, ...]
-    model: str
-    input_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    output_tokens: int
-    reasoning_tokens: int
-    cost_cents_e6: int | None  # cost in units of 1e-8 USD; None: unpriced
-    failed: bool
-    estimated: bool
-    module: str | None
-
-    @property
-    def cost_usd(self) -> float | None:
-        return None if self.cost_cents_e6 is None else self.cost_cents_e6 / 10**8
-
-    def usage(self) -> tm.Usage:
-        return tm.Usage(
-            calls=1,
-            input_tokens=self.input_tokens,
-            cache_read_tokens=self.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens,
-            output_tokens=self.output_tokens,
-            reasoning_tokens=self.reasoning_tokens,
-            cost_usd=self.cost_usd or 0.0,
-            unpriced_calls=int(self.cost_usd is None),
-            failed_calls=int(self.failed),
-            estimated_calls=int(self.estimated),
-        )
-
-
-@st.composite
-def events(draw: st.DrawFn) -> Event:
-    path = tuple(draw(st.lists(st.sampled_from("abc"), max_size=3)))
-    inp = draw(st.integers(0, 10**7))
-    cr = draw(st.integers(0, inp))
-    cw = draw(st.integers(0, inp - cr))
-    out = draw(st.integers(0, 10**6))
-    reasoning = draw(st.integers(0, out))
-    cost = draw(st.none() | st.integers(0, 10**9))
-    return Event(
-        path,
-        draw(st.sampled_from(MODELS)),
-        inp,
-        cr,
-        cw,
-        out,
-        reasoning,
-        cost,
-        draw(st.booleans()),
-        draw(st.booleans()),
-        draw(st.sampled_from([None, "m1", "m2"])),
-    )
-
 
 EVENT_LISTS = st.lists(events(), max_size=40)
 

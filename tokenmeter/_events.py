@@ -17,6 +17,7 @@ This module imports nothing from tokenmeter: every layer may notify through it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Protocol
 
@@ -39,6 +40,15 @@ class Observer(Protocol):
 #: The registered observers, as an immutable tuple replaced on change (readers need no lock).
 OBSERVERS: tuple[Observer, ...] = ()
 _lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.Lock()  # it may have been held by a thread the child does not have
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def add_observer(observer: Observer) -> None:

@@ -9,7 +9,9 @@ here too, on the hot path; what they are compared with lives in ``_budgets``.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -225,6 +227,7 @@ class Tree:
         self._first_ts: float | None = None
         self._last_ts: float | None = None
         self.keep_records = keep_records
+        _TREES.add(self)
 
     @property
     def keep_records(self) -> bool:
@@ -372,6 +375,26 @@ class Tree:
         with self._lock:
             return [] if self._records is None else list(self._records)
 
+    def _restart_after_fork(self) -> None:
+        """In a forked child: a fresh, unlocked tree with the same nodes and budgets.
+
+        The parent's calls, entries, records and queued results are the parent's: the
+        child's report holds only its own calls. The lock may have been held by a
+        thread that does not exist here, so it is replaced. Nodes stay (the child is
+        still inside its scopes), and budget tallies stay: what was spent before the
+        fork still counts toward a budget in the child.
+        """
+        self._lock = threading.Lock()
+        self._pending = []
+        if self._records is not None:
+            self._records = deque(maxlen=self.max_records)
+        self._records_seen = 0
+        self._first_ts = self._last_ts = None
+        for node in self.root.walk():
+            for acc in node._dims.values():
+                acc[:] = _ZEROS  # in place: ``_fast`` holds the same lists
+            node.entries = 0
+
     def _reset_subtree(self, top: Node) -> None:
         with self._lock:
             self._settle_locked()  # calls made before the reset are reset with it
@@ -435,3 +458,16 @@ def one_call_acc(
         1 if failed else 0,
         1 if estimated else 0,
     ]
+
+
+#: Every live tree, for the fork handler.
+_TREES: weakref.WeakSet[Tree] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for tree in list(_TREES):
+        tree._restart_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,149 @@
+"""A forked child starts with a fresh, unlocked tree: its report holds only its own calls."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import select
+import signal
+import sys
+import threading
+from typing import Any
+
+import pytest
+
+import tokenmeter as tm
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+
+
+def _call(tokens: int) -> None:
+    tm.record(model="gpt-4o-mini", input_tokens=tokens, output_tokens=1, cost_usd=0.001)
+
+
+def _child_summary() -> dict[str, Any]:
+    rep = tm.report()
+    return {
+        "path": list(tm.current().path),
+        "calls": rep.total.calls,
+        "input_tokens": rep.total.input_tokens,
+        "job_calls": rep.node("job").usage.calls,
+    }
+
+
+def _fork_and_read(child: Any, timeout: float = 20.0) -> dict[str, Any]:
+    """Fork; the child runs ``child()`` and writes its JSON answer to a pipe, then exits."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        try:
+            os.close(read_end)
+            os.write(write_end, json.dumps(child()).encode())
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    try:
+        ready, _, _ = select.select([read_end], [], [], timeout)
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung")
+        data = b""
+        while chunk := os.read(read_end, 65536):
+            data += chunk
+    finally:
+        os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    return json.loads(data)  # type: ignore[no-any-return]
+
+
+def test_a_forked_child_reports_only_its_own_calls() -> None:
+    """Parent: 2 calls in "job"; the child forked inside "job" makes 1: its report holds 1."""
+    with tm.track("job"):
+        _call(100)
+        _call(100)
+
+        def child() -> dict[str, Any]:
+            _call(7)
+            return _child_summary()
+
+        got = _fork_and_read(child)
+    assert got == {"path": ["job"], "calls": 1, "input_tokens": 7, "job_calls": 1}
+    assert tm.report().node("job").usage.calls == 2
+
+
+def test_a_child_forked_while_another_thread_holds_the_lock_does_not_hang() -> None:
+    """Another thread holds the meter's lock at the fork: the child records and reports."""
+    from tokenmeter._meter import DEFAULT_METER
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with DEFAULT_METER._lock:
+            holding.set()
+            release.wait(30)
+
+    with tm.track("job"):
+        t = threading.Thread(target=hold)
+        t.start()
+        assert holding.wait(10)
+        try:
+
+            def child() -> dict[str, Any]:
+                _call(3)
+                return _child_summary()
+
+            got = _fork_and_read(child)
+        finally:
+            release.set()
+            t.join(10)
+    assert got == {"path": ["job"], "calls": 1, "input_tokens": 3, "job_calls": 1}
+
+
+def _mp_child(queue: Any) -> None:
+    _call(5)
+    queue.put(_child_summary())
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="fork start method")
+def test_multiprocessing_fork_child_reports_only_its_own_calls() -> None:
+    """multiprocessing with the fork start method: the child's report holds its 1 call."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    with tm.track("job"):
+        _call(100)
+        proc = ctx.Process(target=_mp_child, args=(queue,))
+        proc.start()
+        got = queue.get(timeout=20)
+        proc.join(20)
+    assert proc.exitcode == 0
+    assert got == {"path": ["job"], "calls": 1, "input_tokens": 5, "job_calls": 1}
+
+
+def test_a_budget_spent_before_the_fork_still_counts_in_the_child() -> None:
+    """max_calls=3 with 2 spent before the fork: the child gets 1 call, then is refused."""
+    with tm.track("job", max_calls=3):
+        _call(1)
+        _call(1)
+
+        def child() -> dict[str, Any]:
+            from tokenmeter._budgets import before_call
+            from tokenmeter._scope import current_frame
+
+            outcomes = []
+            for _ in range(2):
+                try:
+                    before_call(current_frame())
+                    outcomes.append("ok")
+                except tm.BudgetExceeded:
+                    outcomes.append("refused")
+            return {"outcomes": outcomes}
+
+        got = _fork_and_read(child)
+    assert got == {"outcomes": ["ok", "refused"]}
