@@ -24,6 +24,7 @@ import pytest
 
 import tokenmeter as tm
 from tokenmeter._meter import DEFAULT_METER
+from tokenmeter._tree import detach_child_locked
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -110,7 +111,8 @@ def _restore_globals() -> None:
     # reset() zeroes usage but keeps the nodes, and with them any budget a page set
     # on them: a page must not inherit another page's `max_calls` on "pipeline".
     with DEFAULT_METER._lock:
-        DEFAULT_METER.root.children.clear()
+        for name in list(DEFAULT_METER.root.children):
+            detach_child_locked(DEFAULT_METER.root, name)
 
 
 @pytest.fixture(autouse=True)

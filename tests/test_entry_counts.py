@@ -68,3 +68,18 @@ def test_tracked_counts_every_call_of_8_threads(fast_switching: None) -> None:
 
     _run_threads(loop)
     assert tm.report().node("work").entries == THREADS * ENTRIES
+
+
+def test_a_cached_top_level_entry_of_a_removed_node_lands_in_the_new_node() -> None:
+    """Removing a scope's node drops its cached frame: the next entry and call land in the tree."""
+    from tokenmeter._meter import DEFAULT_METER
+    from tokenmeter._tree import detach_child_locked
+
+    with tm.track("agent"):
+        pass
+    with DEFAULT_METER._lock:
+        detach_child_locked(DEFAULT_METER.root, "agent")
+    with tm.track("agent"):
+        tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=4)
+    node = tm.report().node("agent")
+    assert (node.entries, node.usage.calls, node.usage.input_tokens) == (1, 1, 3)

@@ -50,6 +50,10 @@ def call_in_progress() -> Any:
     return IN_CALL.get() or THREAD_CALL.call
 
 
+#: Cached frames of top-level entries into the default tree (no frame current), by name.
+TOP: dict[str, Frame] = {}
+
+
 #: The tree a scope entered outside any scope belongs to (the default meter).
 _default_tree: Tree | None = None
 
@@ -58,6 +62,7 @@ def use_default_tree(tree: Tree) -> None:
     """Register the tree that scopes entered outside any scope, with no meter named, go to."""
     global _default_tree
     _default_tree = tree
+    TOP.clear()  # frames cached for the tree before
 
 
 def current_frame() -> Frame:
@@ -80,10 +85,6 @@ def count_entry(node: Any) -> None:
     """Count one entry of ``node`` under its tree's lock (free-threaded builds)."""
     with node.meter._lock:
         node.entries += 1
-
-
-#: Cached frames of top-level entries into the default tree (no frame current), by name.
-TOP: dict[str, Frame] = {}
 
 
 def enter_frame(
