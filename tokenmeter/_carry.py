@@ -71,7 +71,9 @@ _cache: list[Any] = [None, None]
 
 
 def _after_fork_in_child() -> None:
-    global _TOKEN, _uids
+    # A lock another thread held at the fork stays held in the child: start a new one.
+    global _TOKEN, _uids, _lock
+    _lock = threading.Lock()
     _TOKEN = secrets.token_bytes(8)
     _uids = itertools.count()
     _FOREIGN.clear()
