@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._errors import internal_errors_swallowed
+from ._errors import log_internal_error
 from ._tree import Node, drain_queued
 
 if TYPE_CHECKING:
@@ -54,9 +54,12 @@ class Scope(Node):
         """A consistent snapshot report of this scope's subtree."""
         from ._report import Report
 
-        with internal_errors_swallowed("report"):
+        try:
             return Report._snapshot(self.meter, self)
-        return Report.empty()
+        except Exception as e:
+            # An empty report would be a plausible wrong answer: this one says it failed.
+            log_internal_error("report")
+            return Report.unavailable(f"{type(e).__name__}: {e}"[:300], self.path)
 
     def reset(self) -> None:
         """Zero the usage, entries and budgets of this scope and its subtree (nodes stay valid)."""
