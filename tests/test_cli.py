@@ -152,6 +152,18 @@ def test_report_width_sets_the_table_width(base: Path) -> None:
     assert len(r.stdout.splitlines()[1]) == 100
 
 
+def test_report_width_sets_the_tree_table_width_too(base: Path) -> None:
+    """--width 100 makes every line of the scope tree 100 columns; below 64 the tree stays 64."""
+    r = cli("report", base, "--width", "100")
+    assert r.returncode == 0, r.stderr
+    tree = r.stdout.split("\n\n")[0].splitlines()
+    assert tree[2] == "-" * 100
+    assert len(tree[1]) == 100  # the header, every column in place
+    r = cli("report", base, "--width", "50")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n\n")[0].splitlines()[2] == "-" * 64
+
+
 # -- diff -----------------------------------------------------------------------------
 
 
