@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ._errors import log_internal_error
-from ._tree import Node
+from ._tree import Node, drain_queued
 
 if TYPE_CHECKING:
     from ._report import Report
@@ -33,6 +33,7 @@ class Scope(Node):
         """Inclusive usage of this scope and its subtree, as of now."""
         from ._usage import Usage  # attrs, loaded on first use
 
+        drain_queued()
         with self.meter._lock:
             self.meter._settle_locked()
             acc = self._subtree_acc_locked()
@@ -43,6 +44,7 @@ class Scope(Node):
         """Usage recorded on this scope itself, children excluded."""
         from ._usage import Usage  # attrs, loaded on first use
 
+        drain_queued()
         with self.meter._lock:
             self.meter._settle_locked()
             acc = self._own_acc_locked()
