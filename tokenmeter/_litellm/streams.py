@@ -31,6 +31,7 @@ class StreamCall:
     """What a stream needs to be recorded on the caller's scope when it ends."""
 
     __slots__ = (
+        "ahead",
         "args",
         "context",
         "finalizer",
@@ -40,6 +41,7 @@ class StreamCall:
         "kwargs",
         "open",
         "started",
+        "want_usage",
     )
 
     def __init__(
@@ -58,6 +60,15 @@ class StreamCall:
         # One token: whoever pops it records the stream (list.pop is atomic, takes no lock).
         self.open = [True]
         self.in_next = False
+        # Chunks read ahead after the finish chunk, handed out before anything else.
+        self.ahead: deque[Any] | None = None
+        # A usage chunk was asked for (by the caller, or by `_prepare`), for one choice.
+        options = kwargs.get("stream_options")
+        self.want_usage = (
+            isinstance(options, Mapping)
+            and bool(options.get("include_usage"))
+            and kwargs.get("n") in (None, 1)
+        )
         self.finalizer: weakref.finalize[Any, Any] | None = None
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
@@ -102,14 +113,7 @@ def _finish_stream(
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
     model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
-    usage: Any = None
-    for chunk in reversed(chunks):
-        u = getattr(chunk, "usage", None)
-        if u is not None and (
-            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
-        ):
-            usage = u
-            break
+    usage = _usage_in(chunks)
     estimated = usage is None
     if usage is None:
         try:
@@ -144,6 +148,60 @@ def _finish_stream(
         hp,
         meta,
     )
+
+
+def _usage_in(chunks: list[Any]) -> Any:
+    """The provider's usage, from the last chunk that carried any; None if none did."""
+    for chunk in reversed(chunks):
+        u = getattr(chunk, "usage", None)
+        if u is not None and (
+            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
+        ):
+            return u
+    return None
+
+
+def _finishes(chunk: Any) -> bool:
+    """Whether ``chunk`` carries a finish_reason (the text is complete)."""
+    try:
+        choices = chunk.choices
+        return bool(choices) and choices[0].finish_reason is not None
+    except Exception:
+        return False
+
+
+# At the finish chunk of a stream that asked for usage, at most this many chunks are read
+# ahead for the usage chunk (a consumer that stops at the finish chunk never pulls it).
+READ_AHEAD = 8
+
+
+class _Ended:
+    """The end of a stream read ahead: the exception its next chunk raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _should_read_ahead(stream: Any, call: StreamCall, chunk: Any) -> bool:
+    return call.want_usage and _finishes(chunk) and _usage_in(stream.chunks) is None
+
+
+def _ended(stream: Any, call: StreamCall, ahead: deque[Any], e: BaseException) -> None:
+    """The stream ended while read ahead: record it now, hand the end out later."""
+    ahead.append(_Ended(e))
+    stop = isinstance(e, (StopIteration, StopAsyncIteration))
+    _finish_from(stream, call, not stop, stop, None if stop else e)
+
+
+def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
+    item = ahead.popleft()
+    if not ahead:
+        call.ahead = None
+    if type(item) is _Ended:
+        raise item.error
+    return item
 
 
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
@@ -229,13 +287,53 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
     orig_close = cls.close
     orig_aclose = cls.aclose
 
+    def read_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(orig_next(self))
+            except Exception as e:  # StopIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # KeyboardInterrupt, ...: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
+    async def aread_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(await orig_anext(self))
+            except Exception as e:  # StopAsyncIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # cancelled: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
     def __next__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or not call.open:
+        if call is None:
+            return orig_next(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return orig_next(self)
         call.in_next = True
         try:
-            return orig_next(self)
+            chunk = orig_next(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                read_ahead(self, call)
+            return chunk
         except StopIteration:
             _finish_from(self, call, False, True, None)
             raise
@@ -247,11 +345,19 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 
     async def __anext__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or not call.open:
+        if call is None:
+            return await orig_anext(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return await orig_anext(self)
         call.in_next = True
         try:
-            return await orig_anext(self)
+            chunk = await orig_anext(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                await aread_ahead(self, call)
+            return chunk
         except StopAsyncIteration:
             _finish_from(self, call, False, True, None)
             raise
