@@ -42,6 +42,7 @@ __all__ = [
     "FakeServer",
     "OpenAIUsage",
     "RecordedRequest",
+    "StrictOpenAI",
     "block_external_network",
 ]
 
@@ -181,6 +182,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(failure.status, failure.body, failure.headers)
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        refusal = self.server.owner.refuse(path, body)
+        if refusal is not None:
+            self._send_json(refusal.status, refusal.body, refusal.headers)
+            return
         route = self.server.owner.route(path)
         if route is None:
             self._send_json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
@@ -279,6 +284,10 @@ class FakeServer:
     def route(self, path: str) -> _Route | None:
         """The handler pair for a POST path, or None for 404."""
         raise NotImplementedError
+
+    def refuse(self, path: str, body: Any) -> _Failure | None:
+        """An error to answer a request with instead of routing it (None: route it)."""
+        return None
 
     def start(self: _S) -> _S:
         """Start listening on an ephemeral 127.0.0.1 port in a daemon thread."""
@@ -722,6 +731,56 @@ class FakeCohere(FakeServer):
 
     def _no_stream(self, request: JSON) -> Iterator[str]:
         yield _sse(self._rerank(request))
+
+
+# -- strict OpenAI-compatible servers ------------------------------------------------------
+
+
+class StrictOpenAI(FakeOpenAI):
+    """FakeOpenAI that validates chat requests strictly, as some OpenAI-compatible servers do.
+
+    A chat completion body with a field outside ``accepted`` is answered with HTTP ``status``
+    (400 by default) naming the field, in ``message`` (``{field}`` is replaced by its name), the
+    way strict-validation servers and gateways reject, e.g., ``stream_options``.
+    """
+
+    CHAT_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "model", "messages", "stream", "temperature", "top_p", "n", "stop", "max_tokens",
+            "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias",
+            "logprobs", "top_logprobs", "user", "seed", "tools", "tool_choice",
+            "parallel_tool_calls", "response_format",
+        }
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *args: Any,
+        accepted: frozenset[str] | None = None,
+        status: int = 400,
+        message: str = "Unrecognized request argument supplied: {field}",
+        **kwargs: Any,
+    ) -> None:
+        """``accepted``: the chat fields taken (default CHAT_FIELDS, no stream_options)."""
+        super().__init__(*args, **kwargs)
+        self.accepted = self.CHAT_FIELDS if accepted is None else accepted
+        self.status = status
+        self.message = message
+
+    def refuse(self, path: str, body: Any) -> _Failure | None:
+        """Reject a chat completion naming a field outside ``accepted``."""
+        if path.removeprefix("/v1") != "/chat/completions" or not isinstance(body, dict):
+            return None
+        unknown = sorted(set(body) - self.accepted)
+        if not unknown:
+            return None
+        error = {
+            "message": self.message.format(field=unknown[0]),
+            "type": "invalid_request_error",
+            "param": unknown[0],
+            "code": None,
+        }
+        return _Failure(self.status, {"error": error}, {})
 
 
 class ExternalNetworkError(RuntimeError):

@@ -123,3 +123,15 @@ def deep(depth: int) -> int:
             stack.enter_context(tm.track(f"d{i}"))
         tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1, cost_usd=0.001)
     return depth
+
+
+def capped_inside() -> None:
+    """Five LiteLLM calls in an ``inner`` scope capped at two (BudgetExceeded propagates)."""
+    with tm.track("inner", max_calls=2):
+        llm_until_refused()
+
+
+def nested_until_refused() -> None:
+    """LiteLLM calls in a ``nested`` scope until a budget refuses one."""
+    with tm.track("nested"):
+        llm_until_refused()

@@ -177,6 +177,32 @@ def test_calls_log_off_when_the_logger_would_not_emit(calls_logger: logging.Logg
     assert _calls_log.OBSERVER not in _events.OBSERVERS
 
 
+def test_calls_log_follows_the_root_level_and_logging_disable(calls_logger: logging.Logger) -> None:
+    """Root at INFO turns the log on; logging.disable(INFO) and root at WARNING turn it off."""
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        assert _calls_log.OBSERVER in _events.OBSERVERS
+        logging.disable(logging.INFO)
+        assert _calls_log.OBSERVER not in _events.OBSERVERS
+        logging.disable(logging.NOTSET)
+        assert _calls_log.OBSERVER in _events.OBSERVERS
+        root.setLevel(logging.WARNING)
+        assert _calls_log.OBSERVER not in _events.OBSERVERS
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(level)
+
+
+def test_calls_log_leaves_the_logging_module_unpatched() -> None:
+    """Importing tokenmeter replaces nothing in logging: the manager's methods are its class's."""
+    manager = logging.Logger.manager
+    assert "_clear_cache" not in vars(manager)
+    assert type(manager) is logging.Manager
+    assert logging.Manager._clear_cache.__module__ == "logging"
+
+
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_tokenmeter_live_is_drawn_by_the_parent_only(method: str) -> None:
     """With TOKENMETER_LIVE=1 a forked or spawned worker draws nothing: one final line only."""

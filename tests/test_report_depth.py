@@ -101,6 +101,28 @@ def test_an_internal_error_gives_a_report_that_says_so(
     assert tm.Report.from_dict(rep.to_dict()).error == rep.error
 
 
+def test_a_report_that_fails_past_the_snapshot_says_so_instead_of_being_empty(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Taking the report fails outside the snapshot: the error is logged; the report says so."""
+    monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
+
+    def broken(cls: object, meter: object, top: object) -> object:
+        raise RuntimeError("report broke")
+
+    monkeypatch.setattr(tm.Report, "_snapshot", classmethod(broken))
+    meter = tm.Meter()
+    with meter.track("job") as job:
+        meter.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.5)
+    with caplog.at_level(logging.ERROR, logger="tokenmeter"):
+        whole, sub = meter.report(), job.report()
+    assert caplog.text.count("tokenmeter internal error in report") == 2
+    reason = "tokenmeter could not take this report (RuntimeError: report broke); see its log"
+    assert (whole.error, sub.error) == (reason, reason)
+    assert (whole.root.path, sub.root.path) == ((), ("job",))
+    assert sub.total.calls == 0  # no numbers, and it says so: not a plausible empty report
+
+
 def test_deep_version_1_file_is_refused_clearly(tmp_path: Path) -> None:
     """A version-1 file nested deeper than JSON readers go: ValueError naming the file."""
     path = tmp_path / "deep.json"

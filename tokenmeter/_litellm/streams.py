@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
-import threading
+import os
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,7 +14,7 @@ import litellm
 
 from tokenmeter import _errors, _events
 from tokenmeter._pricing import custom_price_for, price_tokens
-from tokenmeter._tree import Frame
+from tokenmeter._tree import Frame, drain_queued, drain_queued_with
 from tokenmeter._usage import cost_to_units
 
 from .extract import _int, _model_provider, _requested_model, _tokens
@@ -31,12 +33,12 @@ class StreamCall:
     __slots__ = (
         "args",
         "context",
-        "done",
         "finalizer",
         "frame",
         "in_next",
         "kind",
         "kwargs",
+        "open",
         "started",
     )
 
@@ -53,24 +55,37 @@ class StreamCall:
         self.args = args
         self.kwargs = kwargs
         self.started = started
-        self.done = False
+        # One token: whoever pops it records the stream (list.pop is atomic, takes no lock).
+        self.open = [True]
         self.in_next = False
         self.finalizer: weakref.finalize[Any, Any] | None = None
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
-
-_stream_lock = threading.Lock()
+    @property
+    def done(self) -> bool:
+        """Whether the stream has been claimed for recording."""
+        return not self.open
 
 
 def _claim(call: StreamCall) -> bool:
-    with _stream_lock:
-        if call.done:
-            return False
-        call.done = True
-    if call.finalizer is not None:
-        call.finalizer.detach()
+    """Take the right to record ``call``: True once, for one caller; never waits."""
+    try:
+        call.open.pop()
+    except IndexError:
+        return False
+    finalizer = call.finalizer
+    if finalizer is not None:
+        finalizer.detach()
     return True
+
+
+# Streams dropped before they ended, as their finalizers left them. A finalizer may run
+# (cyclic GC) on a thread that holds a tree's lock, so it only appends here (atomic, no
+# lock); `_drain_abandoned` records them with no lock held: before any reading of a
+# tree (`drain_queued_with`), before a budget check, when a stream starts or ends, and
+# at exit.
+_ABANDONED: deque[tuple[Any, ...]] = deque()
 
 
 def _finish_stream(
@@ -132,6 +147,8 @@ def _finish_stream(
 
 
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
+    if _ABANDONED:
+        drain_queued()
     if not _claim(call):
         return
     with _errors.internal_errors_swallowed("stream recording"):
@@ -150,14 +167,32 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         )
 
 
-def _abandoned(
-    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
-) -> None:
-    """weakref.finalize callback: a stream dropped before it ended."""
-    if not _claim(call):
-        return
-    with _errors.internal_errors_swallowed("abandoned stream recording"):
-        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
+def _abandoned(*item: Any) -> None:
+    """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
+    _ABANDONED.append(item)
+
+
+def _drain_abandoned() -> None:
+    """Record the queued abandoned streams; the calling thread holds no tree's lock."""
+    queue = _ABANDONED
+    while queue:
+        try:
+            call, chunks, messages, hp, m, p = queue.popleft()
+        except IndexError:  # another thread took the last one
+            return
+        if not _claim(call):
+            continue
+        with _errors.internal_errors_swallowed("abandoned stream recording"):
+            _in_call_context(
+                call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False
+            )
+
+
+drain_queued_with(_drain_abandoned)
+atexit.register(drain_queued)
+if hasattr(os, "register_at_fork"):
+    # A forked child's trees start empty: the parent's dropped streams are the parent's.
+    os.register_at_fork(after_in_child=_ABANDONED.clear)
 
 
 def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
@@ -169,6 +204,8 @@ def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> N
 
 
 def _attach_stream(stream: Any, call: StreamCall) -> None:
+    if _ABANDONED:
+        drain_queued()
     stream._tokenmeter_call = call
     call.finalizer = weakref.finalize(
         stream,
@@ -194,7 +231,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 
     def __next__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or call.done:
+        if call is None or not call.open:
             return orig_next(self)
         call.in_next = True
         try:
@@ -210,7 +247,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 
     async def __anext__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or call.done:
+        if call is None or not call.open:
             return await orig_anext(self)
         call.in_next = True
         try:
@@ -229,7 +266,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         try:
             return orig_close(self)  # type: ignore[no-any-return]
         finally:
-            if call is not None and not call.done and not call.in_next:
+            if call is not None and call.open and not call.in_next:
                 _finish_from(self, call, False, False, None)
 
     async def aclose(self: Any) -> None:
@@ -237,7 +274,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         try:
             return await orig_aclose(self)  # type: ignore[no-any-return]
         finally:
-            if call is not None and not call.done and not call.in_next:
+            if call is not None and call.open and not call.in_next:
                 _finish_from(self, call, False, False, None)
 
     for name, fn in (
