@@ -20,17 +20,21 @@ from tokenmeter._usage import cost_to_units
 from .extract import _int, _model_provider, _requested_model, _tokens
 from .record import _add
 
-_stream_class: type | None = None
+# The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
+# see ``responses_streams``), and how a stream of each other class is attached.
+_stream_classes: tuple[type, ...] = ()
+_attachers: list[tuple[type, Callable[[Any, StreamCall], None]]] = []
 
 
 def _is_stream(result: object) -> bool:
-    return _stream_class is not None and isinstance(result, _stream_class)
+    return isinstance(result, _stream_classes)
 
 
 class StreamCall:
     """What a stream needs to be recorded on the caller's scope when it ends."""
 
     __slots__ = (
+        "ahead",
         "args",
         "context",
         "finalizer",
@@ -40,6 +44,8 @@ class StreamCall:
         "kwargs",
         "open",
         "started",
+        "text",
+        "want_usage",
     )
 
     def __init__(
@@ -58,6 +64,17 @@ class StreamCall:
         # One token: whoever pops it records the stream (list.pop is atomic, takes no lock).
         self.open = [True]
         self.in_next = False
+        # Chunks read ahead after the finish chunk, handed out before anything else.
+        self.ahead: deque[Any] | None = None
+        # Responses API streams: the text deltas read so far (for an estimate).
+        self.text: list[str] = []
+        # A usage chunk was asked for (by the caller, or by `_prepare`), for one choice.
+        options = kwargs.get("stream_options")
+        self.want_usage = (
+            isinstance(options, Mapping)
+            and bool(options.get("include_usage"))
+            and kwargs.get("n") in (None, 1)
+        )
         self.finalizer: weakref.finalize[Any, Any] | None = None
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
@@ -102,14 +119,7 @@ def _finish_stream(
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
     model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
-    usage: Any = None
-    for chunk in reversed(chunks):
-        u = getattr(chunk, "usage", None)
-        if u is not None and (
-            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
-        ):
-            usage = u
-            break
+    usage = _usage_in(chunks)
     estimated = usage is None
     if usage is None:
         try:
@@ -146,6 +156,60 @@ def _finish_stream(
     )
 
 
+def _usage_in(chunks: list[Any]) -> Any:
+    """The provider's usage, from the last chunk that carried any; None if none did."""
+    for chunk in reversed(chunks):
+        u = getattr(chunk, "usage", None)
+        if u is not None and (
+            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
+        ):
+            return u
+    return None
+
+
+def _finishes(chunk: Any) -> bool:
+    """Whether ``chunk`` carries a finish_reason (the text is complete)."""
+    try:
+        choices = chunk.choices
+        return bool(choices) and choices[0].finish_reason is not None
+    except Exception:
+        return False
+
+
+# At the finish chunk of a stream that asked for usage, at most this many chunks are read
+# ahead for the usage chunk (a consumer that stops at the finish chunk never pulls it).
+READ_AHEAD = 8
+
+
+class _Ended:
+    """The end of a stream read ahead: the exception its next chunk raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _should_read_ahead(stream: Any, call: StreamCall, chunk: Any) -> bool:
+    return call.want_usage and _finishes(chunk) and _usage_in(stream.chunks) is None
+
+
+def _ended(stream: Any, call: StreamCall, ahead: deque[Any], e: BaseException) -> None:
+    """The stream ended while read ahead: record it now, hand the end out later."""
+    ahead.append(_Ended(e))
+    stop = isinstance(e, (StopIteration, StopAsyncIteration))
+    _finish_from(stream, call, not stop, stop, None if stop else e)
+
+
+def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
+    item = ahead.popleft()
+    if not ahead:
+        call.ahead = None
+    if type(item) is _Ended:
+        raise item.error
+    return item
+
+
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
     if _ABANDONED:
         drain_queued()
@@ -167,9 +231,9 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         )
 
 
-def _abandoned(*item: Any) -> None:
+def _abandoned(record: Callable[..., None], *args: Any) -> None:
     """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
-    _ABANDONED.append(item)
+    _ABANDONED.append((record, args))
 
 
 def _drain_abandoned() -> None:
@@ -177,15 +241,19 @@ def _drain_abandoned() -> None:
     queue = _ABANDONED
     while queue:
         try:
-            call, chunks, messages, hp, m, p = queue.popleft()
+            record, args = queue.popleft()
         except IndexError:  # another thread took the last one
             return
-        if not _claim(call):
-            continue
         with _errors.internal_errors_swallowed("abandoned stream recording"):
-            _in_call_context(
-                call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False
-            )
+            record(*args)
+
+
+def _record_abandoned(
+    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
+) -> None:
+    """A chat stream dropped before it ended, with the chunks it had read."""
+    if _claim(call):
+        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
 
 
 drain_queued_with(_drain_abandoned)
@@ -207,9 +275,14 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
     if _ABANDONED:
         drain_queued()
     stream._tokenmeter_call = call
+    for cls, attach in _attachers:
+        if isinstance(stream, cls):
+            attach(stream, call)
+            return
     call.finalizer = weakref.finalize(
         stream,
         _abandoned,
+        _record_abandoned,
         call,
         stream.chunks,
         getattr(stream, "messages", None),
@@ -222,20 +295,61 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
 
 def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
     """Wrap ``cls``'s iteration and closing; the replaced methods go into ``originals``."""
-    global _stream_class
-    _stream_class = cls
+    global _stream_classes
+    if cls not in _stream_classes:
+        _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
     orig_close = cls.close
     orig_aclose = cls.aclose
 
+    def read_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(orig_next(self))
+            except Exception as e:  # StopIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # KeyboardInterrupt, ...: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
+    async def aread_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(await orig_anext(self))
+            except Exception as e:  # StopAsyncIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # cancelled: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
     def __next__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or not call.open:
+        if call is None:
+            return orig_next(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return orig_next(self)
         call.in_next = True
         try:
-            return orig_next(self)
+            chunk = orig_next(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                read_ahead(self, call)
+            return chunk
         except StopIteration:
             _finish_from(self, call, False, True, None)
             raise
@@ -247,11 +361,19 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 
     async def __anext__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or not call.open:
+        if call is None:
+            return await orig_anext(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return await orig_anext(self)
         call.in_next = True
         try:
-            return await orig_anext(self)
+            chunk = await orig_anext(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                await aread_ahead(self, call)
+            return chunk
         except StopAsyncIteration:
             _finish_from(self, call, False, True, None)
             raise
