@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -208,3 +210,103 @@ def test_connection_lost_after_finish_is_seen_as_without_tokenmeter(
     [rec] = meter.records()
     assert (rec.input_tokens, rec.estimated) == (8, True)  # no usage arrived: LiteLLM's estimate
     assert rec.failed is (plain[1] is not None)
+
+
+# -- 8. Responses API streams --------------------------------------------------------------
+
+
+def _responses(mode: str, srv: FakeOpenAI, stop_at_completed: bool) -> list[str]:
+    """Stream a Responses API call and read it (to the end, or up to response.completed)."""
+    kwargs = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "input": "hi",
+    }
+
+    def sync() -> list[str]:
+        seen = []
+        for event in litellm.responses(stream=True, **kwargs):
+            seen.append(str(event.type.value))
+            if stop_at_completed and seen[-1] == "response.completed":
+                break
+        return seen
+
+    async def main() -> list[str]:
+        seen = []
+        async for event in await litellm.aresponses(stream=True, **kwargs):
+            seen.append(str(event.type.value))
+            if stop_at_completed and seen[-1] == "response.completed":
+                break
+        return seen
+
+    return sync() if mode == "sync" else asyncio.run(main())
+
+
+@pytest.mark.parametrize("stop_at_completed", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_responses_stream_records_the_completed_usage(
+    mode: str, stop_at_completed: bool, srv: FakeOpenAI
+) -> None:
+    """Responses stream: 1,200 in (1,000 cached) / 2,000 out (1,800 reasoning), as unstreamed."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        seen = _responses(mode, srv, stop_at_completed)
+        assert seen[-1] == "response.completed"
+        [streamed] = meter.records()  # recorded at response.completed, not at GC
+        litellm.responses(
+            model="openai/gpt-4o-mini", api_base=srv.base_url + "/v1", api_key="sk-fake", input="hi"
+        )
+    plain = meter.records()[1]
+    tokens = (
+        streamed.input_tokens,
+        streamed.cache_read_tokens,
+        streamed.output_tokens,
+        streamed.reasoning_tokens,
+    )
+    assert tokens == (1200, 1000, 2000, 1800)
+    assert tokens == (
+        plain.input_tokens,
+        plain.cache_read_tokens,
+        plain.output_tokens,
+        plain.reasoning_tokens,
+    )
+    assert streamed.cost_usd == plain.cost_usd == pytest.approx(SERVED_COST, rel=1e-12)
+    assert (streamed.kind, streamed.estimated, streamed.failed) == ("responses", False, False)
+    assert dict(streamed.metadata) == {"stream": True}
+    u = meter.report().node("s").usage
+    assert (u.calls, u.estimated_calls, u.unpriced_calls) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_responses_stream_dropped_midway_is_one_estimated_call(mode: str, srv: FakeOpenAI) -> None:
+    """A Responses stream dropped after 6 events: 1 call, estimated "hi" (1) / "one two " (3)."""
+    kwargs = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "input": "hi",
+    }
+    meter = tm.Meter(keep_records=True)
+
+    def sync() -> None:
+        stream = litellm.responses(stream=True, **kwargs)
+        for _ in range(6):  # created, in_progress, item added, part added, "one ", "two "
+            next(stream)
+
+    async def main() -> None:
+        stream = await litellm.aresponses(stream=True, **kwargs)
+        for _ in range(6):
+            await stream.__anext__()
+
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+    for _ in range(300):
+        gc.collect()
+        if meter.records():
+            break
+        time.sleep(0.01)
+    [rec] = meter.records()
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated, rec.failed) == (1, 3, True, False)
+    assert rec.cost_usd == pytest.approx(1 * 1.5e-7 + 3 * 6e-7, rel=1e-12)
+    assert dict(rec.metadata) == {"stream": True, "abandoned": True}

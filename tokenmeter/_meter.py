@@ -25,7 +25,7 @@ from ._tree import DEFAULT_MAX_RECORDS, Frame, Tree
 
 if TYPE_CHECKING:
     from ._limits import OnExceed
-    from ._pricing import price_tokens, provider_for
+    from ._pricing import _providers, price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
@@ -55,8 +55,9 @@ def _load_record_support() -> None:
     """
     global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
     global check_flag, check_metadata, frozen_mapping, new_record, plain_counts, _NO_MAPPING
+    global _providers
     global _record_support
-    from ._pricing import price_tokens, provider_for
+    from ._pricing import _providers, price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
@@ -339,7 +340,8 @@ def record(
         # The commonest call (valid counts and a cost, nothing else, no budget) in one
         # function: the checks are `_record.plain_counts`; the record and the tally are
         # those of `Meter._record_manual` and `Tree._add`, without their layers of calls.
-        provider = provider_for(model, import_litellm=True)
+        # `_pricing.provider_for`'s own cache first (a model with a "/" is never in it).
+        provider = _providers.get(model) or provider_for(model, import_litellm=True)
         scope = frame.scope
         meter = scope.meter
         mod = frame.module

@@ -20,11 +20,14 @@ from tokenmeter._usage import cost_to_units
 from .extract import _int, _model_provider, _requested_model, _tokens
 from .record import _add
 
-_stream_class: type | None = None
+# The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
+# see ``responses_streams``), and how a stream of each other class is attached.
+_stream_classes: tuple[type, ...] = ()
+_attachers: list[tuple[type, Callable[[Any, StreamCall], None]]] = []
 
 
 def _is_stream(result: object) -> bool:
-    return _stream_class is not None and isinstance(result, _stream_class)
+    return isinstance(result, _stream_classes)
 
 
 class StreamCall:
@@ -41,6 +44,7 @@ class StreamCall:
         "kwargs",
         "open",
         "started",
+        "text",
         "want_usage",
     )
 
@@ -62,6 +66,8 @@ class StreamCall:
         self.in_next = False
         # Chunks read ahead after the finish chunk, handed out before anything else.
         self.ahead: deque[Any] | None = None
+        # Responses API streams: the text deltas read so far (for an estimate).
+        self.text: list[str] = []
         # A usage chunk was asked for (by the caller, or by `_prepare`), for one choice.
         options = kwargs.get("stream_options")
         self.want_usage = (
@@ -225,9 +231,9 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         )
 
 
-def _abandoned(*item: Any) -> None:
+def _abandoned(record: Callable[..., None], *args: Any) -> None:
     """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
-    _ABANDONED.append(item)
+    _ABANDONED.append((record, args))
 
 
 def _drain_abandoned() -> None:
@@ -235,15 +241,19 @@ def _drain_abandoned() -> None:
     queue = _ABANDONED
     while queue:
         try:
-            call, chunks, messages, hp, m, p = queue.popleft()
+            record, args = queue.popleft()
         except IndexError:  # another thread took the last one
             return
-        if not _claim(call):
-            continue
         with _errors.internal_errors_swallowed("abandoned stream recording"):
-            _in_call_context(
-                call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False
-            )
+            record(*args)
+
+
+def _record_abandoned(
+    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
+) -> None:
+    """A chat stream dropped before it ended, with the chunks it had read."""
+    if _claim(call):
+        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
 
 
 drain_queued_with(_drain_abandoned)
@@ -265,9 +275,14 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
     if _ABANDONED:
         drain_queued()
     stream._tokenmeter_call = call
+    for cls, attach in _attachers:
+        if isinstance(stream, cls):
+            attach(stream, call)
+            return
     call.finalizer = weakref.finalize(
         stream,
         _abandoned,
+        _record_abandoned,
         call,
         stream.chunks,
         getattr(stream, "messages", None),
@@ -280,8 +295,9 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
 
 def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
     """Wrap ``cls``'s iteration and closing; the replaced methods go into ``originals``."""
-    global _stream_class
-    _stream_class = cls
+    global _stream_classes
+    if cls not in _stream_classes:
+        _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
     orig_close = cls.close
