@@ -452,7 +452,7 @@ class FakeOpenAI(FakeServer):
         if path == "/images/generations":
             return _Route(self._image, self._no_stream)
         if path == "/responses":
-            return _Route(self._response, self._no_stream)
+            return _Route(self._response, lambda request: _responses_stream(self, request))
         return None
 
     def error_body(self, status: int) -> JSON:
@@ -832,6 +832,38 @@ def block_external_network() -> Iterator[list[str]]:
         socket.getaddrinfo = real_getaddrinfo
         sock_cls.connect = real_connect
         sock_cls.connect_ex = real_connect_ex
+
+
+# -- Responses API streaming (OpenAI wire format) ------------------------------------------
+
+
+def _responses_stream(srv: FakeOpenAI, request: JSON) -> Iterator[str]:
+    """``POST /v1/responses`` with ``stream: true``: the typed events OpenAI sends.
+
+    response.created, the text as output_text deltas, then response.completed carrying the
+    full response with its usage (the same body the non-streaming call answers).
+    """
+    final = srv._response(request)
+    item = final["output"][0]
+    pending = {**final, "status": "in_progress", "output": [], "usage": None}
+    seq = itertools.count()
+
+    def event(kind: str, **fields: Any) -> str:
+        return _sse({"type": kind, "sequence_number": next(seq), **fields}, event=kind)
+
+    yield event("response.created", response=pending)
+    yield event("response.in_progress", response=pending)
+    started = {**item, "status": "in_progress", "content": []}
+    yield event("response.output_item.added", output_index=0, item=started)
+    part = {"type": "output_text", "text": "", "annotations": []}
+    where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    yield event("response.content_part.added", **where, part=part)
+    for piece in _split_words(srv.content):
+        yield event("response.output_text.delta", **where, delta=piece, logprobs=[])
+    yield event("response.output_text.done", **where, text=srv.content, logprobs=[])
+    yield event("response.content_part.done", **where, part={**part, "text": srv.content})
+    yield event("response.output_item.done", output_index=0, item=item)
+    yield event("response.completed", response=final)
 
 
 if importlib.util.find_spec("pytest") is not None:

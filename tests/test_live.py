@@ -24,7 +24,8 @@ PROGRAM = textwrap.dedent(
 
     with {opener}:
         for _ in range(3):
-            tm.record(model="gpt-4o", input_tokens=100, output_tokens=50, cost_usd=0.001)
+            tm.record(model="gpt-4o", provider="openai", input_tokens=100, output_tokens=50,
+                      cost_usd=0.001)  # provider given: LiteLLM is never imported
             time.sleep(0.15)
     print("done")
     """

@@ -32,7 +32,7 @@ from ._errors import RAISE_INTERNAL_ERRORS, internal_errors_swallowed
 from ._meter import DEFAULT_METER, Meter
 from ._scope import CURRENT, IN_CALL, restore
 from ._subtree import Tree, add_tree, export_tree
-from ._tree import Frame
+from ._tree import Frame, drain_queued
 
 if TYPE_CHECKING:
     from ._limits import Limits
@@ -131,6 +131,7 @@ def context(land_once: bool = False) -> Context:
     meter = frame.scope.meter
     budgets: tuple[tuple[int, Any, list[int], int], ...] = ()
     if frame.budgets:
+        drain_queued()
         with meter._lock:
             meter._settle_locked()
             budgets = tuple(

@@ -7,7 +7,7 @@ from typing import Any
 
 import litellm
 
-from . import streams, wrappers
+from . import responses_streams, streams, wrappers
 from .settings import FUNCTIONS
 from .wrappers import _wrap
 
@@ -43,6 +43,7 @@ def instrument() -> None:
         from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
         streams._patch_stream_class(CustomStreamWrapper, _originals)
+        responses_streams.patch_responses_streams(_originals)
         wrappers._set_installed(True)
 
 
