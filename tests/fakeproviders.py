@@ -42,6 +42,7 @@ __all__ = [
     "FakeServer",
     "OpenAIUsage",
     "RecordedRequest",
+    "StrictOpenAI",
     "block_external_network",
 ]
 
@@ -181,6 +182,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(failure.status, failure.body, failure.headers)
             return
         path = self.path.split("?", 1)[0].rstrip("/")
+        refusal = self.server.owner.refuse(path, body)
+        if refusal is not None:
+            self._send_json(refusal.status, refusal.body, refusal.headers)
+            return
         route = self.server.owner.route(path)
         if route is None:
             self._send_json(404, {"error": {"message": f"no route {path}", "type": "not_found"}})
@@ -279,6 +284,10 @@ class FakeServer:
     def route(self, path: str) -> _Route | None:
         """The handler pair for a POST path, or None for 404."""
         raise NotImplementedError
+
+    def refuse(self, path: str, body: Any) -> _Failure | None:
+        """An error to answer a request with instead of routing it (None: route it)."""
+        return None
 
     def start(self: _S) -> _S:
         """Start listening on an ephemeral 127.0.0.1 port in a daemon thread."""
@@ -443,7 +452,7 @@ class FakeOpenAI(FakeServer):
         if path == "/images/generations":
             return _Route(self._image, self._no_stream)
         if path == "/responses":
-            return _Route(self._response, self._no_stream)
+            return _Route(self._response, lambda request: _responses_stream(self, request))
         return None
 
     def error_body(self, status: int) -> JSON:
@@ -724,6 +733,56 @@ class FakeCohere(FakeServer):
         yield _sse(self._rerank(request))
 
 
+# -- strict OpenAI-compatible servers ------------------------------------------------------
+
+
+class StrictOpenAI(FakeOpenAI):
+    """FakeOpenAI that validates chat requests strictly, as some OpenAI-compatible servers do.
+
+    A chat completion body with a field outside ``accepted`` is answered with HTTP ``status``
+    (400 by default) naming the field, in ``message`` (``{field}`` is replaced by its name), the
+    way strict-validation servers and gateways reject, e.g., ``stream_options``.
+    """
+
+    CHAT_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "model", "messages", "stream", "temperature", "top_p", "n", "stop", "max_tokens",
+            "max_completion_tokens", "presence_penalty", "frequency_penalty", "logit_bias",
+            "logprobs", "top_logprobs", "user", "seed", "tools", "tool_choice",
+            "parallel_tool_calls", "response_format",
+        }
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        *args: Any,
+        accepted: frozenset[str] | None = None,
+        status: int = 400,
+        message: str = "Unrecognized request argument supplied: {field}",
+        **kwargs: Any,
+    ) -> None:
+        """``accepted``: the chat fields taken (default CHAT_FIELDS, no stream_options)."""
+        super().__init__(*args, **kwargs)
+        self.accepted = self.CHAT_FIELDS if accepted is None else accepted
+        self.status = status
+        self.message = message
+
+    def refuse(self, path: str, body: Any) -> _Failure | None:
+        """Reject a chat completion naming a field outside ``accepted``."""
+        if path.removeprefix("/v1") != "/chat/completions" or not isinstance(body, dict):
+            return None
+        unknown = sorted(set(body) - self.accepted)
+        if not unknown:
+            return None
+        error = {
+            "message": self.message.format(field=unknown[0]),
+            "type": "invalid_request_error",
+            "param": unknown[0],
+            "code": None,
+        }
+        return _Failure(self.status, {"error": error}, {})
+
+
 class ExternalNetworkError(RuntimeError):
     """Raised when code under test tries to reach a host other than loopback."""
 
@@ -773,6 +832,38 @@ def block_external_network() -> Iterator[list[str]]:
         socket.getaddrinfo = real_getaddrinfo
         sock_cls.connect = real_connect
         sock_cls.connect_ex = real_connect_ex
+
+
+# -- Responses API streaming (OpenAI wire format) ------------------------------------------
+
+
+def _responses_stream(srv: FakeOpenAI, request: JSON) -> Iterator[str]:
+    """``POST /v1/responses`` with ``stream: true``: the typed events OpenAI sends.
+
+    response.created, the text as output_text deltas, then response.completed carrying the
+    full response with its usage (the same body the non-streaming call answers).
+    """
+    final = srv._response(request)
+    item = final["output"][0]
+    pending = {**final, "status": "in_progress", "output": [], "usage": None}
+    seq = itertools.count()
+
+    def event(kind: str, **fields: Any) -> str:
+        return _sse({"type": kind, "sequence_number": next(seq), **fields}, event=kind)
+
+    yield event("response.created", response=pending)
+    yield event("response.in_progress", response=pending)
+    started = {**item, "status": "in_progress", "content": []}
+    yield event("response.output_item.added", output_index=0, item=started)
+    part = {"type": "output_text", "text": "", "annotations": []}
+    where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    yield event("response.content_part.added", **where, part=part)
+    for piece in _split_words(srv.content):
+        yield event("response.output_text.delta", **where, delta=piece, logprobs=[])
+    yield event("response.output_text.done", **where, text=srv.content, logprobs=[])
+    yield event("response.content_part.done", **where, part={**part, "text": srv.content})
+    yield event("response.output_item.done", output_index=0, item=item)
+    yield event("response.completed", response=final)
 
 
 if importlib.util.find_spec("pytest") is not None:

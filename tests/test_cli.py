@@ -152,6 +152,18 @@ def test_report_width_sets_the_table_width(base: Path) -> None:
     assert len(r.stdout.splitlines()[1]) == 100
 
 
+def test_report_width_sets_the_tree_table_width_too(base: Path) -> None:
+    """--width 100 makes every line of the scope tree 100 columns; below 64 the tree stays 64."""
+    r = cli("report", base, "--width", "100")
+    assert r.returncode == 0, r.stderr
+    tree = r.stdout.split("\n\n")[0].splitlines()
+    assert tree[2] == "-" * 100
+    assert len(tree[1]) == 100  # the header, every column in place
+    r = cli("report", base, "--width", "50")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n\n")[0].splitlines()[2] == "-" * 64
+
+
 # -- diff -----------------------------------------------------------------------------
 
 
@@ -379,16 +391,17 @@ def test_docs_page_commands_print_what_it_shows(tmp_path: Path) -> None:
 
 
 def _corrupt(data: dict[str, object], how: str) -> object:
-    tree = data["tree"]
-    assert isinstance(tree, dict)
+    nodes = data["nodes"]
+    assert isinstance(nodes, list) and len(nodes) > 1
+    root, child = nodes[0], nodes[1]
     if how == "usage is a string":
-        tree["usage"] = "lots"
-    elif how == "children is a number":
-        tree["children"] = 7
+        root["usage"] = "lots"
+    elif how == "parent is a word":
+        child["parent"] = "root"
     elif how == "entries is a word":
-        tree["entries"] = "many"
+        child["entries"] = "many"
     elif how == "breakdown lacks a model":
-        tree["children"][0]["breakdown"] = [{"usage": {}}]  # type: ignore[index]
+        child["breakdown"] = [{"usage": {}}]
     elif how == "a list":
         return [data]
     elif how == "records are numbers":
@@ -400,7 +413,7 @@ def _corrupt(data: dict[str, object], how: str) -> object:
     "how",
     [
         "usage is a string",
-        "children is a number",
+        "parent is a word",
         "entries is a word",
         "breakdown lacks a model",
         "a list",

@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))  # not examples/tests_with_budgets/
+# Examples run, with their whole output checked, by a test of their own: not run twice.
+RUN_ELSEWHERE = {"otel_two_services.py": "tests/test_otel_services.py"}
+EXAMPLES = sorted(  # not examples/tests_with_budgets/
+    p for p in (ROOT / "examples").glob("*.py") if p.name not in RUN_ELSEWHERE
+)
 
 # Lines each example must print, exactly (LiteLLM's bundled prices; mock usage).
 EXPECTED: dict[str, list[str]] = {
@@ -76,8 +80,11 @@ EXPECTED: dict[str, list[str]] = {
 
 
 def test_our_examples_are_there() -> None:
-    """The four examples with exact numbers exist, so discovery cannot skip them silently."""
+    """The examples with exact numbers exist, so discovery cannot skip them silently."""
     assert set(EXPECTED) <= {p.name for p in EXAMPLES}
+    for name, test in RUN_ELSEWHERE.items():
+        assert (ROOT / "examples" / name).is_file()
+        assert name in (ROOT / test).read_text()
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -147,3 +147,31 @@ def test_a_budget_spent_before_the_fork_still_counts_in_the_child() -> None:
 
         got = _fork_and_read(child)
     assert got == {"outcomes": ["ok", "refused"]}
+
+
+def test_a_child_forked_while_another_thread_holds_the_carry_lock_can_submit_jobs() -> None:
+    """Another thread holds the job-carrying lock at the fork: the child builds a job context."""
+    from tokenmeter import _carry
+
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with _carry._lock:
+            holding.set()
+            release.wait(30)
+
+    with tm.track("job"):
+        t = threading.Thread(target=hold)
+        t.start()
+        assert holding.wait(10)
+        try:
+
+            def child() -> dict[str, Any]:
+                return {"path": list(_carry.context()[1])}
+
+            got = _fork_and_read(child, timeout=5)
+        finally:
+            release.set()
+            t.join(10)
+    assert got == {"path": ["job"]}

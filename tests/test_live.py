@@ -24,7 +24,8 @@ PROGRAM = textwrap.dedent(
 
     with {opener}:
         for _ in range(3):
-            tm.record(model="gpt-4o", input_tokens=100, output_tokens=50, cost_usd=0.001)
+            tm.record(model="gpt-4o", provider="openai", input_tokens=100, output_tokens=50,
+                      cost_usd=0.001)  # provider given: LiteLLM is never imported
             time.sleep(0.15)
     print("done")
     """
@@ -175,6 +176,32 @@ def test_calls_log_off_when_the_logger_would_not_emit(calls_logger: logging.Logg
     assert _calls_log.OBSERVER in _events.OBSERVERS
     calls_logger.setLevel(logging.NOTSET)
     assert _calls_log.OBSERVER not in _events.OBSERVERS
+
+
+def test_calls_log_follows_the_root_level_and_logging_disable(calls_logger: logging.Logger) -> None:
+    """Root at INFO turns the log on; logging.disable(INFO) and root at WARNING turn it off."""
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        assert _calls_log.OBSERVER in _events.OBSERVERS
+        logging.disable(logging.INFO)
+        assert _calls_log.OBSERVER not in _events.OBSERVERS
+        logging.disable(logging.NOTSET)
+        assert _calls_log.OBSERVER in _events.OBSERVERS
+        root.setLevel(logging.WARNING)
+        assert _calls_log.OBSERVER not in _events.OBSERVERS
+    finally:
+        logging.disable(logging.NOTSET)
+        root.setLevel(level)
+
+
+def test_calls_log_leaves_the_logging_module_unpatched() -> None:
+    """Importing tokenmeter replaces nothing in logging: the manager's methods are its class's."""
+    manager = logging.Logger.manager
+    assert "_clear_cache" not in vars(manager)
+    assert type(manager) is logging.Manager
+    assert logging.Manager._clear_cache.__module__ == "logging"
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])

@@ -7,12 +7,15 @@ from concurrent.futures import ProcessPoolExecutor
 
 import litellm
 import pytest
-from procs_jobs import llm_calls, llm_until_refused
+from procs_jobs import capped_inside, llm_calls, llm_until_refused, nested_until_refused
 
 import tokenmeter as tm
 
-# fork: the workers inherit the imported litellm (importing it takes seconds).
-FORK = multiprocessing.get_context("fork")
+# forkserver, not fork: this process runs LiteLLM's logging threads, and a process forked
+# while one of them waits on its queue can hang in that queue (Python warns of fork in a
+# threaded process). The server imports litellm once; its workers inherit it.
+FORK = multiprocessing.get_context("forkserver")
+FORK.set_forkserver_preload(["litellm", "tokenmeter", "procs_jobs"])
 
 
 def _ask() -> None:
@@ -79,17 +82,11 @@ def test_budget_set_inside_a_job_applies_in_the_job() -> None:
     """A budget a job sets on its own scope stops it there; the parent's node gets no budget."""
     with tm.track("outer"), ProcessPoolExecutor(1, mp_context=FORK) as pool:
         with pytest.raises(tm.BudgetExceeded) as info:
-            pool.submit(_capped_inside).result()
+            pool.submit(capped_inside).result()
         _ask()
     assert info.value.path == ("outer", "inner")
     node = tm.report().node("outer")
     assert (node.usage.calls, node.child("inner").usage.calls) == (3, 2)
-
-
-def _capped_inside() -> None:
-    with tm.track("inner", max_calls=2):
-        for _ in range(5):
-            _ask()
 
 
 def test_budget_travels_into_scopes_the_job_opens() -> None:
@@ -99,13 +96,7 @@ def test_budget_travels_into_scopes_the_job_opens() -> None:
         ProcessPoolExecutor(1, mp_context=FORK) as pool,
         pytest.raises(tm.BudgetExceeded) as info,
     ):
-        pool.submit(_nested_until_refused).result()
+        pool.submit(nested_until_refused).result()
     assert (info.value.path, info.value.spent) == (("capped",), 2)
     node = tm.report().node("capped")
     assert (node.usage.calls, node.child("nested").usage.calls) == (2, 2)
-
-
-def _nested_until_refused() -> None:
-    with tm.track("nested"):
-        for _ in range(5):
-            _ask()

@@ -289,3 +289,33 @@ def test_module_and_operation_arguments_override_the_scope() -> None:
     rep = tm.report()
     assert set(rep.by_module()) == {"M", "X"}
     assert set(rep.by_operation()) == {"O", "Y"}
+
+
+def test_fast_record_is_a_frozen_call_record_with_the_scope_attributes() -> None:
+    """A plain record() in a scope with attributes returns a frozen CallRecord equal to one
+    built field by field, and tallies every count, cache and reasoning tokens included."""
+    with tm.track("s", team="search"):
+        rec = tm.record(
+            model="gpt-4o-mini",
+            input_tokens=100,
+            output_tokens=40,
+            cache_read_tokens=30,
+            cache_write_tokens=20,
+            reasoning_tokens=10,
+            cost_usd=0.25,
+        )
+    same = tm.CallRecord(
+        "gpt-4o-mini", "openai", 100, 40, 30, 20, 10, 0.25, None, None, ("s",), "manual",
+        False, False, rec.timestamp, None, None, {"team": "search"}, None,
+    )  # fmt: skip
+    assert type(rec) is tm.CallRecord
+    assert rec == same
+    assert hash(rec) == hash(same)
+    assert type(rec.attributes) is types.MappingProxyType
+    assert dict(rec.attributes) == {"team": "search"}
+    with pytest.raises(AttributeError):
+        rec.model = "other"  # type: ignore[misc]
+    u = tm.report().node("s").usage
+    assert (u.calls, u.input_tokens, u.output_tokens) == (1, 100, 40)
+    assert (u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens) == (30, 20, 10)
+    assert u.cost_usd == 0.25

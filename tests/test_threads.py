@@ -294,3 +294,65 @@ def test_threads_enter_scopes_concurrently() -> None:
     assert node.entries == 16_000
     assert node.usage.calls == 16_000
     assert node.usage.cost_usd == 160.0
+
+
+def test_a_patch_installed_after_tokenmeters_survives_turning_propagation_off() -> None:
+    """Off leaves a later wrapper of Thread.start/submit in place, and ours passes through."""
+    ours_start, ours_submit = threading.Thread.start, concurrent.futures.ThreadPoolExecutor.submit
+    seen: list[str] = []
+
+    def foreign_start(self: threading.Thread) -> None:
+        seen.append("start")
+        ours_start(self)
+
+    def foreign_submit(self: Any, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        seen.append("submit")
+        return ours_submit(self, fn, *args, **kwargs)
+
+    threading.Thread.start = foreign_start  # type: ignore[method-assign]
+    concurrent.futures.ThreadPoolExecutor.submit = foreign_submit  # type: ignore[method-assign]
+    try:
+        tm.propagate_to_threads(False)
+        assert threading.Thread.start is foreign_start
+        assert concurrent.futures.ThreadPoolExecutor.submit is foreign_submit
+        with tm.track("A"):
+            off = _in_thread(tm.current)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
+                off_pool = ex.submit(tm.current).result()
+        tm.propagate_to_threads(True)
+        assert threading.Thread.start is foreign_start
+        with tm.track("B") as b:
+            on = _in_thread(tm.current)
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
+                on_pool = ex.submit(tm.current).result()
+    finally:
+        threading.Thread.start = ours_start  # type: ignore[method-assign]
+        concurrent.futures.ThreadPoolExecutor.submit = ours_submit  # type: ignore[method-assign]
+    assert (off, off_pool) == (DEFAULT_METER.root, DEFAULT_METER.root)
+    assert (on, on_pool) == (b, b)
+    assert seen.count("submit") == 2
+    assert seen.count("start") >= 2  # the pools' worker threads start through it too
+
+
+def test_turning_propagation_on_wraps_a_patch_installed_while_it_was_off(
+    no_propagation: None,
+) -> None:
+    """On wraps what is in place (a patch made while off keeps running); off puts it back."""
+    plain = threading.Thread.start
+    seen: list[str] = []
+
+    def foreign_start(self: threading.Thread) -> None:
+        seen.append("start")
+        plain(self)
+
+    threading.Thread.start = foreign_start  # type: ignore[method-assign]
+    try:
+        tm.propagate_to_threads(True)
+        assert threading.Thread.start is _threads._thread_start
+        with tm.track("A") as a:
+            assert _in_thread(tm.current) is a
+        tm.propagate_to_threads(False)
+        assert threading.Thread.start is foreign_start
+    finally:
+        threading.Thread.start = plain  # type: ignore[method-assign]
+    assert seen == ["start"]

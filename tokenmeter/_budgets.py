@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ._acc import CALLS, COST, INPUT, OUTPUT, cost_to_units, units_to_cost
 from ._errors import BudgetExceeded
+from ._tree import drain_queued
 
 if TYPE_CHECKING:
     from ._limits import Limits, OnExceed
@@ -81,6 +82,7 @@ def before_call(frame: Frame | None) -> None:
     if frame is None or not frame.budgets:
         return
     __tracebackhide__ = True  # pytest: show the user's call, not this frame
+    drain_queued()  # an abandoned stream's usage counts before the next call is let through
     lock = frame.scope.meter._lock
     with lock:
         found = _exceeded_on_path_locked(frame)

@@ -6,7 +6,9 @@ Turned on by configuring logging so that ``tokenmeter.calls`` emits INFO, e.g.
 While it would emit, an observer (`tokenmeter._events`) logs every call with the
 call's fields in ``extra``; while it would not, nothing is registered and calls
 pay nothing. Whether it would emit is checked again whenever any logger's level
-changes (``setLevel``, ``basicConfig``, ``dictConfig``, ``logging.disable``).
+changes (``setLevel``, ``basicConfig``, ``dictConfig``, ``logging.disable``): all
+of them empty every logger's level cache, and this logger's cache re-checks when
+emptied (`_SyncingCache`). Nothing in the logging module is replaced.
 """
 
 from __future__ import annotations
@@ -81,7 +83,6 @@ class CallsLog:
 
 # Only ``on_call``: ``_events`` skips the hooks an observer does not have.
 OBSERVER = cast(_events.Observer, CallsLog())
-_installed = False
 _install_lock = threading.Lock()
 
 
@@ -96,25 +97,26 @@ def sync() -> None:
         _events.logger.exception("tokenmeter.calls: could not update the call log; ignored")
 
 
+class _SyncingCache(dict[int, bool]):
+    """The logger's level cache: logging empties it whenever any level changes; we then re-check.
+
+    ``Logger.setLevel``, ``basicConfig``, ``dictConfig`` and ``logging.disable`` all
+    end by emptying every logger's level cache (``Manager._clear_cache``). Giving
+    this one logger a cache that re-checks when emptied follows every such change
+    without replacing anything in the logging module and costs calls nothing.
+    """
+
+    __slots__ = ()
+
+    def clear(self) -> None:
+        super().clear()
+        sync()
+
+
 def install() -> None:
     """Check now, and again whenever logging levels change (idempotent)."""
-    global _installed
     with _install_lock:
-        if _installed:
-            sync()
-            return
-        manager = logging.Logger.manager
-        original = getattr(manager, "_clear_cache", None)
-        if original is None:  # pragma: no cover - every supported Python has it
-            _installed = True
-            sync()
-            return
-
-        def _clear_cache() -> None:
-            original()
-            sync()
-
-        # Logger.setLevel, basicConfig, dictConfig and logging.disable all end here.
-        setattr(manager, "_clear_cache", _clear_cache)  # noqa: B010
-        _installed = True
+        cache = getattr(logger, "_cache", None)
+        if isinstance(cache, dict) and not isinstance(cache, _SyncingCache):
+            logger._cache = _SyncingCache(cache)  # type: ignore[attr-defined]
     sync()

@@ -32,7 +32,7 @@ from ._errors import RAISE_INTERNAL_ERRORS, internal_errors_swallowed
 from ._meter import DEFAULT_METER, Meter
 from ._scope import CURRENT, IN_CALL, restore
 from ._subtree import Tree, add_tree, export_tree
-from ._tree import Frame
+from ._tree import Frame, drain_queued
 
 if TYPE_CHECKING:
     from ._limits import Limits
@@ -71,7 +71,9 @@ _cache: list[Any] = [None, None]
 
 
 def _after_fork_in_child() -> None:
-    global _TOKEN, _uids
+    # A lock another thread held at the fork stays held in the child: start a new one.
+    global _TOKEN, _uids, _lock
+    _lock = threading.Lock()
     _TOKEN = secrets.token_bytes(8)
     _uids = itertools.count()
     _FOREIGN.clear()
@@ -129,6 +131,7 @@ def context(land_once: bool = False) -> Context:
     meter = frame.scope.meter
     budgets: tuple[tuple[int, Any, list[int], int], ...] = ()
     if frame.budgets:
+        drain_queued()
         with meter._lock:
             meter._settle_locked()
             budgets = tuple(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._errors import internal_errors_swallowed
-from ._tree import Node
+from ._errors import log_internal_error
+from ._tree import Node, drain_queued
 
 if TYPE_CHECKING:
     from ._report import Report
@@ -33,6 +33,7 @@ class Scope(Node):
         """Inclusive usage of this scope and its subtree, as of now."""
         from ._usage import Usage  # attrs, loaded on first use
 
+        drain_queued()
         with self.meter._lock:
             self.meter._settle_locked()
             acc = self._subtree_acc_locked()
@@ -43,6 +44,7 @@ class Scope(Node):
         """Usage recorded on this scope itself, children excluded."""
         from ._usage import Usage  # attrs, loaded on first use
 
+        drain_queued()
         with self.meter._lock:
             self.meter._settle_locked()
             acc = self._own_acc_locked()
@@ -52,9 +54,12 @@ class Scope(Node):
         """A consistent snapshot report of this scope's subtree."""
         from ._report import Report
 
-        with internal_errors_swallowed("report"):
+        try:
             return Report._snapshot(self.meter, self)
-        return Report.empty()
+        except Exception as e:
+            # An empty report would be a plausible wrong answer: this one says it failed.
+            log_internal_error("report")
+            return Report.unavailable(f"{type(e).__name__}: {e}"[:300], self.path)
 
     def reset(self) -> None:
         """Zero the usage, entries and budgets of this scope and its subtree (nodes stay valid)."""

@@ -7,7 +7,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _events
-from ._acc import ACC_SIZE, CALLS, COST, INPUT, OUTPUT, cost_to_units
+from ._acc import (
+    ACC_SIZE,
+    CACHE_READ,
+    CACHE_WRITE,
+    CALLS,
+    COST,
+    INPUT,
+    OUTPUT,
+    REASONING,
+    cost_to_units,
+)
 from ._handle import Scope
 from ._scope import CURRENT, use_default_tree
 from ._track import Track, make_track
@@ -15,21 +25,25 @@ from ._tree import DEFAULT_MAX_RECORDS, Frame, Tree
 
 if TYPE_CHECKING:
     from ._limits import OnExceed
-    from ._pricing import price_tokens, provider_for
+    from ._pricing import _providers, price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
         check_label,
         check_metadata,
         check_timestamp,
+        frozen_mapping,
+        new_record,
+        plain_counts,
         validate_counts,
     )
     from ._report import Report
 
 #: Whether `_load_record_support` has run.
 _record_support = False
-_INF = float("inf")
 _time = time.time
+#: A record's empty ``attributes``/``metadata`` (bound with the record support).
+_NO_MAPPING: Mapping[str, Any] = {}
 
 
 def _load_record_support() -> None:
@@ -40,17 +54,23 @@ def _load_record_support() -> None:
     import statement per call would cost microseconds).
     """
     global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
-    global check_flag, check_metadata, _record_support
-    from ._pricing import price_tokens, provider_for
+    global check_flag, check_metadata, frozen_mapping, new_record, plain_counts, _NO_MAPPING
+    global _providers
+    global _record_support
+    from ._pricing import _providers, price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
         check_label,
         check_metadata,
         check_timestamp,
+        frozen_mapping,
+        new_record,
+        plain_counts,
         validate_counts,
     )
 
+    _NO_MAPPING = frozen_mapping(None)
     _record_support = True
 
 
@@ -271,11 +291,6 @@ def current() -> Scope:
     return DEFAULT_METER.root if cur is None else cur.scope
 
 
-#: The bounds `_record.validate_counts` checks (token counts, one call's cost).
-_MAX_TOKENS = 2**63
-_MAX_COST_USD = 1e12
-
-
 def record(
     *,
     model: str,
@@ -302,17 +317,7 @@ def record(
     """
     frame = CURRENT.get() or DEFAULT_METER._root_frame
     if (
-        type(model) is str
-        and type(input_tokens) is int
-        and type(output_tokens) is int
-        and 0 <= input_tokens < _MAX_TOKENS
-        and 0 <= output_tokens < _MAX_TOKENS
-        and type(cache_read_tokens) is int
-        and type(cache_write_tokens) is int
-        and type(reasoning_tokens) is int
-        and not (cache_read_tokens or cache_write_tokens or reasoning_tokens)
-        and type(cost_usd) is float
-        and 0.0 <= cost_usd <= _MAX_COST_USD
+        type(cost_usd) is float
         and provider is None
         and module is None
         and operation is None
@@ -322,20 +327,32 @@ def record(
         and estimated is False
         and _record_support
         and not frame.budgets
-        and model.strip()
+        and plain_counts(
+            model,
+            input_tokens,
+            output_tokens,
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            cost_usd,
+        )
     ):
-        # The commonest call (counts and a cost, nothing else, no budget) in one
-        # function: the same checks, record and tally as `Meter._record_manual` and
-        # `Tree._add`, without their layers of calls.
-        provider = provider_for(model, import_litellm=True)
+        # The commonest call (valid counts and a cost, nothing else, no budget) in one
+        # function: the checks are `_record.plain_counts`; the record and the tally are
+        # those of `Meter._record_manual` and `Tree._add`, without their layers of calls.
+        # `_pricing.provider_for`'s own cache first (a model with a "/" is never in it).
+        provider = _providers.get(model) or provider_for(model, import_litellm=True)
         scope = frame.scope
         meter = scope.meter
         mod = frame.module
         op = frame.operation
         ts = _time()
-        rec = CallRecord(
-            model, provider, input_tokens, output_tokens, 0, 0, 0, cost_usd, mod, op,
-            scope.path, "manual", False, False, ts, None, None, frame.attributes, None,
+        attributes = frame.attributes
+        rec = new_record(
+            model, provider, input_tokens, output_tokens, cache_read_tokens,
+            cache_write_tokens, reasoning_tokens, cost_usd, mod, op, scope.path, "manual",
+            False, False, ts, None, None,
+            frozen_mapping(attributes) if attributes else _NO_MAPPING, _NO_MAPPING,
         )  # fmt: skip
         units = cost_to_units(cost_usd)
         key = (model, provider, mod, op)
@@ -348,6 +365,10 @@ def record(
             acc[CALLS] += 1
             acc[INPUT] += input_tokens
             acc[OUTPUT] += output_tokens
+            if cache_read_tokens or cache_write_tokens or reasoning_tokens:
+                acc[CACHE_READ] += cache_read_tokens
+                acc[CACHE_WRITE] += cache_write_tokens
+                acc[REASONING] += reasoning_tokens
             acc[COST] += units
             first = meter._first_ts
             if first is None or ts < first:
@@ -384,8 +405,15 @@ def record(
 
 
 def report() -> Report:
-    """A consistent snapshot report of the default meter."""
-    return DEFAULT_METER.report()
+    """A consistent snapshot report of the current scope's meter.
+
+    That is the default meter, unless a scope of another meter is current: inside
+    ``meter.track(...)``, ``tokenmeter.testing.isolated_meter()`` or a test the
+    pytest plugin measures, it is that meter (where ``tm.record`` and LiteLLM
+    calls land), so the obvious call shows them.
+    """
+    cur = CURRENT.get()
+    return (DEFAULT_METER if cur is None else cur.scope.meter).report()
 
 
 def reset() -> None:

@@ -16,7 +16,7 @@ from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._report_io import new_meta
 from ._report_snap import build_nodes, snap_locked
-from ._tree import DimKey, Frame, Node, Tree
+from ._tree import DimKey, Frame, Node, Tree, drain_queued
 from ._usage import ACC_SIZE, Usage, add_acc
 
 NONE_LABEL = "(none)"
@@ -177,6 +177,7 @@ class Report:
 
     @classmethod
     def _take(cls, meter: Tree, top: Node) -> Report:
+        drain_queued()
         with meter._lock:
             meter._settle_locked()
             snap = snap_locked(top)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._acc import ACC_SIZE, CALLS, add_acc
-from ._tree import DimKey
+from ._tree import DimKey, drain_queued
 
 if TYPE_CHECKING:
     from ._tree import Node as Scope
@@ -60,6 +60,7 @@ def _export_rows_locked(top: Scope) -> list[Row]:
 
 def export_tree(meter: Meter) -> Tree:
     """The whole of ``meter``'s tree as plain data (see `Tree`); nodes with nothing are left out."""
+    drain_queued()
     with meter._lock:
         meter._settle_locked()
         rows = _export_rows_locked(meter.root)

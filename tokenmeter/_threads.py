@@ -7,6 +7,12 @@ context by itself. Only tokenmeter's own ContextVars are carried (the frame, and
 the marker of an LLM call in progress); nothing else of the caller's context is
 touched. Turn it off with ``propagate_to_threads(False)``
 or ``TOKENMETER_PROPAGATE_THREADS=0`` in the environment.
+
+Other libraries patch the same methods (logfire, tracing SDKs). Turning propagation
+on wraps whatever is in place then; turning it off puts that back only while
+tokenmeter's wrapper is still the one in place. When another library has wrapped it
+since, its patch stays, and tokenmeter's wrapper, still in its chain, passes
+calls straight through until propagation is turned on again.
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ from ._tree import Frame
 
 R = TypeVar("R")
 
+#: What tokenmeter's wrappers call: the methods in place when they were installed.
 _orig_thread_start = threading.Thread.start
 _orig_submit = concurrent.futures.ThreadPoolExecutor.submit
 _enabled = False
+#: Whether each wrapper is in the method's chain (in place, or under a later patch).
+_start_installed = False
+_submit_installed = False
 
 
 def _run_in(
@@ -43,7 +53,7 @@ def _run_in(
 
 def _thread_start(self: threading.Thread) -> None:
     frame = CURRENT.get()
-    if frame is not None:
+    if frame is not None and _enabled:
         # An instance attribute wins over the class's run(), subclasses included.
         self.run = functools.partial(_run_in, frame, call_in_progress(), self.run)  # type: ignore[method-assign]
     _orig_thread_start(self)
@@ -56,6 +66,8 @@ def _submit(
     *args: Any,
     **kwargs: Any,
 ) -> concurrent.futures.Future[R]:
+    if not _enabled:
+        return _orig_submit(self, fn, *args, **kwargs)
     # Always bind, even to "no scope": a pooled worker thread must not keep the
     # scope of whoever happened to start it.
     return _orig_submit(self, _run_in, CURRENT.get(), call_in_progress(), fn, *args, **kwargs)
@@ -63,13 +75,29 @@ def _submit(
 
 def propagate_to_threads(enabled: bool = True) -> None:
     """Turn automatic propagation of the scope into threads and executors on or off."""
-    global _enabled
-    if enabled and not _enabled:
-        threading.Thread.start = _thread_start  # type: ignore[method-assign]
-        concurrent.futures.ThreadPoolExecutor.submit = _submit  # type: ignore[method-assign, assignment]
-    elif not enabled and _enabled:
-        threading.Thread.start = _orig_thread_start  # type: ignore[method-assign]
-        concurrent.futures.ThreadPoolExecutor.submit = _orig_submit  # type: ignore[method-assign]
+    global _enabled, _orig_thread_start, _orig_submit, _start_installed, _submit_installed
+    enabled = bool(enabled)
+    pool = concurrent.futures.ThreadPoolExecutor
+    if enabled:
+        # Wrap what is in place now (a patch made while off keeps running under ours),
+        # unless our wrapper is still in the chain under another library's patch.
+        if not _start_installed:
+            _orig_thread_start = threading.Thread.start
+            threading.Thread.start = _thread_start  # type: ignore[method-assign]
+            _start_installed = True
+        if not _submit_installed:
+            _orig_submit = pool.submit
+            pool.submit = _submit  # type: ignore[method-assign, assignment]
+            _submit_installed = True
+    else:
+        # Unwrap only where ours is still the method in place: a library that wrapped
+        # it since keeps its patch, and ours (called by it) passes through.
+        if _start_installed and threading.Thread.__dict__.get("start") is _thread_start:
+            threading.Thread.start = _orig_thread_start  # type: ignore[method-assign]
+            _start_installed = False
+        if _submit_installed and pool.__dict__.get("submit") is _submit:
+            pool.submit = _orig_submit  # type: ignore[method-assign]
+            _submit_installed = False
     _enabled = enabled
 
 

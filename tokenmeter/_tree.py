@@ -47,6 +47,9 @@ _apply_pending: Callable[[Tree, list[tuple[Any, ...]]], None] | None = None
 _EMPTY: Mapping[str, Any] = {}
 _ZEROS = (0,) * ACC_SIZE
 
+#: Records what GC finalizers queued; see `drain_queued_with`.
+_drain: Callable[[], None] | None = None
+
 #: A tree settles its deferred results once this many are waiting.
 PENDING_BATCH = 256
 
@@ -62,6 +65,26 @@ def count_deferred_with(apply: Callable[[Tree, list[tuple[Any, ...]]], None]) ->
     """
     global _apply_pending
     _apply_pending = apply
+
+
+def drain_queued_with(drain: Callable[[], None]) -> None:
+    """Register what records work queued where no lock may be taken (abandoned LiteLLM streams).
+
+    A GC finalizer can run on a thread that already holds a tree's lock, so it only
+    appends to a lock-free queue; ``drain()`` records what is queued. It is called with
+    no tree lock held, by `drain_queued`: before every reading of a tree, before a
+    budget check, and by the adapter at its own safe points.
+    """
+    global _drain
+    _drain = drain
+
+
+def drain_queued() -> None:
+    """Record what GC finalizers queued; the calling thread must hold no tree's lock."""
+    drain = _drain
+    if drain is not None:
+        with internal_errors_swallowed("recording abandoned streams"):
+            drain()
 
 
 class Node:
@@ -345,6 +368,7 @@ class Tree:
 
     def _settle(self) -> None:
         """Add the deferred results to the tree now (takes the lock)."""
+        drain_queued()
         with self._lock:
             self._settle_locked()
 
@@ -372,6 +396,7 @@ class Tree:
 
     def records(self) -> list[CallRecord]:
         """The kept per-call records, oldest first (empty unless ``keep_records``)."""
+        drain_queued()
         with self._lock:
             return [] if self._records is None else list(self._records)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import litellm
 
-from . import streams, wrappers
+from . import responses_streams, streams, wrappers
 from .settings import FUNCTIONS
 from .wrappers import _wrap
 
@@ -97,6 +97,14 @@ def instrument() -> None:
                     absent.append(f"CustomStreamWrapper.{name}")
         except Exception as e:
             failed["CustomStreamWrapper"] = f"{type(e).__name__}: {e}"
+        try:
+            responses_originals: dict[tuple[object, str], Any] = {}
+            responses_streams.patch_responses_streams(responses_originals)
+        except Exception as e:
+            failed["litellm.responses streams"] = f"{type(e).__name__}: {e}"
+        for (owner, name), own in responses_originals.items():
+            _patched[(owner, name)] = (own, own)
+            wrapped.append(f"{getattr(owner, '__name__', owner)}.{name}")
         failed.update(_rebind_early_imports())
         wrappers._set_installed(bool(wrapped))
         _status.update(

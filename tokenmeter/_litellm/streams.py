@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import contextvars
-import threading
+import os
 import weakref
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -12,32 +14,38 @@ import litellm
 
 from tokenmeter import _errors, _events
 from tokenmeter._pricing import custom_price_for, price_tokens
-from tokenmeter._tree import Frame
+from tokenmeter._tree import Frame, drain_queued, drain_queued_with
 from tokenmeter._usage import cost_to_units
 
 from .extract import _int, _model_provider, _requested_model, _tokens
 from .record import _add
 
-_stream_class: type | None = None
+# The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
+# see ``responses_streams``), and how a stream of each other class is attached.
+_stream_classes: tuple[type, ...] = ()
+_attachers: list[tuple[type, Callable[[Any, StreamCall], None]]] = []
 
 
 def _is_stream(result: object) -> bool:
-    return _stream_class is not None and isinstance(result, _stream_class)
+    return isinstance(result, _stream_classes)
 
 
 class StreamCall:
     """What a stream needs to be recorded on the caller's scope when it ends."""
 
     __slots__ = (
+        "ahead",
         "args",
         "context",
-        "done",
         "finalizer",
         "frame",
         "in_next",
         "kind",
         "kwargs",
+        "open",
         "started",
+        "text",
+        "want_usage",
     )
 
     def __init__(
@@ -53,24 +61,48 @@ class StreamCall:
         self.args = args
         self.kwargs = kwargs
         self.started = started
-        self.done = False
+        # One token: whoever pops it records the stream (list.pop is atomic, takes no lock).
+        self.open = [True]
         self.in_next = False
+        # Chunks read ahead after the finish chunk, handed out before anything else.
+        self.ahead: deque[Any] | None = None
+        # Responses API streams: the text deltas read so far (for an estimate).
+        self.text: list[str] = []
+        # A usage chunk was asked for (by the caller, or by `_prepare`), for one choice.
+        options = kwargs.get("stream_options")
+        self.want_usage = (
+            isinstance(options, Mapping)
+            and bool(options.get("include_usage"))
+            and kwargs.get("n") in (None, 1)
+        )
         self.finalizer: weakref.finalize[Any, Any] | None = None
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
-
-_stream_lock = threading.Lock()
+    @property
+    def done(self) -> bool:
+        """Whether the stream has been claimed for recording."""
+        return not self.open
 
 
 def _claim(call: StreamCall) -> bool:
-    with _stream_lock:
-        if call.done:
-            return False
-        call.done = True
-    if call.finalizer is not None:
-        call.finalizer.detach()
+    """Take the right to record ``call``: True once, for one caller; never waits."""
+    try:
+        call.open.pop()
+    except IndexError:
+        return False
+    finalizer = call.finalizer
+    if finalizer is not None:
+        finalizer.detach()
     return True
+
+
+# Streams dropped before they ended, as their finalizers left them. A finalizer may run
+# (cyclic GC) on a thread that holds a tree's lock, so it only appends here (atomic, no
+# lock); `_drain_abandoned` records them with no lock held: before any reading of a
+# tree (`drain_queued_with`), before a budget check, when a stream starts or ends, and
+# at exit.
+_ABANDONED: deque[tuple[Any, ...]] = deque()
 
 
 def _finish_stream(
@@ -87,14 +119,7 @@ def _finish_stream(
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
     model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
-    usage: Any = None
-    for chunk in reversed(chunks):
-        u = getattr(chunk, "usage", None)
-        if u is not None and (
-            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
-        ):
-            usage = u
-            break
+    usage = _usage_in(chunks)
     estimated = usage is None
     if usage is None:
         try:
@@ -131,7 +156,63 @@ def _finish_stream(
     )
 
 
+def _usage_in(chunks: list[Any]) -> Any:
+    """The provider's usage, from the last chunk that carried any; None if none did."""
+    for chunk in reversed(chunks):
+        u = getattr(chunk, "usage", None)
+        if u is not None and (
+            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
+        ):
+            return u
+    return None
+
+
+def _finishes(chunk: Any) -> bool:
+    """Whether ``chunk`` carries a finish_reason (the text is complete)."""
+    try:
+        choices = chunk.choices
+        return bool(choices) and choices[0].finish_reason is not None
+    except Exception:
+        return False
+
+
+# At the finish chunk of a stream that asked for usage, at most this many chunks are read
+# ahead for the usage chunk (a consumer that stops at the finish chunk never pulls it).
+READ_AHEAD = 8
+
+
+class _Ended:
+    """The end of a stream read ahead: the exception its next chunk raised."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _should_read_ahead(stream: Any, call: StreamCall, chunk: Any) -> bool:
+    return call.want_usage and _finishes(chunk) and _usage_in(stream.chunks) is None
+
+
+def _ended(stream: Any, call: StreamCall, ahead: deque[Any], e: BaseException) -> None:
+    """The stream ended while read ahead: record it now, hand the end out later."""
+    ahead.append(_Ended(e))
+    stop = isinstance(e, (StopIteration, StopAsyncIteration))
+    _finish_from(stream, call, not stop, stop, None if stop else e)
+
+
+def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
+    item = ahead.popleft()
+    if not ahead:
+        call.ahead = None
+    if type(item) is _Ended:
+        raise item.error
+    return item
+
+
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
+    if _ABANDONED:
+        drain_queued()
     if not _claim(call):
         return
     with _errors.internal_errors_swallowed("stream recording"):
@@ -150,14 +231,36 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         )
 
 
-def _abandoned(
+def _abandoned(record: Callable[..., None], *args: Any) -> None:
+    """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
+    _ABANDONED.append((record, args))
+
+
+def _drain_abandoned() -> None:
+    """Record the queued abandoned streams; the calling thread holds no tree's lock."""
+    queue = _ABANDONED
+    while queue:
+        try:
+            record, args = queue.popleft()
+        except IndexError:  # another thread took the last one
+            return
+        with _errors.internal_errors_swallowed("abandoned stream recording"):
+            record(*args)
+
+
+def _record_abandoned(
     call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
 ) -> None:
-    """weakref.finalize callback: a stream dropped before it ended."""
-    if not _claim(call):
-        return
-    with _errors.internal_errors_swallowed("abandoned stream recording"):
+    """A chat stream dropped before it ended, with the chunks it had read."""
+    if _claim(call):
         _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
+
+
+drain_queued_with(_drain_abandoned)
+atexit.register(drain_queued)
+if hasattr(os, "register_at_fork"):
+    # A forked child's trees start empty: the parent's dropped streams are the parent's.
+    os.register_at_fork(after_in_child=_ABANDONED.clear)
 
 
 def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
@@ -169,10 +272,17 @@ def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> N
 
 
 def _attach_stream(stream: Any, call: StreamCall) -> None:
+    if _ABANDONED:
+        drain_queued()
     stream._tokenmeter_call = call
+    for cls, attach in _attachers:
+        if isinstance(stream, cls):
+            attach(stream, call)
+            return
     call.finalizer = weakref.finalize(
         stream,
         _abandoned,
+        _record_abandoned,
         call,
         stream.chunks,
         getattr(stream, "messages", None),
@@ -185,21 +295,62 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
 
 def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
     """Wrap ``cls``'s iteration and closing; the replaced methods go into ``originals``."""
-    global _stream_class
-    _stream_class = cls
+    global _stream_classes
+    if cls not in _stream_classes:
+        _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
     # LiteLLM before 1.107 has no close/aclose on its stream class: only what it has is wrapped.
     orig_close: Any = getattr(cls, "close", None)
     orig_aclose: Any = getattr(cls, "aclose", None)
 
+    def read_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(orig_next(self))
+            except Exception as e:  # StopIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # KeyboardInterrupt, ...: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
+    async def aread_ahead(self: Any, call: StreamCall) -> None:
+        ahead: deque[Any] = deque()
+        call.ahead = ahead
+        for _ in range(READ_AHEAD):
+            try:
+                ahead.append(await orig_anext(self))
+            except Exception as e:  # StopAsyncIteration included
+                _ended(self, call, ahead, e)
+                return
+            except BaseException as e:  # cancelled: not held back
+                call.ahead = None
+                _finish_from(self, call, True, False, e)
+                raise
+        if not ahead:
+            call.ahead = None
+
     def __next__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or call.done:
+        if call is None:
+            return orig_next(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return orig_next(self)
         call.in_next = True
         try:
-            return orig_next(self)
+            chunk = orig_next(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                read_ahead(self, call)
+            return chunk
         except StopIteration:
             _finish_from(self, call, False, True, None)
             raise
@@ -211,11 +362,19 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 
     async def __anext__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
-        if call is None or call.done:
+        if call is None:
+            return await orig_anext(self)
+        ahead = call.ahead
+        if ahead is not None:
+            return _replay(call, ahead)
+        if not call.open:
             return await orig_anext(self)
         call.in_next = True
         try:
-            return await orig_anext(self)
+            chunk = await orig_anext(self)
+            if call.want_usage and _should_read_ahead(self, call, chunk):
+                await aread_ahead(self, call)
+            return chunk
         except StopAsyncIteration:
             _finish_from(self, call, False, True, None)
             raise
@@ -230,7 +389,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         try:
             return orig_close(self)  # type: ignore[no-any-return]
         finally:
-            if call is not None and not call.done and not call.in_next:
+            if call is not None and call.open and not call.in_next:
                 _finish_from(self, call, False, False, None)
 
     async def aclose(self: Any) -> None:
@@ -238,7 +397,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         try:
             return await orig_aclose(self)  # type: ignore[no-any-return]
         finally:
-            if call is not None and not call.done and not call.in_next:
+            if call is not None and call.open and not call.in_next:
                 _finish_from(self, call, False, False, None)
 
     for name, fn in (

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from tokenmeter._acc import ACC_SIZE, add_acc
-from tokenmeter._format import money
+from tokenmeter._format import MIN_WIDTH, money
 from tokenmeter._usage import Usage
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ def render(report: Report, fmt: str, by: str | None, width: int) -> str:
         if by:
             return text_breakdown(report, by, width)
         return (
-            report.format(detailed=False, per_entry=True)
+            report.format(detailed=False, per_entry=True, width=max(width, MIN_WIDTH))
             + "\n\n"
             + text_breakdown(report, "model", width)
         )

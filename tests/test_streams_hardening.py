@@ -1,0 +1,312 @@
+"""Streams, hardened: abandoned streams never hang the host, and every stream lands exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import litellm
+import pytest
+
+import tokenmeter as tm
+from tests.fakeproviders import FakeOpenAI, block_external_network
+
+ROOT = Path(__file__).resolve().parent.parent
+MSGS = [{"role": "user", "content": "hi"}]
+
+# -- 1. An abandoned stream collected while its thread holds the meter's lock -----------
+
+_DEADLOCK_SCRIPT = textwrap.dedent(
+    """
+    import gc, time, weakref
+    import litellm
+    import tokenmeter as tm
+
+    gc.disable()  # only the collections below free the stream
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        stream = litellm.completion(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}],
+            mock_response="a b c d e f g h", stream=True,
+        )
+        next(stream)
+    stream.cycle = stream  # a reference cycle: only the cyclic GC frees it
+    alive = weakref.ref(stream)
+    del stream
+    with meter._lock:  # as report(), enter or settling would hold it
+        for _ in range(1000):
+            gc.collect()  # runs the stream's finalizer here, on the lock's holder
+            if alive() is None:
+                break
+            time.sleep(0.01)
+    assert alive() is None
+    u = meter.report().node("s").usage
+    print(u.calls, u.input_tokens, u.output_tokens, u.estimated_calls, u.failed_calls)
+    [rec] = meter.records()
+    print(sorted(rec.metadata.items()))
+    """
+)
+
+
+def test_stream_collected_under_the_meter_lock_does_not_hang() -> None:
+    """A stream freed by gc.collect() while its thread holds the meter's lock: no hang, 1 call."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", _DEADLOCK_SCRIPT],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise AssertionError("the host hung: the stream's finalizer waited on its own lock") from e
+    assert out.returncode == 0, out.stderr
+    # Estimated as before: LiteLLM counts the prompt (8) and the one chunk read ("a b", 2).
+    assert out.stdout.splitlines() == [
+        "1 8 2 1 0",
+        "[('abandoned', True), ('stream', True)]",
+    ]
+
+
+# -- 7. A consumer that stops at the finish chunk ----------------------------------------
+
+SERVED = {"prompt": 1200, "completion": 2000, "cached": 1000, "reasoning": 1800}
+# gpt-4o-mini: 200 uncached x 1.5e-7 + 1000 cached x 7.5e-8 + 2000 out x 6e-7
+SERVED_COST = 0.001305
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(usage=SERVED, content="one two three four") as srv:
+        yield srv
+
+
+@pytest.fixture
+def srv(_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The module's FakeOpenAI, cleared; any host but loopback fails the test."""
+    _server.clear()
+    with block_external_network() as attempted:
+        yield _server
+    assert attempted == []
+
+
+def _kwargs(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "messages": MSGS,
+        **extra,
+    }
+
+
+def _shape(chunk: Any) -> tuple[Any, ...]:
+    """What a consumer sees of a chunk: text, finish reason, usage."""
+    choice = chunk.choices[0] if chunk.choices else None
+    usage = getattr(chunk, "usage", None)
+    return (
+        None if choice is None else choice.delta.content,
+        None if choice is None else choice.finish_reason,
+        None if usage is None else (usage.prompt_tokens, usage.completion_tokens),
+    )
+
+
+def _read(mode: str, stop_at_finish: bool, **kwargs: Any) -> list[tuple[Any, ...]]:
+    """Stream and read: up to the finish chunk (then break), or to the end."""
+
+    def sync() -> list[tuple[Any, ...]]:
+        seen = []
+        for chunk in litellm.completion(stream=True, **kwargs):
+            seen.append(_shape(chunk))
+            if stop_at_finish and seen[-1][1] is not None:
+                break
+        return seen
+
+    async def main() -> list[tuple[Any, ...]]:
+        seen = []
+        async for chunk in await litellm.acompletion(stream=True, **kwargs):
+            seen.append(_shape(chunk))
+            if stop_at_finish and seen[-1][1] is not None:
+                break
+        return seen
+
+    return sync() if mode == "sync" else asyncio.run(main())
+
+
+@pytest.mark.parametrize("own_usage", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_break_at_finish_records_served_usage_at_once(
+    mode: str, own_usage: bool, srv: FakeOpenAI
+) -> None:
+    """Break at finish_reason: 1,200 in (1,000 cached) / 2,000 out (1,800 reasoning), at once."""
+    extra = {"stream_options": {"include_usage": True}} if own_usage else {}
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        seen = _read(mode, True, **_kwargs(srv, **extra))
+        [rec] = meter.records()  # recorded when the consumer stopped, not at GC
+    assert [s[1] for s in seen] == [None] * 5 + ["stop"]
+    assert "".join(s[0] or "" for s in seen) == "one two three four"
+    tokens = (rec.input_tokens, rec.cache_read_tokens, rec.output_tokens, rec.reasoning_tokens)
+    assert tokens == (1200, 1000, 2000, 1800)
+    assert rec.cost_usd == pytest.approx(SERVED_COST, rel=1e-12)
+    assert (rec.estimated, rec.failed, dict(rec.metadata)) == (False, False, {"stream": True})
+    assert srv.requests[0].json["stream_options"] == {"include_usage": True}
+    u = meter.report().node("s").usage
+    assert (u.calls, u.input_tokens, u.output_tokens, u.estimated_calls) == (1, 1200, 2000, 0)
+
+
+@pytest.mark.parametrize("own_usage", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_read_ahead_leaves_the_chunks_unchanged(
+    mode: str, own_usage: bool, srv: FakeOpenAI
+) -> None:
+    """Reading on past the finish chunk: the chunks are those LiteLLM yields without tokenmeter."""
+    extra = {"stream_options": {"include_usage": True}} if own_usage else {}
+    tm.uninstrument()
+    try:
+        plain = _read(mode, False, **_kwargs(srv, **extra))
+    finally:
+        tm.instrument()
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        seen = _read(mode, False, **_kwargs(srv, **extra))
+    assert seen == plain
+    assert plain[-1] == ((None, None, (1200, 2000)) if own_usage else (None, "stop", None))
+    [rec] = meter.records()
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (1200, 2000, False)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_connection_lost_after_finish_is_seen_as_without_tokenmeter(
+    mode: str, srv: FakeOpenAI
+) -> None:
+    """The server hangs up after the finish chunk: the consumer sees what it would have."""
+
+    def outcome() -> tuple[list[tuple[Any, ...]], str | None]:
+        srv.break_next_stream(after_events=6)  # role, 4 words, finish: no usage, no [DONE]
+        try:
+            return _read(mode, False, **_kwargs(srv, stream_options={"include_usage": True})), None
+        except Exception as e:
+            return [], type(e).__name__
+
+    tm.uninstrument()
+    try:
+        plain = outcome()
+    finally:
+        tm.instrument()
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        got = outcome()
+    assert got == plain
+    [rec] = meter.records()
+    assert (rec.input_tokens, rec.estimated) == (8, True)  # no usage arrived: LiteLLM's estimate
+    assert rec.failed is (plain[1] is not None)
+
+
+# -- 8. Responses API streams --------------------------------------------------------------
+
+
+def _responses(mode: str, srv: FakeOpenAI, stop_at_completed: bool) -> list[str]:
+    """Stream a Responses API call and read it (to the end, or up to response.completed)."""
+    kwargs = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "input": "hi",
+    }
+
+    def sync() -> list[str]:
+        seen = []
+        for event in litellm.responses(stream=True, **kwargs):
+            seen.append(str(event.type.value))
+            if stop_at_completed and seen[-1] == "response.completed":
+                break
+        return seen
+
+    async def main() -> list[str]:
+        seen = []
+        async for event in await litellm.aresponses(stream=True, **kwargs):
+            seen.append(str(event.type.value))
+            if stop_at_completed and seen[-1] == "response.completed":
+                break
+        return seen
+
+    return sync() if mode == "sync" else asyncio.run(main())
+
+
+@pytest.mark.parametrize("stop_at_completed", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_responses_stream_records_the_completed_usage(
+    mode: str, stop_at_completed: bool, srv: FakeOpenAI
+) -> None:
+    """Responses stream: 1,200 in (1,000 cached) / 2,000 out (1,800 reasoning), as unstreamed."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        seen = _responses(mode, srv, stop_at_completed)
+        assert seen[-1] == "response.completed"
+        [streamed] = meter.records()  # recorded at response.completed, not at GC
+        litellm.responses(
+            model="openai/gpt-4o-mini", api_base=srv.base_url + "/v1", api_key="sk-fake", input="hi"
+        )
+    plain = meter.records()[1]
+    tokens = (
+        streamed.input_tokens,
+        streamed.cache_read_tokens,
+        streamed.output_tokens,
+        streamed.reasoning_tokens,
+    )
+    assert tokens == (1200, 1000, 2000, 1800)
+    assert tokens == (
+        plain.input_tokens,
+        plain.cache_read_tokens,
+        plain.output_tokens,
+        plain.reasoning_tokens,
+    )
+    assert streamed.cost_usd == plain.cost_usd == pytest.approx(SERVED_COST, rel=1e-12)
+    assert (streamed.kind, streamed.estimated, streamed.failed) == ("responses", False, False)
+    assert dict(streamed.metadata) == {"stream": True}
+    u = meter.report().node("s").usage
+    assert (u.calls, u.estimated_calls, u.unpriced_calls) == (2, 0, 0)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_responses_stream_dropped_midway_is_one_estimated_call(mode: str, srv: FakeOpenAI) -> None:
+    """A Responses stream dropped after 6 events: 1 call, estimated "hi" (1) / "one two " (3)."""
+    kwargs = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "input": "hi",
+    }
+    meter = tm.Meter(keep_records=True)
+
+    def sync() -> None:
+        stream = litellm.responses(stream=True, **kwargs)
+        for _ in range(6):  # created, in_progress, item added, part added, "one ", "two "
+            next(stream)
+
+    async def main() -> None:
+        stream = await litellm.aresponses(stream=True, **kwargs)
+        for _ in range(6):
+            await stream.__anext__()
+
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+    for _ in range(300):
+        gc.collect()
+        if meter.records():
+            break
+        time.sleep(0.01)
+    [rec] = meter.records()
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated, rec.failed) == (1, 3, True, False)
+    assert rec.cost_usd == pytest.approx(1 * 1.5e-7 + 3 * 6e-7, rel=1e-12)
+    assert dict(rec.metadata) == {"stream": True, "abandoned": True}

@@ -1,0 +1,249 @@
+"""Responses API streams (``responses(stream=True)``, ``aresponses``): recorded from their end.
+
+The usage of such a stream is in its terminal event (``response.completed``, or
+``response.incomplete`` / ``response.failed``), as LiteLLM billed it. The stream is
+recorded when that event passes through, so a loop that stops right after it still
+gets the provider's numbers; a stream closed, broken or dropped before it is
+recorded with an estimate (the request's input and the text read so far).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import litellm
+
+from tokenmeter import _errors
+from tokenmeter._tree import drain_queued
+
+from . import streams
+from .extract import _attr, _cost_units, _model_provider, _requested_model, _tokens
+from .record import _add
+from .streams import StreamCall, _abandoned, _claim, _in_call_context
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
+
+
+def _record(
+    call: StreamCall,
+    terminal: Any,
+    text: list[str],
+    model_hint: Any,
+    provider_hint: Any,
+    cache_hit: bool,
+    failed: bool,
+    complete: bool,
+    error: BaseException | None,
+) -> None:
+    """Record a Responses stream: its terminal event's usage and bill, else an estimate."""
+    name = _requested_model(call.args, call.kwargs)
+    if model_hint and "/" not in name:
+        name = str(model_hint)
+    model, provider = _model_provider(name, provider_hint)
+    response = _attr(terminal, "response") if terminal is not None else None
+    usage = _attr(response, "usage") if response is not None else None
+    meta: dict[str, Any] = {"stream": True}
+    estimated = False
+    if cache_hit:
+        toks = (0, 0, 0, 0, 0)
+        cost: int | None = 0
+        meta["cache_hit"] = True
+    elif usage is not None:
+        toks = _tokens(usage)
+        cost = _cost_units(model, provider, _attr(usage, "cost"), toks)
+    else:
+        toks = _estimate(model, call.kwargs, "".join(text))
+        cost = _cost_units(model, provider, None, toks)
+        estimated = True
+    if str(_attr(terminal, "type", "")) == "response.failed":
+        failed = True
+    if not complete:
+        meta["abandoned"] = True
+    if error is not None:
+        meta["error"] = type(error).__name__
+    _add(
+        call.frame,
+        call.kind,
+        model,
+        provider,
+        toks,
+        cost,
+        failed,
+        estimated,
+        call.started,
+        {},
+        meta,
+    )
+
+
+def _estimate(model: str, kwargs: Mapping[str, Any], text: str) -> tuple[int, int, int, int, int]:
+    """LiteLLM's token counts of the request's input and of the text streamed so far."""
+    try:
+        given = kwargs.get("input")
+        if isinstance(given, str):
+            i = litellm.token_counter(model=model, text=given)
+        elif isinstance(given, list):
+            messages = [m for m in given if isinstance(m, dict) and "content" in m]
+            i = litellm.token_counter(model=model, messages=messages) if messages else 0
+        else:
+            i = 0
+        o = litellm.token_counter(model=model, text=text) if text else 0
+        return int(i), int(o), 0, 0, 0
+    except Exception:
+        return 0, 0, 0, 0, 0
+
+
+def _finish(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete: bool,
+            error: BaseException | None) -> None:  # fmt: skip
+    if streams._ABANDONED:
+        drain_queued()
+    if not _claim(call):
+        return
+    with _errors.internal_errors_swallowed("stream recording"):
+        _in_call_context(
+            call,
+            _record,
+            call,
+            terminal,
+            call.text,
+            getattr(stream, "model", None),
+            getattr(stream, "custom_llm_provider", None),
+            bool(getattr(stream, "_completed_response_cache_hit", False)),
+            failed,
+            complete,
+            error,
+        )
+
+
+def _record_abandoned(call: StreamCall, model: Any, provider: Any) -> None:
+    """A Responses stream dropped before its terminal event."""
+    if _claim(call):
+        text = call.text
+        _in_call_context(
+            call, _record, call, None, text, model, provider, False, False, False, None
+        )
+
+
+def _attach(stream: Any, call: StreamCall) -> None:
+    call.finalizer = weakref.finalize(
+        stream,
+        _abandoned,
+        _record_abandoned,
+        call,
+        getattr(stream, "model", None),
+        getattr(stream, "custom_llm_provider", None),
+    )
+    call.finalizer.atexit = False
+
+
+def _seen(stream: Any, call: StreamCall, event: Any) -> None:
+    """An event passed through: keep its text; at the terminal event, record the stream."""
+    kind = getattr(event, "type", None)
+    if kind in _TEXT_DELTAS:
+        delta = getattr(event, "delta", None)
+        if isinstance(delta, str):
+            call.text.append(delta)
+    elif kind in _TERMINAL:
+        _finish(stream, call, event, False, True, None)
+
+
+def _patch(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
+    """Wrap the iteration and closing methods ``cls`` defines itself."""
+    own = cls.__dict__
+    wrapped: dict[str, Any] = {}
+    if "__next__" in own:
+        orig_next = own["__next__"]
+
+        def __next__(self: Any) -> Any:
+            call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+            if call is None or not call.open:
+                return orig_next(self)
+            call.in_next = True
+            try:
+                event = orig_next(self)
+            except StopIteration:
+                _finish(self, call, None, False, True, None)
+                raise
+            except BaseException as e:
+                _finish(self, call, None, True, False, e)
+                raise
+            finally:
+                call.in_next = False
+            with _errors.internal_errors_swallowed("stream recording"):
+                _seen(self, call, event)
+            return event
+
+        wrapped["__next__"] = __next__
+    if "__anext__" in own:
+        orig_anext = own["__anext__"]
+
+        async def __anext__(self: Any) -> Any:
+            call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+            if call is None or not call.open:
+                return await orig_anext(self)
+            call.in_next = True
+            try:
+                event = await orig_anext(self)
+            except StopAsyncIteration:
+                _finish(self, call, None, False, True, None)
+                raise
+            except BaseException as e:
+                _finish(self, call, None, True, False, e)
+                raise
+            finally:
+                call.in_next = False
+            with _errors.internal_errors_swallowed("stream recording"):
+                _seen(self, call, event)
+            return event
+
+        wrapped["__anext__"] = __anext__
+    if "close" in own:
+        orig_close = own["close"]
+
+        def close(self: Any) -> None:
+            call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+            try:
+                return orig_close(self)  # type: ignore[no-any-return]
+            finally:
+                if call is not None and call.open and not call.in_next:
+                    _finish(self, call, None, False, False, None)
+
+        wrapped["close"] = close
+    if "aclose" in own:
+        orig_aclose = own["aclose"]
+
+        async def aclose(self: Any) -> None:
+            call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
+            try:
+                return await orig_aclose(self)  # type: ignore[no-any-return]
+            finally:
+                if call is not None and call.open and not call.in_next:
+                    _finish(self, call, None, False, False, None)
+
+        wrapped["aclose"] = aclose
+    for name, fn in wrapped.items():
+        originals[(cls, name)] = own[name]
+        fn.__qualname__ = f"{cls.__name__}.{name}"
+        setattr(cls, name, fn)
+
+
+def patch_responses_streams(originals: dict[tuple[object, str], Any]) -> None:
+    """Record LiteLLM's Responses API streams (every iterator class it has)."""
+    from litellm.responses import streaming_iterator as it
+
+    base = it.BaseResponsesAPIStreamingIterator
+    if base not in streams._stream_classes:
+        streams._stream_classes = (*streams._stream_classes, base)
+        streams._attachers.append((base, _attach))
+    for name in (
+        "ResponsesAPIStreamingIterator",
+        "SyncResponsesAPIStreamingIterator",
+        "MockResponsesAPIStreamingIterator",
+        "CachedResponsesAPIStreamingIterator",
+    ):
+        cls = getattr(it, name, None)
+        if isinstance(cls, type) and issubclass(cls, base):
+            _patch(cls, originals)
