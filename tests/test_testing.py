@@ -56,6 +56,25 @@ def test_isolated_meter_nests_inside_a_scope_and_gives_it_back() -> None:
     assert meter.records() == []
 
 
+def test_tm_report_reports_the_meter_of_the_current_scope() -> None:
+    """Inside another meter's scope tm.report() is that meter's report; outside, the default's."""
+    tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
+    with tokenmeter.testing.isolated_meter() as meter:
+        tm.record(model="m", input_tokens=2, output_tokens=3, cost_usd=0.0)
+        inside = tm.report()
+        with tm.track("job"):
+            in_job = tm.report()
+    other = tm.Meter()
+    with other.track("work"):
+        tm.record(model="m", input_tokens=4, output_tokens=4, cost_usd=0.0)
+        in_other = tm.report()
+    assert (inside.total.calls, inside.total.total_tokens) == (1, 5)
+    assert (in_job.total.calls, in_job.node("job").usage.calls) == (1, 0)
+    assert (in_other.total.calls, in_other.node("work").usage.total_tokens) == (1, 8)
+    assert (tm.report().total.calls, tm.report().total.total_tokens) == (1, 2)
+    assert meter.report().total.calls == 1
+
+
 def test_reset_defaults_puts_every_switch_back() -> None:
     """Prices, the default meter, thread propagation, stream usage and instrumentation reset."""
     tm.set_price("tm-test-model", input_per_mtok=1.0, output_per_mtok=1.0)
