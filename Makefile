@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: demo test lint types pytest bench bench-quick docs clean test-setup browser speedscope-schema
+.PHONY: demo test test-slow lint types pytest bench bench-quick docs clean test-setup browser speedscope-schema
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ types: $(VENV)/.installed-dev
 
 pytest: $(VENV)/.installed-dev test-setup
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# The long versions of tests that `make pytest` runs at a smaller size (marked `slow`).
+test-slow: $(VENV)/.installed-dev test-setup
+	$(PY) -m pytest -n 2 --dist loadfile -m slow
 
 # What some tests need beyond Python packages, fetched once: a headless Chromium for the
 # HTML report (Debian's package, driven by Playwright), and speedscope's published JSON

@@ -1,6 +1,8 @@
 """Jobs the process-pool tests run in worker processes (importable by spawned workers).
 
 Kept apart from the test modules so a spawned worker imports only this and tokenmeter.
+Records name their provider and cost, so that a worker never imports LiteLLM (seconds
+per process) to derive them; the jobs that call LiteLLM import it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ def usage_of(i: int) -> tuple[int, int, float]:
 
 def job(i: int) -> tuple[tuple[str, ...], int]:
     """One call on the job's scope and one in a ``step`` scope; returns (path, pid)."""
-    tm.record(model="gpt-4o-mini", input_tokens=2, output_tokens=1, cost_usd=0.0005)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=2, output_tokens=1, cost_usd=0.0005
+    )
     inp, out, cost = usage_of(i)
     with tm.track("step"):
-        tm.record(model="gpt-4o", input_tokens=inp, output_tokens=out, cost_usd=cost)
+        tm.record(
+            provider="openai", model="gpt-4o", input_tokens=inp, output_tokens=out, cost_usd=cost
+        )
     return tm.current().path, os.getpid()
 
 
@@ -34,13 +40,17 @@ def job_star(i: int, extra: int) -> tuple[tuple[str, ...], int]:
 
 def fails(i: int) -> None:
     """Records one call, then raises ValueError naming ``i``."""
-    tm.record(model="gpt-4o-mini", input_tokens=i, output_tokens=1, cost_usd=0.001)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=i, output_tokens=1, cost_usd=0.001
+    )
     raise ValueError(f"job {i} failed")
 
 
 def fails_on_three(i: int) -> int:
     """Records one call; raises on ``i == 3``."""
-    tm.record(model="gpt-4o-mini", input_tokens=i, output_tokens=1, cost_usd=0.001)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=i, output_tokens=1, cost_usd=0.001
+    )
     if i == 3:
         raise ValueError("three")
     return i
@@ -48,7 +58,9 @@ def fails_on_three(i: int) -> int:
 
 def raises_budget() -> None:
     """Raises a BudgetExceeded (an exception that pickles itself its own way) after one call."""
-    tm.record(model="gpt-4o-mini", input_tokens=5, output_tokens=1, cost_usd=0.001)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=5, output_tokens=1, cost_usd=0.001
+    )
     raise tm.BudgetExceeded(("x",), "max_calls", 1, 1)
 
 
@@ -58,20 +70,28 @@ def inside_usage() -> tuple[tuple[str, ...], int, list[tuple[str, ...]], int]:
     meter = scope.meter
     nodes = [s.path for s in meter.root.walk()]
     seen = (scope.path, meter.report().total.calls, nodes, os.getpid())
-    tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.001)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.001
+    )
     return seen
 
 
 def path_and_attributes() -> tuple[tuple[str, ...], dict[str, Any]]:
     """The job's scope path and the attributes a record made there carries."""
-    rec = tm.record(model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.001)
+    rec = tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=1, output_tokens=1, cost_usd=0.001
+    )
     return tm.current().path, dict(rec.attributes)
 
 
 def dies_after_two_calls(i: int) -> None:
     """Records two calls, then the worker process is killed (SIGKILL) mid-job."""
-    tm.record(model="gpt-4o-mini", input_tokens=100, output_tokens=1, cost_usd=0.01)
-    tm.record(model="gpt-4o-mini", input_tokens=100, output_tokens=1, cost_usd=0.01)
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=100, output_tokens=1, cost_usd=0.01
+    )
+    tm.record(
+        provider="openai", model="gpt-4o-mini", input_tokens=100, output_tokens=1, cost_usd=0.01
+    )
     os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(10)
 
@@ -107,10 +127,11 @@ def unpicklable_metadata() -> int:
     """One record whose metadata cannot be pickled, one plain record."""
     import threading
 
-    tm.record(
-        model="gpt-4o-mini", input_tokens=4, output_tokens=1, metadata={"lock": threading.Lock()}
-    )
-    tm.record(model="gpt-4o-mini", input_tokens=6, output_tokens=1)
+    lock = {"lock": threading.Lock()}
+    tm.record(provider="openai", model="gpt-4o-mini", input_tokens=4, output_tokens=1,
+              cost_usd=0.001, metadata=lock)  # fmt: skip
+    tm.record(provider="openai", model="gpt-4o-mini", input_tokens=6, output_tokens=1,
+              cost_usd=0.001)  # fmt: skip
     return 2
 
 
@@ -121,7 +142,9 @@ def deep(depth: int) -> int:
     with contextlib.ExitStack() as stack:
         for i in range(depth):
             stack.enter_context(tm.track(f"d{i}"))
-        tm.record(model="gpt-4o-mini", input_tokens=3, output_tokens=1, cost_usd=0.001)
+        tm.record(
+            provider="openai", model="gpt-4o-mini", input_tokens=3, output_tokens=1, cost_usd=0.001
+        )
     return depth
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import litellm
 import pytest
+from litellm.integrations.custom_logger import CustomLogger
 
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, StrictOpenAI, block_external_network
@@ -55,6 +58,10 @@ def _kw(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
         "messages": MSGS,
         **extra,
     }
+
+
+def _deployment(srv: FakeOpenAI) -> dict[str, Any]:
+    return {k: v for k, v in _kw(srv, max_retries=0).items() if k != "messages"}
 
 
 def _text(chunks: list[Any]) -> str:
@@ -188,3 +195,171 @@ def test_completion_with_acompletion_true_to_a_strict_server(strict: StrictOpenA
     assert _text(chunks) == CONTENT
     assert ["stream_options" in r.json for r in strict.requests] == [True, False]
     assert _counts(scope.usage) == (1, 8, 4, 0, 1)
+
+
+# -- item: LLM calls made inside LiteLLM callbacks and hooks ----------------------------------
+
+# gpt-4o: 1000 * 2.5e-6 + 200 * 1e-5
+JUDGE_COST = 0.0045
+
+
+class _Judge(CustomLogger):  # type: ignore[misc]
+    """A callback that makes a gpt-4o call of its own at ``hook``, once, in scope ``scope``."""
+
+    def __init__(self, srv: FakeOpenAI, hook: str, scope: str | None = None) -> None:
+        super().__init__()
+        self.srv, self.hook, self.scope = srv, hook, scope
+        self.made = threading.Event()
+        self.busy = False
+        self.answers: list[str] = []
+
+    def _judge(self) -> None:
+        if self.busy or self.made.is_set():
+            return
+        self.busy = True
+        try:
+            with tm.track(self.scope) if self.scope else contextlib.nullcontext():
+                r = litellm.completion(**_kw(self.srv, model="openai/gpt-4o"))
+            self.answers.append(r.model)
+        finally:
+            self.busy = False
+            self.made.set()
+
+    async def _ajudge(self) -> None:
+        if self.busy or self.made.is_set():
+            return
+        self.busy = True
+        try:
+            with tm.track(self.scope) if self.scope else contextlib.nullcontext():
+                r = await litellm.acompletion(**_kw(self.srv, model="openai/gpt-4o"))
+            self.answers.append(r.model)
+        finally:
+            self.busy = False
+            self.made.set()
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        if self.hook == "pre_call":
+            self._judge()
+
+    def log_success_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        if self.hook == "success":
+            self._judge()
+
+    async def async_log_success_event(
+        self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        if self.hook == "async_success":
+            await self._ajudge()
+
+    async def async_pre_call_deployment_hook(self, kwargs: Any, call_type: Any) -> Any:
+        if self.hook == "async_pre_call":
+            await self._ajudge()
+        return None
+
+
+@contextlib.contextmanager
+def _callback(cb: CustomLogger) -> Iterator[CustomLogger]:
+    litellm.logging_callback_manager.add_litellm_callback(cb)
+    try:
+        yield cb
+    finally:
+        # LiteLLM copies it into its per-event lists at the first call: out of every list.
+        for name in (
+            "callbacks",
+            "input_callback",
+            "success_callback",
+            "failure_callback",
+            "_async_input_callback",
+            "_async_success_callback",
+            "_async_failure_callback",
+        ):
+            callbacks = getattr(litellm, name, None)
+            if isinstance(callbacks, list):
+                callbacks[:] = [c for c in callbacks if c is not cb]
+
+
+def _by_model(*path: str) -> dict[str, tuple[int, int, int, float | None]]:
+    """model -> (calls, input, output, cost) of the calls made in scope ``path`` itself."""
+    out = {}
+    for (model, _provider, _module, _op), u in tm.report().node(*path).breakdown.items():
+        out[model] = (u.calls, u.input_tokens, u.output_tokens, u.cost_usd)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("hook", "mode"),
+    [
+        ("pre_call", "sync"),
+        ("pre_call", "async"),
+        ("success", "sync"),
+        ("async_success", "async"),
+        ("async_pre_call", "async"),
+    ],
+)
+def test_a_call_made_in_a_callback_is_a_call_of_its_own(hook: str, mode: str) -> None:
+    """An outer gpt-4o-mini call whose callback makes a gpt-4o call: two calls, each its own."""
+    with FakeOpenAI(usage=USAGE, content=CONTENT) as srv, _callback(_Judge(srv, hook)) as judge:
+
+        async def run() -> Any:
+            r = await litellm.acompletion(**_kw(srv))
+            for _ in range(500):  # a success callback runs in its own task, after the call
+                if judge.made.is_set():
+                    break
+                await asyncio.sleep(0.01)
+            return r
+
+        with tm.track("s"):
+            r = litellm.completion(**_kw(srv)) if mode == "sync" else asyncio.run(run())
+        assert judge.made.wait(5)
+    assert r.model == "gpt-4o-mini"
+    assert judge.answers == ["gpt-4o"]
+    got = _by_model("s")
+    assert got == {
+        "gpt-4o-mini": (1, 1000, 200, pytest.approx(SERVED_COST, rel=1e-12)),
+        "gpt-4o": (1, 1000, 200, pytest.approx(JUDGE_COST, rel=1e-12)),
+    }
+
+
+@pytest.mark.parametrize("hook", ["pre_call", "success"])
+def test_a_callbacks_call_lands_on_the_scope_current_when_it_was_made(hook: str) -> None:
+    """The callback opens scope "judge": its call lands there, the outer call on "s"."""
+    with (
+        FakeOpenAI(usage=USAGE, content=CONTENT) as srv,
+        _callback(_Judge(srv, hook, scope="judge")) as judge,
+        tm.track("s"),
+    ):
+        litellm.completion(**_kw(srv))
+        assert judge.made.wait(5)
+    assert _by_model("s") == {"gpt-4o-mini": (1, 1000, 200, pytest.approx(SERVED_COST))}
+    assert _by_model("s", "judge") == {"gpt-4o": (1, 1000, 200, pytest.approx(JUDGE_COST))}
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_router_retries_with_a_judging_callback_count_once(mode: str) -> None:
+    """A Router call retried after a 500, with a pre-call judge: one call each, own models."""
+    with (
+        FakeOpenAI(usage=USAGE, content=CONTENT) as srv,
+        FakeOpenAI(usage=USAGE, content=CONTENT) as judge_srv,
+        _callback(_Judge(judge_srv, "pre_call")) as judge,
+    ):
+        router = litellm.Router(
+            model_list=[{"model_name": "m", "litellm_params": _deployment(srv)}],
+            num_retries=2,
+            retry_after=0,
+        )
+        srv.fail_next(count=1, status=500)
+        with tm.track("s"):
+            if mode == "sync":
+                r = router.completion(model="m", messages=MSGS)
+            else:
+                r = asyncio.run(router.acompletion(model="m", messages=MSGS))
+        assert judge.made.wait(5)
+        assert len(srv.requests) == 2  # the 500, then the answer
+    assert r.model == "gpt-4o-mini"
+    assert _by_model("s") == {
+        "gpt-4o-mini": (1, 1000, 200, pytest.approx(SERVED_COST, rel=1e-12)),
+        "gpt-4o": (1, 1000, 200, pytest.approx(JUDGE_COST, rel=1e-12)),
+    }
+    assert tm.report().node("s").usage.failed_calls == 0

@@ -216,7 +216,7 @@ WORKER = textwrap.dedent(
 
     meter = tm.Meter(keep_records=True)
     part = int(sys.argv[2])
-    for i in range(part * 10, part * 10 + 10):
+    for i in range(part * 15, part * 15 + 15):
         with meter.track("pipeline"), meter.track(f"stage{i % 3}", module="etl"):
             meter.record(model="gpt-4o-mini", input_tokens=100 + i, output_tokens=i,
                          timestamp=1_700_000_000.0 + i)
@@ -229,7 +229,7 @@ WORKER = textwrap.dedent(
 
 
 def test_merge_of_saved_files_from_processes_equals_one_process(tmp_path: Path) -> None:
-    """Report.merge of files saved by 3 processes equals the report of the same work in one."""
+    """Report.merge of files saved by 2 processes equals the report of the same work in one."""
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
@@ -237,10 +237,10 @@ def test_merge_of_saved_files_from_processes_equals_one_process(tmp_path: Path) 
         subprocess.Popen(
             [sys.executable, str(script), str(tmp_path / f"part{n}.json"), str(n)], env=env
         )
-        for n in range(3)
+        for n in range(2)
     ]
-    assert [p.wait(timeout=600) for p in procs] == [0, 0, 0]
-    merged = tm.Report.merge(*(tm.Report.load(tmp_path / f"part{n}.json") for n in range(3)))
+    assert [p.wait(timeout=600) for p in procs] == [0, 0]
+    merged = tm.Report.merge(*(tm.Report.load(tmp_path / f"part{n}.json") for n in range(2)))
 
     one = tm.Meter(keep_records=True)
     for i in range(30):

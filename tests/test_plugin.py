@@ -112,8 +112,9 @@ def test_no_calls():
     pass
 """
 
-# A suite of manual records with explicit costs: it never imports LiteLLM, so runs are
-# fast. SCALE multiplies every number (to make a regression against a baseline).
+# A suite of manual records with explicit costs and provider: it never imports LiteLLM
+# (to price or to name the provider), so runs are fast. SCALE multiplies every number
+# (to make a regression against a baseline).
 RECORD_SUITE = """
 import os
 
@@ -125,7 +126,8 @@ SCALE = int(os.environ.get("SCALE", "1"))
 
 
 def spend(model, i, o, cost):
-    tm.record(model=model, input_tokens=i * SCALE, output_tokens=o * SCALE, cost_usd=cost * SCALE)
+    tm.record(model=model, provider="acme", input_tokens=i * SCALE, output_tokens=o * SCALE,
+              cost_usd=cost * SCALE)
 
 
 def test_a():
@@ -389,7 +391,7 @@ def test_inactive_unless_used_and_marker_errors(pytester: pytest.Pytester) -> No
 
         def test_unmarked():
             assert tm.current().path == ()
-            tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
+            tm.record(model="m", provider="acme", input_tokens=1, output_tokens=1, cost_usd=0.0)
             assert tm.report().total.calls == 1
 
         @pytest.mark.token_budget(max_calls=5)
@@ -546,3 +548,36 @@ def test_fixture_name_does_not_shadow_the_module_and_the_old_name_warns(
         ]
     )
     assert sum("DeprecationWarning" in line for line in result.outlines) == 1
+
+
+def test_tm_report_inside_a_measured_test_shows_the_tests_usage(
+    pytester: pytest.Pytester,
+) -> None:
+    """`tm.report()` in a measured test reports the test's meter; outside tests the default one."""
+    pytester.makeini(INI)
+    pytester.makepyfile(
+        test_report="""
+        import tokenmeter as tm
+
+
+        def test_measured(tokenmeter_scope):
+            tm.record(model="m", provider="acme", input_tokens=3, output_tokens=4, cost_usd=0.25)
+            with tm.track("planner"):
+                tm.record(model="m", provider="acme", input_tokens=10, output_tokens=20,
+                          cost_usd=0.5)
+            rep = tm.report()
+            assert (rep.total.calls, rep.total.total_tokens, rep.total.cost_usd) == (2, 37, 0.75)
+            assert rep.node("test_report.py::test_measured").self_usage.calls == 1
+            assert rep.find("planner").usage.total_tokens == 30
+            assert str(rep).splitlines()[0] == "tokenmeter report: 2 calls, 37 tokens, $0.750000"
+
+
+        def test_unmeasured():
+            tm.reset()
+            tm.record(model="m", provider="acme", input_tokens=1, output_tokens=1, cost_usd=0.0)
+            assert tm.report().total.calls == 1
+            assert tm.report().root.children == {}
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:xdist")
+    result.assert_outcomes(passed=2)

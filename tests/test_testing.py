@@ -56,6 +56,25 @@ def test_isolated_meter_nests_inside_a_scope_and_gives_it_back() -> None:
     assert meter.records() == []
 
 
+def test_tm_report_reports_the_meter_of_the_current_scope() -> None:
+    """Inside another meter's scope tm.report() is that meter's report; outside, the default's."""
+    tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
+    with tokenmeter.testing.isolated_meter() as meter:
+        tm.record(model="m", input_tokens=2, output_tokens=3, cost_usd=0.0)
+        inside = tm.report()
+        with tm.track("job"):
+            in_job = tm.report()
+    other = tm.Meter()
+    with other.track("work"):
+        tm.record(model="m", input_tokens=4, output_tokens=4, cost_usd=0.0)
+        in_other = tm.report()
+    assert (inside.total.calls, inside.total.total_tokens) == (1, 5)
+    assert (in_job.total.calls, in_job.node("job").usage.calls) == (1, 0)
+    assert (in_other.total.calls, in_other.node("work").usage.total_tokens) == (1, 8)
+    assert (tm.report().total.calls, tm.report().total.total_tokens) == (1, 2)
+    assert meter.report().total.calls == 1
+
+
 def test_reset_defaults_puts_every_switch_back() -> None:
     """Prices, the default meter, thread propagation, stream usage and instrumentation reset."""
     tm.set_price("tm-test-model", input_per_mtok=1.0, output_per_mtok=1.0)
@@ -71,7 +90,7 @@ def test_reset_defaults_puts_every_switch_back() -> None:
     assert _threads.propagating_to_threads() is True
     assert _procs.propagating_to_processes() is True
     assert _instrument._stream_usage == [True]
-    assert tm.instrumented() is True
+    assert tm.instrumented()
     rec = tm.record(model="tm-test-model", input_tokens=1_000_000, output_tokens=0)
     assert rec.cost_usd is None  # the custom price is gone: unpriced
 
@@ -84,11 +103,11 @@ def test_reset_defaults_follows_the_environment(monkeypatch: pytest.MonkeyPatch)
     tokenmeter.testing.reset_defaults()
     assert threading.Thread.start is _threads._orig_thread_start
     assert _procs.propagating_to_processes() is False
-    assert tm.instrumented() is False
+    assert not tm.instrumented()
     monkeypatch.undo()
     tokenmeter.testing.reset_defaults()
     assert threading.Thread.start is _threads._thread_start
-    assert tm.instrumented() is True
+    assert tm.instrumented()
 
 
 def test_raise_internal_errors_switches_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:

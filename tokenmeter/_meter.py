@@ -405,8 +405,15 @@ def record(
 
 
 def report() -> Report:
-    """A consistent snapshot report of the default meter."""
-    return DEFAULT_METER.report()
+    """A consistent snapshot report of the current scope's meter.
+
+    That is the default meter, unless a scope of another meter is current: inside
+    ``meter.track(...)``, ``tokenmeter.testing.isolated_meter()`` or a test the
+    pytest plugin measures, it is that meter (where ``tm.record`` and LiteLLM
+    calls land), so the obvious call shows them.
+    """
+    cur = CURRENT.get()
+    return (DEFAULT_METER if cur is None else cur.scope.meter).report()
 
 
 def reset() -> None:

@@ -46,7 +46,8 @@ def isolated_meter(*, keep_records: bool = True) -> Iterator[Meter]:
     Everything recorded inside the block lands in it and nowhere else: scopes opened
     with ``tm.track`` / ``@tm.tracked`` (they nest under the meter's root), LiteLLM
     calls, ``tm.record``, and the threads and tasks started inside. Read it with
-    ``meter.report()`` (``tm.report()`` reads the default meter). ``keep_records``
+    ``meter.report()`` (or ``tm.report()`` inside the block, which reports the meter
+    of the current scope). ``keep_records``
     keeps every call's `CallRecord` (``meter.records()``), on by default here.
     Blocks nest; the enclosing scope is current again after the block.
     """

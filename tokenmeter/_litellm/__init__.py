@@ -9,7 +9,8 @@ counted by the meter's next reading (`_defer`, `_apply`), so a report taken
 right after a call already includes it. While a call is in progress it is
 marked (``THREAD_CALL`` for a synchronous call, ``IN_CALL`` for an asynchronous
 one): LiteLLM's own retries, fallbacks and Router attempts made inside it pass
-through and the call is recorded once.
+through and the call is recorded once; calls made meanwhile by LiteLLM's
+callbacks and hooks are calls of their own (``wrappers._made_by_callback``).
 
 Streams (``CustomStreamWrapper``) are recorded when exhausted, closed, broken
 or garbage collected, on the scope where the call was made, whoever consumes
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from .deferred import _apply, _count_one, _defer, _sum_run
 from .extract import _attr, _chat_tokens, _cost_units, _model_provider, _tokens
-from .install import instrument, instrumented, uninstrument
+from .install import instrument, instrumented, status, uninstrument
 from .record import CallState, record_failure, record_result
 from .settings import FUNCTIONS, request_stream_usage
 from .streams import StreamCall
@@ -50,6 +51,7 @@ __all__ = [
     "record_failure",
     "record_result",
     "request_stream_usage",
+    "status",
     "uninstrument",
     "wrap_async",
     "wrap_sync",

@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import litellm
+from litellm.types.utils import ModelResponse as _ModelResponse
 
 from tokenmeter import _errors, _events
-from tokenmeter._pricing import custom_price_for, price_tokens
 from tokenmeter._tree import Frame, drain_queued, drain_queued_with
-from tokenmeter._usage import cost_to_units
 
-from .extract import _int, _model_provider, _requested_model, _tokens
+from .extract import _cost_units, _int, _model_provider, _requested_model, _tokens
 from .record import _add
 
 # The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
@@ -115,6 +114,7 @@ def _finish_stream(
     failed: bool,
     complete: bool,
     error: BaseException | None = None,
+    logging_obj: Any = None,
 ) -> None:
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
@@ -130,12 +130,9 @@ def _finish_stream(
         except Exception:
             usage = None
     toks = _tokens(usage) if usage is not None else (0, 0, 0, 0, 0)
-    custom = custom_price_for(model, provider)
-    if custom is not None:
-        cost: int | None = cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
-    else:
-        c = price_tokens(model, provider, *toks)
-        cost = None if c is None else cost_to_units(c)
+    # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
+    # call's own prices (``input_cost_per_token=...``, a Router deployment's).
+    cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage), toks)
     meta: dict[str, Any] = {"stream": True}
     if not complete:
         meta["abandoned"] = True
@@ -154,6 +151,19 @@ def _finish_stream(
         hp,
         meta,
     )
+
+
+def _litellm_cost(logging_obj: Any, name: object, usage: Any) -> float | None:
+    """LiteLLM's cost of a call with this usage, by the call's logging object; None if none."""
+    if logging_obj is None or usage is None:
+        return None
+    try:
+        cost = logging_obj.response_cost_calculator(
+            result=_ModelResponse(model=str(name), usage=usage)
+        )
+    except Exception:
+        return None
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
 def _usage_in(chunks: list[Any]) -> Any:
@@ -228,6 +238,7 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
             failed,
             complete,
             error,
+            getattr(stream, "logging_obj", None),
         )
 
 
@@ -249,11 +260,12 @@ def _drain_abandoned() -> None:
 
 
 def _record_abandoned(
-    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
+    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any, log: Any
 ) -> None:
     """A chat stream dropped before it ended, with the chunks it had read."""
     if _claim(call):
-        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
+        args = (call, chunks, messages, hp or {}, m, p, False, False, None, log())
+        _in_call_context(call, _finish_stream, *args)
 
 
 drain_queued_with(_drain_abandoned)
@@ -289,8 +301,18 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
         getattr(stream, "_hidden_params", None),
         getattr(stream, "model", None),
         getattr(stream, "custom_llm_provider", None),
+        _weak(getattr(stream, "logging_obj", None)),
     )
     call.finalizer.atexit = False
+
+
+def _weak(obj: Any) -> Callable[[], Any]:
+    """A weak reference to ``obj`` (the logging object refers back to its stream: a strong
+    one held by the finalizer would keep the stream alive)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: None
 
 
 def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
@@ -300,8 +322,9 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
-    orig_close = cls.close
-    orig_aclose = cls.aclose
+    # LiteLLM before 1.107 has no close/aclose on its stream class: only what it has is wrapped.
+    orig_close: Any = getattr(cls, "close", None)
+    orig_aclose: Any = getattr(cls, "aclose", None)
 
     def read_ahead(self: Any, call: StreamCall) -> None:
         ahead: deque[Any] = deque()
@@ -405,6 +428,8 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         ("close", close),
         ("aclose", aclose),
     ):
+        if name not in cls.__dict__:
+            continue
         originals[(cls, name)] = cls.__dict__[name]
         fn.__qualname__ = f"{cls.__name__}.{name}"
         setattr(cls, name, fn)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
-from types import CoroutineType
+from types import CoroutineType, FrameType
 from typing import Any
 
 import litellm
+from litellm.integrations.custom_logger import CustomLogger
+from litellm.litellm_core_utils import litellm_logging as _litellm_logging
 from litellm.router import Router
 from litellm.types.utils import ModelResponse as _ModelResponse
 
@@ -186,6 +189,78 @@ def _nested_result(
             _attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
 
 
+# -- calls made by callbacks and hooks during a call ---------------------------------------
+#
+# While a call is in progress, an instrumented call made under it is LiteLLM's own attempt
+# (a retry, a fallback, a Router attempt) unless a callback or hook made it: a user's
+# guardrail, an LLM-as-judge in a success callback. Those are calls of their own. LiteLLM
+# runs callbacks from its logging module (functions in `litellm.callbacks`,
+# `success_callback`, ...) or as methods of a `CustomLogger`; a frame of either, found
+# before the frame of the call in progress, marks a callback's call.
+
+_LOGGING_FILE = _litellm_logging.__file__
+_HOOK_NAMES = frozenset(
+    name
+    for name in dir(CustomLogger)
+    if not name.startswith("__") and callable(getattr(CustomLogger, name))
+)
+_STOP: set[Any] = set()  # the code of the wrappers below: the call in progress
+
+
+def _made_by_callback() -> bool:
+    """Whether the instrumented call being made (two frames up) was made by a callback."""
+    f: FrameType | None = sys._getframe(2)
+    stop, hooks, logging_file = _STOP, _HOOK_NAMES, _LOGGING_FILE
+    while f is not None:
+        code = f.f_code
+        if code in stop:
+            return False
+        if code.co_filename == logging_file:
+            return True
+        if code.co_name in hooks and isinstance(f.f_locals.get("self"), CustomLogger):
+            return True
+        f = f.f_back
+    return False
+
+
+def _own_call(wrapper: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Make a callback's call as a call of its own: the call in progress is not its."""
+    __tracebackhide__ = True
+    thread_call = _THREAD_CALL
+    saved = thread_call.call
+    thread_call.call = None
+    token = IN_CALL.set(None)
+    try:
+        return wrapper(*args, **kwargs)
+    finally:
+        IN_CALL.reset(token)
+        thread_call.call = saved
+
+
+async def _own_acall(
+    wrapper: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """`_own_call` for an asynchronous entry point."""
+    __tracebackhide__ = True
+    thread_call = _THREAD_CALL
+    saved = thread_call.call  # set only in an event loop run inside a synchronous call
+    thread_call.call = None
+    token = IN_CALL.set(None)
+    try:
+        return await wrapper(*args, **kwargs)
+    finally:
+        IN_CALL.reset(token)
+        thread_call.call = saved
+
+
+def _noop() -> None:
+    """A function to wrap, to find the wrappers' code."""
+
+
+async def _anoop() -> None:
+    """A coroutine function to wrap, to find the wrappers' code."""
+
+
 def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     """Wrap a synchronous litellm entry point."""
 
@@ -196,6 +271,8 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
+            if _made_by_callback():
+                return _own_call(wrapper, args, kwargs)
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             outer.attempts += 1
             injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
@@ -276,6 +353,8 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             return await fn(*args, **kwargs)
         outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
+            if _made_by_callback():
+                return await _own_acall(wrapper, args, kwargs)
             # An attempt inside a recorded call (a retry, a fallback, a Router attempt).
             outer.attempts += 1
             injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
@@ -320,6 +399,15 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
 
     wrapper.__tokenmeter_original__ = fn  # type: ignore[attr-defined]
     return wrapper
+
+
+_STOP.update(
+    (
+        wrap_sync(_noop, "completion").__code__,
+        wrap_async(_anoop, "completion").__code__,
+        _await_and_record.__code__,
+    )
+)
 
 
 def _wrap(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
