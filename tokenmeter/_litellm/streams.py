@@ -371,8 +371,9 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
-    orig_close = cls.close
-    orig_aclose = cls.aclose
+    # LiteLLM before 1.107 has no close/aclose on its stream class: only what it has is wrapped.
+    orig_close: Any = getattr(cls, "close", None)
+    orig_aclose: Any = getattr(cls, "aclose", None)
 
     def read_ahead(self: Any, call: StreamCall) -> None:
         ahead: deque[Any] = deque()
@@ -476,6 +477,8 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         ("close", close),
         ("aclose", aclose),
     ):
+        if name not in cls.__dict__:
+            continue
         originals[(cls, name)] = cls.__dict__[name]
         fn.__qualname__ = f"{cls.__name__}.{name}"
         setattr(cls, name, fn)
