@@ -10,7 +10,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))  # not examples/tests_with_budgets/
+# Examples run, with their whole output checked, by a test of their own: not run twice.
+RUN_ELSEWHERE = {"otel_two_services.py": "tests/test_otel_services.py"}
+EXAMPLES = sorted(  # not examples/tests_with_budgets/
+    p for p in (ROOT / "examples").glob("*.py") if p.name not in RUN_ELSEWHERE
+)
 
 # Lines each example must print, exactly (LiteLLM's bundled prices; mock usage).
 EXPECTED: dict[str, list[str]] = {
@@ -72,12 +76,37 @@ EXPECTED: dict[str, list[str]] = {
         *(f"  shard-{s}: 3 calls, 90 tokens" for s in range(4)),
         "total: 19 calls, 570 tokens, $0.000257",
     ],
+    "dspy_program.py": [
+        "tokenmeter report: 4 calls, 120 tokens, $0.000477",
+        "    checked_qa x3            4       40       0      80      0 $0.000477  100.0%",
+        "      answer x3              2       20       0      40      0 $0.000027    5.7%",
+        "      judge x3               2       20       0      40      0 $0.000450   94.3%",
+        "checked_qa: 3 questions, 4 LLM calls",
+        "  answer: 2 calls, 60 tokens, $0.000027",
+        "  judge: 2 calls, 60 tokens, $0.000450",
+    ],
+    "smolagents_team.py": [
+        "tokenmeter report: 4 calls, 120 tokens, $0.000477",
+        "    · own                    2       20       0      40      0 $0.000450   94.3%",
+        "    researcher x2            2       20       0      40      0 $0.000027    5.7%",
+        "manager: 4 calls, $0.000477 in all",
+        "  its own model (gpt-4o): 2 calls, $0.000450",
+        "  researcher (gpt-4o-mini): 2 calls in 2 runs, $0.000027",
+    ],
+    "mini_swe_agent_batch.py": [
+        "tokenmeter report: 3 calls, 90 tokens, $0.000041",
+        "    task x3                  3       30       0      60      0 $0.000041  100.0%",
+        "3 tasks: 3 calls, 90 tokens, $0.000041; per task $0.000014",
+    ],
 }
 
 
 def test_our_examples_are_there() -> None:
-    """The four examples with exact numbers exist, so discovery cannot skip them silently."""
+    """The examples with exact numbers exist, so discovery cannot skip them silently."""
     assert set(EXPECTED) <= {p.name for p in EXAMPLES}
+    for name, test in RUN_ELSEWHERE.items():
+        assert (ROOT / "examples" / name).is_file()
+        assert name in (ROOT / test).read_text()
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -112,8 +112,9 @@ def test_no_calls():
     pass
 """
 
-# A suite of manual records with explicit costs: it never imports LiteLLM, so runs are
-# fast. SCALE multiplies every number (to make a regression against a baseline).
+# A suite of manual records with explicit costs and provider: it never imports LiteLLM
+# (to price or to name the provider), so runs are fast. SCALE multiplies every number
+# (to make a regression against a baseline).
 RECORD_SUITE = """
 import os
 
@@ -125,7 +126,8 @@ SCALE = int(os.environ.get("SCALE", "1"))
 
 
 def spend(model, i, o, cost):
-    tm.record(model=model, input_tokens=i * SCALE, output_tokens=o * SCALE, cost_usd=cost * SCALE)
+    tm.record(model=model, provider="acme", input_tokens=i * SCALE, output_tokens=o * SCALE,
+              cost_usd=cost * SCALE)
 
 
 def test_a():
@@ -389,7 +391,7 @@ def test_inactive_unless_used_and_marker_errors(pytester: pytest.Pytester) -> No
 
         def test_unmarked():
             assert tm.current().path == ()
-            tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
+            tm.record(model="m", provider="acme", input_tokens=1, output_tokens=1, cost_usd=0.0)
             assert tm.report().total.calls == 1
 
         @pytest.mark.token_budget(max_calls=5)
@@ -559,9 +561,10 @@ def test_tm_report_inside_a_measured_test_shows_the_tests_usage(
 
 
         def test_measured(tokenmeter_scope):
-            tm.record(model="m", input_tokens=3, output_tokens=4, cost_usd=0.25)
+            tm.record(model="m", provider="acme", input_tokens=3, output_tokens=4, cost_usd=0.25)
             with tm.track("planner"):
-                tm.record(model="m", input_tokens=10, output_tokens=20, cost_usd=0.5)
+                tm.record(model="m", provider="acme", input_tokens=10, output_tokens=20,
+                          cost_usd=0.5)
             rep = tm.report()
             assert (rep.total.calls, rep.total.total_tokens, rep.total.cost_usd) == (2, 37, 0.75)
             assert rep.node("test_report.py::test_measured").self_usage.calls == 1
@@ -571,7 +574,7 @@ def test_tm_report_inside_a_measured_test_shows_the_tests_usage(
 
         def test_unmeasured():
             tm.reset()
-            tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
+            tm.record(model="m", provider="acme", input_tokens=1, output_tokens=1, cost_usd=0.0)
             assert tm.report().total.calls == 1
             assert tm.report().root.children == {}
         """

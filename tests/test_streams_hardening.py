@@ -310,3 +310,153 @@ def test_responses_stream_dropped_midway_is_one_estimated_call(mode: str, srv: F
     assert (rec.input_tokens, rec.output_tokens, rec.estimated, rec.failed) == (1, 3, True, False)
     assert rec.cost_usd == pytest.approx(1 * 1.5e-7 + 3 * 6e-7, rel=1e-12)
     assert dict(rec.metadata) == {"stream": True, "abandoned": True}
+
+
+# -- 10. Stream prices are LiteLLM's prices --------------------------------------------------
+
+PER_CALL = {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}
+# LiteLLM's price of the served usage at those per-call prices: 1,200 x 1e-6 + 2,000 x 2e-6.
+PER_CALL_COST = 0.0052
+
+
+def _drain(stream: Any) -> None:
+    """Read a stream (sync or async) to its end."""
+
+    async def main() -> None:
+        async for _ in stream:
+            pass
+
+    if hasattr(stream, "__next__"):
+        for _ in stream:
+            pass
+    else:
+        asyncio.run(main())
+
+
+@pytest.mark.parametrize("via", ["call", "router"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_stream_is_priced_as_the_same_call_unstreamed(mode: str, via: str, srv: FakeOpenAI) -> None:
+    """Per-call and Router deployment prices: a stream costs what the unstreamed call costs."""
+    target = {"model": "openai/my-model", "api_base": srv.base_url + "/v1", "api_key": "sk-fake"}
+    if via == "router":
+        router = litellm.Router(
+            model_list=[{"model_name": "g", "litellm_params": {**target, **PER_CALL}}]
+        )
+        sync_fn, async_fn, kwargs = router.completion, router.acompletion, {"model": "g"}
+    else:
+        sync_fn, async_fn = litellm.completion, litellm.acompletion
+        kwargs = {**target, **PER_CALL}
+
+    def call(**extra: Any) -> Any:
+        if mode == "sync":
+            return sync_fn(messages=MSGS, **kwargs, **extra)
+
+        async def main() -> Any:
+            result = await async_fn(messages=MSGS, **kwargs, **extra)
+            if extra:
+                async for _ in result:
+                    pass
+            return result
+
+        return asyncio.run(main())
+
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        plain = call()
+        stream = call(stream=True)
+        if mode == "sync":
+            _drain(stream)
+    unstreamed, streamed = meter.records()
+    assert plain._hidden_params["response_cost"] == pytest.approx(PER_CALL_COST, rel=1e-12)
+    assert unstreamed.cost_usd == pytest.approx(PER_CALL_COST, rel=1e-12)
+    assert streamed.cost_usd == unstreamed.cost_usd
+    assert (streamed.input_tokens, streamed.output_tokens) == (1200, 2000)
+    assert (streamed.estimated, streamed.model) == (False, unstreamed.model)
+    assert meter.report().node("s").usage.unpriced_calls == 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_stream_of_a_model_without_a_price_is_unpriced(mode: str, srv: FakeOpenAI) -> None:
+    """A model LiteLLM has no price for, streamed: unpriced (None), never $0."""
+    kwargs = {
+        "model": "openai/no-such-price-model",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "messages": MSGS,
+    }
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        if mode == "sync":
+            _drain(litellm.completion(stream=True, **kwargs))
+        else:
+
+            async def main() -> None:
+                async for _ in await litellm.acompletion(stream=True, **kwargs):
+                    pass
+
+            asyncio.run(main())
+    [rec] = meter.records()
+    assert (rec.cost_usd, rec.input_tokens, rec.output_tokens) == (None, 1200, 2000)
+    assert meter.report().node("s").usage.unpriced_calls == 1
+
+
+# -- 4. The end of a stream without a usage chunk costs the caller nothing more ----------------
+
+
+@pytest.mark.parametrize("how", ["exhausted", "closed"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_stream_end_rebuilds_nothing(
+    mode: str, how: str, srv: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No usage chunk: tokenmeter adds no stream_chunk_builder run; the numbers are LiteLLM's."""
+    built: list[int] = []
+    real = litellm.stream_chunk_builder
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(litellm, "stream_chunk_builder", counting)
+    kwargs = _kwargs(srv)
+
+    def read() -> Any:
+        if mode == "sync":
+            stream = litellm.completion(stream=True, **kwargs)
+            chunks = [next(stream) for _ in range(3)] if how == "closed" else list(stream)
+            if how == "closed":
+                stream.close()
+            return chunks[-1]
+
+        async def main() -> Any:
+            stream = await litellm.acompletion(stream=True, **kwargs)
+            if how == "closed":
+                chunks = [await stream.__anext__() for _ in range(3)]
+                await stream.aclose()
+            else:
+                chunks = [chunk async for chunk in stream]
+            return chunks[-1]
+
+        return asyncio.run(main())
+
+    tm.request_stream_usage(False)
+    try:
+        tm.uninstrument()
+        try:
+            read()
+        finally:
+            tm.instrument()
+        plain_builds = len(built)
+        meter = tm.Meter(keep_records=True)
+        with meter.track("s"):
+            last = read()
+            [rec] = meter.records()
+    finally:
+        tm.request_stream_usage(True)
+    assert len(built) == 2 * plain_builds  # the same runs as without tokenmeter: none added
+    assert (rec.estimated, rec.failed) == (True, False)
+    if how == "exhausted":
+        litellms = last._hidden_params["usage"]  # LiteLLM's own estimate of this stream
+        assert (rec.input_tokens, rec.output_tokens) == (8, 4)
+        assert (litellms.prompt_tokens, litellms.completion_tokens) == (8, 4)
+    else:  # the prompt (8) and "one two " (3) read before closing
+        assert (rec.input_tokens, rec.output_tokens) == (8, 3)

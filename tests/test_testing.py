@@ -90,7 +90,7 @@ def test_reset_defaults_puts_every_switch_back() -> None:
     assert _threads.propagating_to_threads() is True
     assert _procs.propagating_to_processes() is True
     assert _instrument._stream_usage == [True]
-    assert tm.instrumented() is True
+    assert tm.instrumented()
     rec = tm.record(model="tm-test-model", input_tokens=1_000_000, output_tokens=0)
     assert rec.cost_usd is None  # the custom price is gone: unpriced
 
@@ -103,11 +103,11 @@ def test_reset_defaults_follows_the_environment(monkeypatch: pytest.MonkeyPatch)
     tokenmeter.testing.reset_defaults()
     assert threading.Thread.start is _threads._orig_thread_start
     assert _procs.propagating_to_processes() is False
-    assert tm.instrumented() is False
+    assert not tm.instrumented()
     monkeypatch.undo()
     tokenmeter.testing.reset_defaults()
     assert threading.Thread.start is _threads._thread_start
-    assert tm.instrumented() is True
+    assert tm.instrumented()
 
 
 def test_raise_internal_errors_switches_the_flag(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from types import ModuleType
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
-from ._errors import internal_errors_swallowed
+from ._errors import internal_errors_swallowed, logger
 
 if TYPE_CHECKING:
     import importlib.machinery
@@ -72,11 +72,105 @@ def _remove_finder() -> None:
 
 
 def _instrument_now() -> None:
-    with internal_errors_swallowed("litellm instrumentation"):
-        from . import _litellm
+    _failure[0] = None
+    try:
+        with internal_errors_swallowed("litellm instrumentation"):
+            try:
+                from . import _litellm
 
-        _litellm.request_stream_usage(_stream_usage[0])
-        _litellm.instrument()
+                _litellm.request_stream_usage(_stream_usage[0])
+                _litellm.instrument()
+            except Exception as e:
+                _failure[0] = f"{type(e).__name__}: {e}"
+                raise
+    finally:
+        _warn_unattributed()
+
+
+_failure: list[str | None] = [None]
+_warned: set[str] = set()
+
+
+def _warn_unattributed() -> None:
+    """Warn once (``tokenmeter`` logger, WARNING) for each entry point left unattributed."""
+    status = instrumented()
+    for name, reason in status.failed.items():
+        if name in _warned:
+            continue
+        _warned.add(name)
+        logger.warning(
+            "tokenmeter: LiteLLM calls through %s are not attributed to scopes (%s)", name, reason
+        )
+
+
+class Instrumentation:
+    """What ``tm.instrumented()`` found: true when LiteLLM calls are attributed.
+
+    Truthy exactly when attribution is on: wanted, and either LiteLLM is not
+    imported yet (it will be instrumented on import) or at least one of its entry
+    points is wrapped. ``wrapped`` names the wrapped entry points
+    (``"litellm.completion"``, ``"Router.acompletion"``,
+    ``"CustomStreamWrapper.__next__"``, ...); ``failed`` maps each entry point that
+    could not be wrapped to the reason (its calls are not attributed); ``absent``
+    names those the installed LiteLLM does not have (an older release: nothing to
+    attribute); ``rebound`` names the early ``from litellm import completion``
+    bindings found in other modules and wrapped; ``pending`` is true while LiteLLM
+    is not imported yet. ``complete`` is true when on and nothing failed.
+    """
+
+    __slots__ = ("absent", "failed", "pending", "rebound", "wanted", "wrapped")
+
+    def __init__(
+        self,
+        wanted: bool,
+        pending: bool,
+        wrapped: tuple[str, ...] = (),
+        absent: tuple[str, ...] = (),
+        failed: Mapping[str, str] | None = None,
+        rebound: tuple[str, ...] = (),
+    ) -> None:
+        self.wanted = wanted
+        self.pending = pending
+        self.wrapped = wrapped
+        self.absent = absent
+        self.failed: Mapping[str, str] = MappingProxyType(dict(failed or {}))
+        self.rebound = rebound
+
+    def __bool__(self) -> bool:
+        return self.wanted and (self.pending or bool(self.wrapped))
+
+    @property
+    def complete(self) -> bool:
+        """On, and no entry point failed."""
+        return bool(self) and not self.failed
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bool):
+            return bool(self) is other
+        if isinstance(other, Instrumentation):
+            return (self.wanted, self.pending, self.wrapped, self.absent, dict(self.failed)) == (
+                other.wanted,
+                other.pending,
+                other.wrapped,
+                other.absent,
+                dict(other.failed),
+            )
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(bool(self))
+
+    def __repr__(self) -> str:
+        if not self.wanted:
+            return "Instrumentation(off)"
+        if self.pending:
+            return "Instrumentation(on: when litellm is imported)"
+        parts = [f"{len(self.wrapped)} wrapped"]
+        if self.failed:
+            parts.append("failed: " + ", ".join(sorted(self.failed)))
+        if self.absent:
+            parts.append(f"{len(self.absent)} absent in this LiteLLM")
+        return f"Instrumentation({'on' if self else 'off'}: {'; '.join(parts)})"
 
 
 def instrument() -> None:
@@ -101,9 +195,32 @@ def uninstrument() -> None:
         _litellm.uninstrument()
 
 
-def instrumented() -> bool:
-    """Whether LiteLLM calls are attributed (or will be, once litellm is imported)."""
-    return _wanted
+def instrumented() -> Instrumentation:
+    """Whether LiteLLM calls are attributed (or will be, once litellm is imported).
+
+    Truthy or falsy as that answer; it also tells which entry points are wrapped
+    and which failed (see `Instrumentation`).
+    """
+    if not _wanted:
+        return Instrumentation(False, False)
+    if "tokenmeter._litellm" not in sys.modules:
+        if _failure[0] is not None:
+            return Instrumentation(True, False, failed={"litellm": _failure[0]})
+        return Instrumentation(True, True)
+    from . import _litellm
+
+    st = _litellm.status()
+    failed = dict(st["failed"])
+    if _failure[0] is not None:
+        failed.setdefault("litellm", _failure[0])
+    return Instrumentation(
+        True,
+        False,
+        wrapped=st["wrapped"],
+        absent=st["absent"],
+        failed=failed,
+        rebound=st["rebound"],
+    )
 
 
 def request_stream_usage(enabled: bool = True) -> None:

@@ -199,9 +199,16 @@ def provider_for(model: str, *, import_litellm: bool = False) -> str | None:
 _providers: dict[str, str] = {}
 
 
+def _has_source_info() -> bool:
+    # LiteLLM before 1.81 does not say where its map came from: the environment then tells.
+    from litellm.litellm_core_utils import get_model_cost_map
+
+    return hasattr(get_model_cost_map, "get_model_cost_map_source_info")
+
+
 def _cost_map_source() -> dict[str, Any]:
     """Where LiteLLM's price map came from: its bundled copy ("local") or a fetched one."""
-    if "litellm" in sys.modules:
+    if "litellm" in sys.modules and _has_source_info():
         with internal_errors_swallowed("price map source"):
             from litellm.litellm_core_utils.get_model_cost_map import (
                 get_model_cost_map_source_info,

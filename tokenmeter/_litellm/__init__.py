@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from .deferred import _apply, _count_one, _defer, _sum_run
 from .extract import _attr, _chat_tokens, _cost_units, _model_provider, _tokens
-from .install import instrument, instrumented, uninstrument
+from .install import instrument, instrumented, status, uninstrument
 from .record import CallState, record_failure, record_result
 from .settings import FUNCTIONS, request_stream_usage
 from .streams import StreamCall
@@ -51,6 +51,7 @@ __all__ = [
     "record_failure",
     "record_result",
     "request_stream_usage",
+    "status",
     "uninstrument",
     "wrap_async",
     "wrap_sync",

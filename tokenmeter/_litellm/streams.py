@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import litellm
+from litellm.types.utils import ModelResponse as _ModelResponse
+from litellm.types.utils import Usage as _LiteLLMUsage
 
 from tokenmeter import _errors, _events
-from tokenmeter._pricing import custom_price_for, price_tokens
 from tokenmeter._tree import Frame, drain_queued, drain_queued_with
-from tokenmeter._usage import cost_to_units
 
-from .extract import _int, _model_provider, _requested_model, _tokens
+from .extract import _cost_units, _int, _model_provider, _requested_model, _tokens
 from .record import _add
 
 # The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
@@ -115,6 +115,8 @@ def _finish_stream(
     failed: bool,
     complete: bool,
     error: BaseException | None = None,
+    logging_obj: Any = None,
+    final_usage: Any = None,
 ) -> None:
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
@@ -122,20 +124,13 @@ def _finish_stream(
     usage = _usage_in(chunks)
     estimated = usage is None
     if usage is None:
-        try:
-            built = litellm.stream_chunk_builder(
-                chunks=list(chunks), messages=messages if isinstance(messages, list) else None
-            )
-            usage = getattr(built, "usage", None)
-        except Exception:
-            usage = None
-    toks = _tokens(usage) if usage is not None else (0, 0, 0, 0, 0)
-    custom = custom_price_for(model, provider)
-    if custom is not None:
-        cost: int | None = cost_to_units(custom.cost(toks[0], toks[1], toks[2], toks[3]))
-    else:
-        c = price_tokens(model, provider, *toks)
-        cost = None if c is None else cost_to_units(c)
+        # No usage chunk: at the end of a stream LiteLLM has estimated it already (its
+        # stream_chunk_builder); otherwise a cheap estimate of the text read so far.
+        usage = final_usage if _usage_in([_Carrier(final_usage)]) is not None else None
+    toks = _estimate_text(model, chunks, messages) if usage is None else _tokens(usage)
+    # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
+    # call's own prices (``input_cost_per_token=...``, a Router deployment's).
+    cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
     meta: dict[str, Any] = {"stream": True}
     if not complete:
         meta["abandoned"] = True
@@ -154,6 +149,63 @@ def _finish_stream(
         hp,
         meta,
     )
+
+
+def _litellm_cost(
+    logging_obj: Any, name: object, usage: Any, toks: tuple[int, int, int, int, int]
+) -> float | None:
+    """LiteLLM's cost of a call with this usage, by the call's logging object; None if none."""
+    if logging_obj is None:
+        return None
+    try:
+        if usage is None:
+            usage = _LiteLLMUsage(prompt_tokens=toks[0], completion_tokens=toks[1])
+        cost = logging_obj.response_cost_calculator(
+            result=_ModelResponse(model=str(name), usage=usage)
+        )
+    except Exception:
+        return None
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+
+
+class _Carrier:
+    """Something with a ``usage`` attribute, for `_usage_in`."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self, usage: Any) -> None:
+        self.usage = usage
+
+
+def _estimate_text(
+    model: str, chunks: list[Any], messages: object
+) -> tuple[int, int, int, int, int]:
+    """LiteLLM's token counts of the prompt and of the text (and tool arguments) streamed.
+
+    One pass over the chunks and one count of the joined text: cheap next to rebuilding
+    the whole response (``stream_chunk_builder``), which takes hundreds of milliseconds
+    on a long stream.
+    """
+    parts: list[str] = []
+    append = parts.append
+    try:
+        for chunk in chunks:
+            for choice in getattr(chunk, "choices", None) or ():
+                delta = getattr(choice, "delta", None)
+                content = getattr(delta, "content", None)
+                if content.__class__ is str:
+                    append(content)
+                for tool in getattr(delta, "tool_calls", None) or ():
+                    arguments = getattr(getattr(tool, "function", None), "arguments", None)
+                    if isinstance(arguments, str):
+                        append(arguments)
+        prompt = messages if isinstance(messages, list) else None
+        i = litellm.token_counter(model=model, messages=prompt) if prompt else 0
+        text = "".join(parts)
+        o = litellm.token_counter(model=model, text=text, count_response_tokens=True) if text else 0
+        return int(i), int(o), 0, 0, 0
+    except Exception:
+        return 0, 0, 0, 0, 0
 
 
 def _usage_in(chunks: list[Any]) -> Any:
@@ -228,7 +280,15 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
             failed,
             complete,
             error,
+            getattr(stream, "logging_obj", None),
+            _final_usage(stream) if complete else None,
         )
+
+
+def _final_usage(stream: Any) -> Any:
+    """The usage LiteLLM computed at the end of a stream without a usage chunk, if any."""
+    hidden = getattr(stream, "_last_returned_hidden_params", None)
+    return hidden.get("usage") if isinstance(hidden, dict) else None
 
 
 def _abandoned(record: Callable[..., None], *args: Any) -> None:
@@ -249,11 +309,12 @@ def _drain_abandoned() -> None:
 
 
 def _record_abandoned(
-    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any
+    call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any, log: Any
 ) -> None:
     """A chat stream dropped before it ended, with the chunks it had read."""
     if _claim(call):
-        _in_call_context(call, _finish_stream, call, chunks, messages, hp or {}, m, p, False, False)
+        args = (call, chunks, messages, hp or {}, m, p, False, False, None, log())
+        _in_call_context(call, _finish_stream, *args)
 
 
 drain_queued_with(_drain_abandoned)
@@ -289,8 +350,18 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
         getattr(stream, "_hidden_params", None),
         getattr(stream, "model", None),
         getattr(stream, "custom_llm_provider", None),
+        _weak(getattr(stream, "logging_obj", None)),
     )
     call.finalizer.atexit = False
+
+
+def _weak(obj: Any) -> Callable[[], Any]:
+    """A weak reference to ``obj`` (the logging object refers back to its stream: a strong
+    one held by the finalizer would keep the stream alive)."""
+    try:
+        return weakref.ref(obj)
+    except TypeError:
+        return lambda: None
 
 
 def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
@@ -300,8 +371,9 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         _stream_classes = (*_stream_classes, cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
-    orig_close = cls.close
-    orig_aclose = cls.aclose
+    # LiteLLM before 1.107 has no close/aclose on its stream class: only what it has is wrapped.
+    orig_close: Any = getattr(cls, "close", None)
+    orig_aclose: Any = getattr(cls, "aclose", None)
 
     def read_ahead(self: Any, call: StreamCall) -> None:
         ahead: deque[Any] = deque()
@@ -405,6 +477,8 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         ("close", close),
         ("aclose", aclose),
     ):
+        if name not in cls.__dict__:
+            continue
         originals[(cls, name)] = cls.__dict__[name]
         fn.__qualname__ = f"{cls.__name__}.{name}"
         setattr(cls, name, fn)
