@@ -460,3 +460,62 @@ def test_stream_end_rebuilds_nothing(
         assert (litellms.prompt_tokens, litellms.completion_tokens) == (8, 4)
     else:  # the prompt (8) and "one two " (3) read before closing
         assert (rec.input_tokens, rec.output_tokens) == (8, 3)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_router_stream_broken_at_finish_records_served_usage(mode: str, srv: FakeOpenAI) -> None:
+    """A Router stream the loop breaks at finish_reason: one exact call, recorded at once."""
+    router = litellm.Router(
+        model_list=[
+            {
+                "model_name": "g",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": srv.base_url + "/v1",
+                    "api_key": "sk-fake",
+                },
+            }
+        ]
+    )
+
+    def sync() -> None:
+        for chunk in router.completion(model="g", messages=MSGS, stream=True):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                break
+
+    async def main() -> None:
+        async for chunk in await router.acompletion(model="g", messages=MSGS, stream=True):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                break
+
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+        [rec] = meter.records()
+    assert (rec.input_tokens, rec.cache_read_tokens, rec.output_tokens) == (1200, 1000, 2000)
+    assert (rec.estimated, rec.cost_usd) == (False, pytest.approx(SERVED_COST, rel=1e-12))
+
+
+def test_stream_collected_in_another_scope_lands_on_its_own() -> None:
+    """A stream in a reference cycle, collected under another scope: 1 call on its own scope."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("maker"):
+        stream = litellm.completion(
+            model="gpt-4o-mini", messages=MSGS, mock_response="a b c d e f g h", stream=True
+        )
+        next(stream)
+    stream.cycle = stream  # only the cyclic GC frees it
+    del stream
+    rep = None
+    with meter.track("other"):
+        for _ in range(300):
+            gc.collect()
+            rep = meter.report()  # a reading after the collection includes it
+            if rep.total.calls:
+                break
+            time.sleep(0.01)
+    assert rep is not None
+    assert (rep.node("maker").usage.calls, rep.node("other").usage.calls) == (1, 0)
+    assert (rep.total.calls, rep.total.estimated_calls) == (1, 1)
+    gc.collect()
+    assert meter.report().total.calls == 1
