@@ -69,6 +69,7 @@ def build_nodes(snaps: list[_Snap], make_node: Callable[..., Any]) -> Any:
     done: list[tuple[str, Any, list[int] | tuple[int, ...]]] = []
     for name, path, entries, dims, nk in snaps:
         own: list[int] | tuple[int, ...]
+        incl: list[int] | tuple[int, ...]
         if dims is None:
             own, self_usage, breakdown = _ZEROS, _NO_USAGE, {}
         elif len(dims) == 1:
@@ -84,11 +85,12 @@ def build_nodes(snaps: list[_Snap], make_node: Callable[..., Any]) -> Any:
             self_usage = usage_from_acc(own)
         children = {}
         if nk:
-            incl = own
+            incls = [own]
             for kid_name, kid, kid_incl in done[-nk:]:
                 children[kid_name] = kid
-                incl = list(map(add, incl, kid_incl))
+                incls.append(kid_incl)
             del done[-nk:]
+            incl = list(map(sum, zip(*incls, strict=True)))  # column sums, in C
             usage = usage_from_acc(incl)
         else:
             incl, usage = own, self_usage
