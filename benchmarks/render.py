@@ -182,7 +182,11 @@ def changes(results: dict[str, Any]) -> str:
         c["key"] for c in listed[0]["results"]["cases"] if c["key"] not in (FLOOR_KEY, OTEL_KEY)
     ]
     labels = {c["key"]: c["label"] for c in results["cases"]}
-    head = "| change | load | " + " | ".join(labels.get(k, k) for k in keys) + " |"
+    # A label that leans on the row above it ("the same, ...") is named by its key here.
+    heads = [
+        f"`{k}`" if labels.get(k, k).startswith("the same") else labels.get(k, k) for k in keys
+    ]
+    head = "| change | load | " + " | ".join(heads) + " |"
     lines = [
         "CPU time after the change against before it, per operation (negative: faster); "
         "each change timed against its parent commit, the two interleaved, hot rows only.",
@@ -273,9 +277,17 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 
 def targets_table(results: dict[str, Any]) -> str:
     lines = ["| target | measured | goal | |", "|---|---|---|---|"]
-    for name, measured, goal, ok in targets(results):
+    judged = targets(results)
+    for name, measured, goal, ok in judged:
         verdict = "n/a" if ok is None else "met" if ok else "**missed**"
         lines.append(f"| {name} | {measured} | {goal} | {verdict} |")
+    met = sum(1 for t in judged if t[3])
+    missed = [t[0] for t in judged if t[3] is False]
+    lines += [
+        "",
+        f"{met} of {len(judged)} targets met in this run"
+        + ("." if not missed else "; missed: " + "; ".join(missed) + "."),
+    ]
     return "\n".join(lines)
 
 

@@ -41,8 +41,6 @@ _time = time.time
 # builtins. The numbers are the general path's (`record_result`): the tests compare
 # the two.
 
-_HIDDEN_KEYS = ("litellm_model_name", "custom_llm_provider", "response_cost")
-_HIDDEN = itemgetter(*_HIDDEN_KEYS)
 _USAGE_FIELDS = itemgetter(
     "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
 )
@@ -78,11 +76,12 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
         return False
     scope = frame.scope
-    try:
-        name, provider, cost = _HIDDEN(hp)
-    except KeyError:
-        name, provider, cost = map(hp.get, _HIDDEN_KEYS)
-    key = (name, provider, frame.module, frame.operation)
+    key = (
+        hp.get("litellm_model_name"),
+        hp.get("custom_llm_provider"),
+        frame.module,
+        frame.operation,
+    )
     entry = scope._fast.get(key)
     if entry is None:
         return False
@@ -108,7 +107,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
         (
             entry,
             started,
-            cost,
+            hp.get("response_cost"),
             key,
             prompt,
             completion,
