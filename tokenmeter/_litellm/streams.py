@@ -79,11 +79,6 @@ class StreamCall:
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
-    @property
-    def done(self) -> bool:
-        """Whether the stream has been claimed for recording."""
-        return not self.open
-
 
 def _claim(call: StreamCall) -> bool:
     """Take the right to record ``call``: True once, for one caller; never waits."""
@@ -208,10 +203,21 @@ def _estimate_text(
         return 0, 0, 0, 0, 0
 
 
+def _chunk_usage(chunk: Any) -> Any:
+    """``chunk.usage``, read without pydantic's slow ``__getattr__`` for a missing field."""
+    fields = getattr(chunk, "__dict__", None)
+    if fields is not None and "usage" in fields:
+        return fields["usage"]
+    extra = getattr(chunk, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        return extra.get("usage")
+    return getattr(chunk, "usage", None)
+
+
 def _usage_in(chunks: list[Any]) -> Any:
     """The provider's usage, from the last chunk that carried any; None if none did."""
     for chunk in reversed(chunks):
-        u = getattr(chunk, "usage", None)
+        u = _chunk_usage(chunk)
         if u is not None and (
             _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
         ):
