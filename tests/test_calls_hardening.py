@@ -239,6 +239,13 @@ class _Judge(CustomLogger):  # type: ignore[misc]
             self.busy = False
             self.made.set()
 
+    def _ours(self, kwargs: Any) -> bool:
+        """Whether an event is of a call to this test's server: LiteLLM may deliver an
+        earlier call's success event late (queued when its event loop ended), and a
+        callback judging that call rightly lands on that call's scope."""
+        api_base = (kwargs.get("litellm_params") or {}).get("api_base") or ""
+        return str(api_base).startswith(self.srv.base_url)
+
     def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
         if self.hook == "pre_call":
             self._judge()
@@ -246,13 +253,13 @@ class _Judge(CustomLogger):  # type: ignore[misc]
     def log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        if self.hook == "success":
+        if self.hook == "success" and self._ours(kwargs):
             self._judge()
 
     async def async_log_success_event(
         self, kwargs: Any, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        if self.hook == "async_success":
+        if self.hook == "async_success" and self._ours(kwargs):
             await self._ajudge()
 
     async def async_pre_call_deployment_hook(self, kwargs: Any, call_type: Any) -> Any:
