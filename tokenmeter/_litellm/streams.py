@@ -130,6 +130,17 @@ def _finish_stream(
         except Exception:
             usage = None
     toks = _tokens(usage) if usage is not None else (0, 0, 0, 0, 0)
+    counted = toks
+    if toks[0] == 0 and isinstance(messages, list) and messages:
+        # An older LiteLLM gave no input count (no usage chunk, or one without the prompt's):
+        # LiteLLM's own count of the messages, flagged as estimated; never 0.
+        toks, estimated = (_count_input(str(name), messages), *toks[1:]), True
+    if toks[1] == 0 and estimated:
+        out = _count_output(str(name), chunks)
+        if out:
+            toks = (toks[0], out, *toks[2:])
+    if toks != counted:
+        usage = None  # priced from the counts, not from LiteLLM's incomplete usage
     # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
     # call's own prices (``input_cost_per_token=...``, a Router deployment's).
     cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage), toks)
@@ -151,6 +162,32 @@ def _finish_stream(
         hp,
         meta,
     )
+
+
+def _count_input(name: str, messages: list[Any]) -> int:
+    try:
+        return int(litellm.token_counter(model=name, messages=messages))
+    except Exception:
+        return 0
+
+
+def _count_output(name: str, chunks: list[Any]) -> int:
+    text = []
+    for chunk in chunks:
+        try:
+            content = chunk.choices[0].delta.content
+        except Exception:
+            continue
+        if isinstance(content, str):
+            text.append(content)
+    if not text:
+        return 0
+    try:
+        return int(
+            litellm.token_counter(model=name, text="".join(text), count_response_tokens=True)
+        )
+    except Exception:
+        return 0
 
 
 def _litellm_cost(logging_obj: Any, name: object, usage: Any) -> float | None:
