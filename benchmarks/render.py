@@ -12,6 +12,7 @@ results; nothing on it is typed in by hand:
 - ``{{changes}}``: each recorded change's gain on the hot rows;
 - ``{{other_tables}}``: the tables of case modules the template does not place;
 - ``{{targets}}``: the targets, measured and judged;
+- ``{{mypyc}}``: pure Python against a mypyc build (``results-mypyc.json``, if present);
 - ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``;
 - ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``: one case's median in
   microseconds, its ratio to the floor, and an OpenTelemetry SDK span's time over it.
@@ -181,7 +182,11 @@ def changes(results: dict[str, Any]) -> str:
         c["key"] for c in listed[0]["results"]["cases"] if c["key"] not in (FLOOR_KEY, OTEL_KEY)
     ]
     labels = {c["key"]: c["label"] for c in results["cases"]}
-    head = "| change | load | " + " | ".join(labels.get(k, k) for k in keys) + " |"
+    # A label that leans on the row above it ("the same, ...") is named by its key here.
+    heads = [
+        f"`{k}`" if labels.get(k, k).startswith("the same") else labels.get(k, k) for k in keys
+    ]
+    head = "| change | load | " + " | ".join(heads) + " |"
     lines = [
         "CPU time after the change against before it, per operation (negative: faster); "
         "each change timed against its parent commit, the two interleaved, hot rows only.",
@@ -272,9 +277,60 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
 
 def targets_table(results: dict[str, Any]) -> str:
     lines = ["| target | measured | goal | |", "|---|---|---|---|"]
-    for name, measured, goal, ok in targets(results):
+    judged = targets(results)
+    for name, measured, goal, ok in judged:
         verdict = "n/a" if ok is None else "met" if ok else "**missed**"
         lines.append(f"| {name} | {measured} | {goal} | {verdict} |")
+    met = sum(1 for t in judged if t[3])
+    missed = [t[0] for t in judged if t[3] is False]
+    lines += [
+        "",
+        f"{met} of {len(judged)} targets met in this run"
+        + ("." if not missed else "; missed: " + "; ".join(missed) + "."),
+    ]
+    return "\n".join(lines)
+
+
+#: A comparison with a mypyc build of the hot modules, made apart (not shipped).
+MYPYC_RESULTS = os.path.join(os.path.dirname(TEMPLATE), "results-mypyc.json")
+MYPYC_ROWS = (
+    FLOOR_KEY,
+    OTEL_KEY,
+    "track_flat",
+    "track_prebuilt",
+    "engine",
+    "sync_tracked",
+    "coro_tracked",
+)
+
+
+def mypyc_table(path: str = MYPYC_RESULTS) -> str:
+    """Pure Python against the mypyc build, from the results file of that run."""
+    if not os.path.exists(path):
+        return "_(not measured: no benchmarks/results-mypyc.json)_"
+    with open(path) as f:
+        res = json.load(f)
+    pure, comp = View(res["versions"][0]), View(res["versions"][1])
+    labels = {c["key"]: c["label"] for c in res["cases"]}
+    lines = [
+        f"Pure Python ({pure.v['commit']}) against {comp.v['commit']}, "
+        f"{res['config']['rounds']} interleaved rounds, run started {res['started']}, "
+        f"load average {res['loadavg']['start']} at the start "
+        f"(`benchmarks/results-mypyc.json`):",
+        "",
+        "| operation | pure (us) | pure x floor | mypyc (us) | mypyc x floor | change |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for k in MYPYC_ROWS:
+        lines.append(
+            f"| {labels.get(k, k)} | {fmt_us(pure.cpu(k))} | {fmt_x(pure.xfloor(k))} "
+            f"| {fmt_us(comp.cpu(k))} | {fmt_x(comp.xfloor(k))} "
+            f"| {fmt_pct(comp.cpu(k), pure.cpu(k))} |"
+        )
+    lines.append(
+        f"| OTel SDK span / scope | {fmt_x(pure.otel_over('track_flat'))} | "
+        f"| {fmt_x(comp.otel_over('track_flat'))} | | |"
+    )
     return "\n".join(lines)
 
 
@@ -365,6 +421,7 @@ def render(results: dict[str, Any], template: str) -> str:
         "before_after": lambda: before_after(results),
         "changes": lambda: changes(results),
         "targets": lambda: targets_table(results),
+        "mypyc": mypyc_table,
     }
 
     def fill(m: re.Match[str]) -> str:

@@ -8,6 +8,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from collections.abc import Iterator
 
+# litellm is imported before any test: it loads the importlib_metadata backport, which
+# changes how installed packages are found. An in-process pytester run restores the import
+# machinery it saw when it started; if litellm were first imported after such a run, no
+# package metadata could be found in that worker any more (PackageNotFoundError: httpx2).
+import litellm  # noqa: F401
 import pytest
 
 import tokenmeter.testing

@@ -15,6 +15,7 @@ from litellm.integrations.custom_logger import CustomLogger
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, StrictOpenAI, block_external_network
 from tokenmeter._litellm import wrappers
+from tokenmeter._meter import DEFAULT_METER
 
 MSGS = [{"role": "user", "content": "hi"}]
 CONTENT = "one two three four"
@@ -363,3 +364,87 @@ def test_router_retries_with_a_judging_callback_count_once(mode: str) -> None:
         "gpt-4o": (1, 1000, 200, pytest.approx(JUDGE_COST, rel=1e-12)),
     }
     assert tm.report().node("s").usage.failed_calls == 0
+
+
+# -- item: a response mutated after the call is recorded as returned ----------------------------
+
+DETAILED = {"prompt": 1000, "completion": 200, "cached": 400, "reasoning": 50}
+# gpt-4o-mini: 600 uncached * 1.5e-7 + 400 cached * 7.5e-8 + 200 output * 6e-7
+DETAILED_COST = 0.00024
+
+
+def _zero_prompt(r: Any) -> None:
+    r.usage.prompt_tokens = 0
+
+
+def _more_output(r: Any) -> None:
+    r.usage.completion_tokens = 10**6
+
+
+def _no_cached(r: Any) -> None:
+    r.usage.prompt_tokens_details.cached_tokens = 0
+
+
+def _no_reasoning(r: Any) -> None:
+    r.usage.completion_tokens_details.reasoning_tokens = 0
+
+
+def _anthropic_extra(r: Any) -> None:
+    r.usage.cache_read_input_tokens = 900
+
+
+def _hidden_cleared(r: Any) -> None:
+    r._hidden_params.clear()
+
+
+def _free(r: Any) -> None:
+    r._hidden_params["response_cost"] = 0.0
+
+
+def _other_model(r: Any) -> None:
+    r._hidden_params["litellm_model_name"] = "gpt-4o"
+    r._hidden_params["response_cost"] = None
+    r.model = "gpt-4o"
+
+
+def _usage_dropped(r: Any) -> None:
+    r.usage = None
+
+
+MUTATIONS = [
+    _zero_prompt,
+    _more_output,
+    _no_cached,
+    _no_reasoning,
+    _anthropic_extra,
+    _hidden_cleared,
+    _free,
+    _other_model,
+    _usage_dropped,
+]
+
+
+@pytest.mark.parametrize("n", [1, 6])  # 1: counted alone; 6: a run summed by columns
+@pytest.mark.parametrize("mutate", MUTATIONS, ids=lambda f: f.__name__.strip("_"))
+def test_a_response_changed_after_the_call_is_recorded_as_returned(mutate: Any, n: int) -> None:
+    """User code changing a queued response (usage, hidden params, model) changes nothing."""
+    meter = DEFAULT_METER
+    with FakeOpenAI(usage=DETAILED) as srv, tm.track("s") as scope:
+        litellm.completion(**_kw(srv))  # the first call files the tally: recorded at once
+        assert scope.usage.calls == 1  # (and this reading counts whatever is queued)
+        responses = [litellm.completion(**_kw(srv)) for _ in range(n)]
+        assert len(meter._pending) == n  # queued, counted at the next reading
+        for r in responses:
+            mutate(r)
+    u = scope.usage
+    k = n + 1
+    assert (u.calls, u.input_tokens, u.cache_read_tokens, u.output_tokens, u.reasoning_tokens) == (
+        k,
+        1000 * k,
+        400 * k,
+        200 * k,
+        50 * k,
+    )
+    assert (u.failed_calls, u.estimated_calls, u.unpriced_calls) == (0, 0, 0)
+    assert u.cost_usd == pytest.approx(DETAILED_COST * k, rel=1e-12)
+    assert list(tm.report().by_model()) == ["gpt-4o-mini"]

@@ -392,7 +392,8 @@ def test_docs_page_commands_print_what_it_shows(tmp_path: Path) -> None:
 
 def _corrupt(data: dict[str, object], how: str) -> object:
     nodes = data["nodes"]
-    assert isinstance(nodes, list) and len(nodes) > 1
+    assert isinstance(nodes, list)
+    assert len(nodes) > 1
     root, child = nodes[0], nodes[1]
     if how == "usage is a string":
         root["usage"] = "lots"

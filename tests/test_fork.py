@@ -175,3 +175,45 @@ def test_a_child_forked_while_another_thread_holds_the_carry_lock_can_submit_job
             release.set()
             t.join(10)
     assert got == {"path": ["job"]}
+
+
+MODULE_LOCKS = [
+    ("tokenmeter._pricing", "_lock"),
+    ("tokenmeter._litellm.install", "_lock"),
+    ("tokenmeter._calls_log", "_install_lock"),
+    ("tokenmeter.otel", "_lock"),
+    ("tokenmeter.otel._metrics", "_by_provider_lock"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), MODULE_LOCKS)
+def test_a_module_lock_held_by_another_thread_at_the_fork_is_free_in_the_child(
+    module: str, name: str
+) -> None:
+    """Another thread holds one of tokenmeter's module locks at the fork: the child can take it."""
+    import importlib
+
+    lock = getattr(importlib.import_module(module), name)
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        with lock:
+            holding.set()
+            release.wait(30)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert holding.wait(10)
+    try:
+
+        def child() -> dict[str, Any]:
+            mod = importlib.import_module(module)
+            got = getattr(mod, name).acquire(timeout=2)
+            return {"acquired": got}
+
+        answer = _fork_and_read(child, timeout=10)
+    finally:
+        release.set()
+        t.join(10)
+    assert answer == {"acquired": True}

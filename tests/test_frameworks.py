@@ -46,3 +46,46 @@ def test_dspy_batch_threads_land_in_the_scope_they_were_started_in() -> None:
     rep = tm.report()
     assert (rep.node("batch").usage.calls, rep.node("batch").usage.total_tokens) == (8, 240)
     assert rep.total.calls == 8
+
+
+def test_calls_shaped_as_crewais_litellm_path_are_each_recorded_once() -> None:
+    """CrewAI's LiteLLM calls (plain, stream with usage, a Task.execute_async thread): 3 exact."""
+    import contextvars
+    import threading
+
+    import litellm
+
+    with FakeOpenAI(usage={"prompt": 120, "completion": 30}, content="Done.") as srv:
+        # As crewai.llm.LLM._prepare_completion_params builds them (crewai 1.15.30).
+        params = {
+            "model": "openai/gpt-4o-mini",
+            "messages": [{"role": "user", "content": "Research the market."}],
+            "temperature": 0.7,
+            "api_base": srv.base_url + "/v1",
+            "api_key": "sk-fake",
+            "stream": False,
+        }
+
+        def task_thread() -> None:  # as crewai.task.Task.execute_async starts one
+            ctx = contextvars.copy_context()
+            t = threading.Thread(
+                daemon=True, target=ctx.run, args=(litellm.completion,), kwargs=params
+            )
+            t.start()
+            t.join()
+
+        with tm.track("crew"):
+            with tm.track("researcher"):
+                litellm.completion(**params)
+            with tm.track("writer"):
+                stream = {**params, "stream": True, "stream_options": {"include_usage": True}}
+                chunks = list(litellm.completion(**stream))
+            with tm.track("async_task"):
+                task_thread()
+        assert len(srv.requests) == 3
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Done."
+    rep = tm.report()
+    for name in ("researcher", "writer", "async_task"):
+        u = rep.node("crew", name).usage
+        assert (u.calls, u.input_tokens, u.output_tokens, u.estimated_calls) == (1, 120, 30, 0)
+    assert rep.node("crew").usage.calls == 3

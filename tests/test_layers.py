@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._events",
             "tokenmeter._acc",
             "tokenmeter._atomic",
+            "tokenmeter._forksafe",
         ),
     ),
     (

@@ -564,3 +564,34 @@ def test_bad_format_options_raise(options: dict[str, Any], field: str) -> None:
     """A width under 64 or an unknown breakdown raises ValueError naming the option."""
     with pytest.raises(ValueError, match=f"^{field} must"):
         tm.report().format(**options)
+
+
+def test_report_nodes_equal_ones_built_field_by_field() -> None:
+    """Each node of a report (no calls, one model, two models, with children) is a
+    frozen ReportNode equal to one built with ReportNode(...) from the same numbers."""
+    meter = tm.Meter()
+    kw: dict[str, Any] = {"input_tokens": 10, "output_tokens": 4}
+    with meter.track("top"):
+        with meter.track("empty"):
+            pass
+        with meter.track("one"):
+            meter.record(model="gpt-4o-mini", cost_usd=0.5, **kw)
+        with meter.track("two"):
+            meter.record(model="gpt-4o-mini", cost_usd=0.25, **kw)
+            meter.record(model="gpt-4o", cost_usd=1.0, **kw)
+    rep = meter.report()
+    for node in rep.walk():
+        assert type(node) is _report.ReportNode
+        fields = attrs.fields(_report.ReportNode)
+        same = _report.ReportNode(*(getattr(node, a.name) for a in fields))
+        assert node == same
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            node.entries = 7  # type: ignore[misc]
+    top = rep.node("top")
+    assert (top.usage.calls, top.usage.cost_usd, top.self_usage.calls) == (3, 1.75, 0)
+    assert rep.node("top", "empty").usage == tm.Usage()
+    assert rep.node("top", "empty").entries == 1
+    two = rep.node("top", "two")
+    assert (two.self_usage.calls, two.self_usage.input_tokens, two.usage.cost_usd) == (2, 20, 1.25)
+    assert sorted(k[0] for k in two.breakdown) == ["gpt-4o", "gpt-4o-mini"]
+    assert rep.total.calls == 3

@@ -398,3 +398,124 @@ def test_stream_of_a_model_without_a_price_is_unpriced(mode: str, srv: FakeOpenA
     [rec] = meter.records()
     assert (rec.cost_usd, rec.input_tokens, rec.output_tokens) == (None, 1200, 2000)
     assert meter.report().node("s").usage.unpriced_calls == 1
+
+
+# -- 4. The end of a stream without a usage chunk costs the caller nothing more ----------------
+
+
+@pytest.mark.parametrize("how", ["exhausted", "closed"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_stream_end_rebuilds_nothing(
+    mode: str, how: str, srv: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No usage chunk: tokenmeter adds no stream_chunk_builder run; the numbers are LiteLLM's."""
+    built: list[int] = []
+    real = litellm.stream_chunk_builder
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(litellm, "stream_chunk_builder", counting)
+    kwargs = _kwargs(srv)
+
+    def read() -> Any:
+        if mode == "sync":
+            stream = litellm.completion(stream=True, **kwargs)
+            chunks = [next(stream) for _ in range(3)] if how == "closed" else list(stream)
+            if how == "closed":
+                stream.close()
+            return chunks[-1]
+
+        async def main() -> Any:
+            stream = await litellm.acompletion(stream=True, **kwargs)
+            if how == "closed":
+                chunks = [await stream.__anext__() for _ in range(3)]
+                await stream.aclose()
+            else:
+                chunks = [chunk async for chunk in stream]
+            return chunks[-1]
+
+        return asyncio.run(main())
+
+    tm.request_stream_usage(False)
+    try:
+        tm.uninstrument()
+        try:
+            read()
+        finally:
+            tm.instrument()
+        plain_builds = len(built)
+        meter = tm.Meter(keep_records=True)
+        with meter.track("s"):
+            last = read()
+            [rec] = meter.records()
+    finally:
+        tm.request_stream_usage(True)
+    assert len(built) == 2 * plain_builds  # the same runs as without tokenmeter: none added
+    assert (rec.estimated, rec.failed) == (True, False)
+    if how == "exhausted":
+        litellms = last._hidden_params["usage"]  # LiteLLM's own estimate of this stream
+        assert (rec.input_tokens, rec.output_tokens) == (8, 4)
+        assert (litellms.prompt_tokens, litellms.completion_tokens) == (8, 4)
+    else:  # the prompt (8) and "one two " (3) read before closing
+        assert (rec.input_tokens, rec.output_tokens) == (8, 3)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_router_stream_broken_at_finish_records_served_usage(mode: str, srv: FakeOpenAI) -> None:
+    """A Router stream the loop breaks at finish_reason: one exact call, recorded at once."""
+    router = litellm.Router(
+        model_list=[
+            {
+                "model_name": "g",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": srv.base_url + "/v1",
+                    "api_key": "sk-fake",
+                },
+            }
+        ]
+    )
+
+    def sync() -> None:
+        for chunk in router.completion(model="g", messages=MSGS, stream=True):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                break
+
+    async def main() -> None:
+        async for chunk in await router.acompletion(model="g", messages=MSGS, stream=True):
+            if chunk.choices and chunk.choices[0].finish_reason:
+                break
+
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+        [rec] = meter.records()
+    assert (rec.input_tokens, rec.cache_read_tokens, rec.output_tokens) == (1200, 1000, 2000)
+    assert (rec.estimated, rec.cost_usd) == (False, pytest.approx(SERVED_COST, rel=1e-12))
+
+
+def test_stream_collected_in_another_scope_lands_on_its_own() -> None:
+    """A stream in a reference cycle, collected under another scope: 1 call on its own scope."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("maker"):
+        stream = litellm.completion(
+            model="gpt-4o-mini", messages=MSGS, mock_response="a b c d e f g h", stream=True
+        )
+        next(stream)
+    stream.cycle = stream  # only the cyclic GC frees it
+    del stream
+    rep = None
+    with meter.track("other"):
+        for _ in range(300):
+            gc.collect()
+            rep = meter.report()  # a reading after the collection includes it
+            if rep.total.calls:
+                break
+            time.sleep(0.01)
+    assert rep is not None
+    assert (rep.node("maker").usage.calls, rep.node("other").usage.calls) == (1, 0)
+    assert (rep.total.calls, rep.total.estimated_calls) == (1, 1)
+    gc.collect()
+    assert meter.report().total.calls == 1

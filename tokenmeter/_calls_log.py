@@ -14,10 +14,10 @@ emptied (`_SyncingCache`). Nothing in the logging module is replaced.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, cast
 
 from . import _events
+from ._forksafe import fork_safe_lock
 
 LOGGER_NAME = "tokenmeter.calls"
 logger = logging.getLogger(LOGGER_NAME)
@@ -83,7 +83,7 @@ class CallsLog:
 
 # Only ``on_call``: ``_events`` skips the hooks an observer does not have.
 OBSERVER = cast(_events.Observer, CallsLog())
-_install_lock = threading.Lock()
+_install_lock = fork_safe_lock()
 
 
 def sync() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import threading
 from typing import Any
 
 import attrs
 
 from ._errors import internal_errors_swallowed
+from ._forksafe import fork_safe_lock
 
 
 @attrs.frozen
@@ -48,7 +48,7 @@ class Price:
         ) / 1_000_000
 
 
-_lock = threading.Lock()
+_lock = fork_safe_lock()
 _custom: dict[str, Price] = {}
 
 

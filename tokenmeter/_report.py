@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import attrs
@@ -48,7 +48,7 @@ class Projection:
         )
 
 
-@attrs.frozen
+@attrs.frozen(weakref_slot=False)  # no weak references: see `_NewReportNode`
 class ReportNode:
     """One scope in a report: ``usage`` is inclusive, ``self_usage`` its own calls only."""
 
@@ -125,6 +125,53 @@ class ReportNode:
         return report_parts({"schema": SCHEMA, "schema_version": 1, "tree": d}, cls)[0]  # type: ignore[no-any-return]
 
 
+class _NewReportNode:
+    """`ReportNode`'s layout, for `_report_node`: a report builds one node per scope, and
+    plain slot stores, then the class, are faster than attrs' frozen ``__init__``."""
+
+    __slots__ = ("breakdown", "children", "entries", "name", "path", "self_usage", "usage")
+
+
+_new = object.__new__
+
+
+def _report_node(
+    name: str,
+    path: tuple[str, ...],
+    entries: int,
+    self_usage: Usage,
+    usage: Usage,
+    children: Mapping[str, ReportNode],
+    breakdown: Mapping[DimKey, Usage],
+) -> ReportNode:
+    node: Any = _new(_NewReportNode)
+    node.name = name
+    node.path = path
+    node.entries = entries
+    node.self_usage = self_usage
+    node.usage = usage
+    node.children = children
+    node.breakdown = breakdown
+    node.__class__ = ReportNode
+    return node  # type: ignore[no-any-return]
+
+
+def _checked_node_builder() -> Callable[..., ReportNode]:
+    """`_report_node` if it builds what `ReportNode` does, else `ReportNode`."""
+    args: tuple[Any, ...] = ("n", ("n",), 1, Usage(), Usage(calls=1), {}, {})
+    try:
+        if sorted(_NewReportNode.__slots__) == sorted(a.name for a in attrs.fields(ReportNode)):
+            built: object = _report_node(*args)
+            if type(built) is ReportNode and built == ReportNode(*args):
+                return _report_node
+    except TypeError:  # an interpreter that refuses the class assignment
+        pass
+    return ReportNode
+
+
+_new_report_node = _checked_node_builder()
+
+
 class Report:
     """A consistent snapshot of a meter's tree (or of one scope's subtree).
 
@@ -192,7 +239,7 @@ class Report:
             recs = [r for r in recs if r.path[:n] == top.path]
         meta = new_meta(first, last)
         meta["records_kept"] = kept
-        return cls(build_nodes(snap, ReportNode), meta, recs, dropped)
+        return cls(build_nodes(snap, _new_report_node), meta, recs, dropped)
 
     @classmethod
     def empty(cls) -> Report:

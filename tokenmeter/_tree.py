@@ -375,8 +375,8 @@ class Tree:
     def _settle_locked(self) -> None:
         """Add the deferred results to the tree; the caller holds the lock.
 
-        LiteLLM attribution appends a plain response (its scope's tally, LiteLLM's
-        usage and hidden parameters, the call's start time) to ``_pending`` instead
+        LiteLLM attribution appends a plain response (its scope's tally, the numbers
+        it held when returned, the call's start time) to ``_pending`` instead
         of counting it under the lock, and the batch is counted here, by what
         `count_deferred_with` registered. Everything that reads the tree (usage,
         reports, budgets being set, resets) settles first, so a call is in every

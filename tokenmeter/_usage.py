@@ -143,7 +143,7 @@ class Usage:
 
 
 class _UsageFromAcc:
-    """`Usage`'s layout with a plain ``__init__`` from an accumulator: see `usage_from_acc`."""
+    """`Usage`'s layout with no ``__init__`` of its own: see `_usage_from_acc`."""
 
     __slots__ = (
         "cache_read_tokens",
@@ -158,32 +158,38 @@ class _UsageFromAcc:
         "unpriced_calls",
     )
 
-    def __init__(self, acc: Sequence[int]) -> None:
-        # An accumulator lists its counters in Usage's field order (see ``_acc``).
-        (
-            self.calls,
-            self.input_tokens,
-            self.cache_read_tokens,
-            self.cache_write_tokens,
-            self.output_tokens,
-            self.reasoning_tokens,
-            cost_units,
-            self.unpriced_calls,
-            self.failed_calls,
-            self.estimated_calls,
-        ) = acc
-        self.cost_usd = units_to_cost(cost_units)
-        self.__class__ = Usage  # type: ignore[assignment]
+
+_new = object.__new__
+
+
+def _usage_from_acc(acc: Sequence[int]) -> Usage:
+    u: Any = _new(_UsageFromAcc)
+    # An accumulator lists its counters in Usage's field order (see ``_acc``).
+    (
+        u.calls,
+        u.input_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+        cost_units,
+        u.unpriced_calls,
+        u.failed_calls,
+        u.estimated_calls,
+    ) = acc
+    u.cost_usd = units_to_cost(cost_units)
+    u.__class__ = Usage
+    return u  # type: ignore[no-any-return]
 
 
 def _checked_from_acc() -> Callable[[Sequence[int]], Usage]:
-    """`_UsageFromAcc` if it builds what `Usage._from_acc_init` does, else the latter."""
+    """`_usage_from_acc` if it builds what `Usage._from_acc_init` does, else the latter."""
     probe = [1, 2, 3, 4, 5, 6, 7_000_000_000, 8, 9, 10]
     try:
         if sorted(_UsageFromAcc.__slots__) == sorted(a.name for a in attrs.fields(Usage)):
-            built: object = _UsageFromAcc(probe)
+            built: object = _usage_from_acc(probe)
             if type(built) is Usage and built == Usage._from_acc_init(probe):
-                return _UsageFromAcc  # type: ignore[return-value]
+                return _usage_from_acc
     except TypeError:  # an interpreter that refuses the class assignment
         pass
     return Usage._from_acc_init

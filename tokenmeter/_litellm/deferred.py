@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from itertools import groupby, repeat
-from operator import add, attrgetter, gt, itemgetter, methodcaller, mul
+from operator import add, gt, itemgetter, mul
 from typing import Any
 
 from litellm.types.utils import Usage as _LiteLLMUsage
@@ -25,7 +25,7 @@ from tokenmeter._acc import (
 from tokenmeter._pricing import _custom as _custom_prices
 from tokenmeter._tree import PENDING_BATCH, Frame, Tree, count_deferred_with, one_call_acc
 
-from .extract import _chat_tokens, _cost_units, _model_provider
+from .extract import _cost_units, _int, _model_provider
 
 _perf_counter = time.perf_counter
 _time = time.time
@@ -33,29 +33,30 @@ _time = time.time
 # -- the common case, deferred -----------------------------------------------------------
 #
 # Most calls end in a ``ModelResponse`` with LiteLLM's own ``Usage``. For those the
-# wrapper finds the scope's tally for the model and appends (tally, usage, hidden
-# params, time) to the meter's pending list (`_defer`); the meter counts the batch
-# when something reads it, or once PENDING_BATCH results wait (`_apply`), with the
-# columns of a run of results for one tally summed by builtins. The numbers are the
-# general path's (`record_result`): the tests compare the two.
+# wrapper finds the scope's tally for the model and appends a row to the meter's
+# pending list (`_defer`): the tally and the numbers the response held when it was
+# returned, read into a tuple then (user code may change the response afterwards).
+# The meter counts the batch when something reads it, or once PENDING_BATCH rows
+# wait (`_apply`), with the columns of a run of rows for one tally summed by
+# builtins. The numbers are the general path's (`record_result`): the tests compare
+# the two.
 
-_COST = itemgetter("response_cost")  # a missing cost raises: counted one by one
-_DICT = attrgetter("__dict__")
-_EXTRA = attrgetter("__pydantic_extra__")
 _USAGE_FIELDS = itemgetter(
     "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
 )
-_CACHED = methodcaller("get", "cached_tokens")
-_CACHE_CREATION = methodcaller("get", "cache_creation_tokens")
-_REASONING = methodcaller("get", "reasoning_tokens")
 # map(_NONE_TO_0, xs, xs): None -> 0, anything else unchanged.
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
-# A pending row: (tally entry, usage, hidden params, perf_counter at the call's start),
-# where the entry is ``scope._fast``'s (id of the tally, the tally).
+# A pending row, everything read when the call returned:
+#   0 the tally entry: ``scope._fast``'s (id of the tally, the tally)
+#   1 perf_counter() at the call's start
+#   2 hidden params' response_cost
+#   3 the tally's key: (litellm_model_name, custom_llm_provider, module, operation)
+#   4, 5 usage's prompt_tokens, completion_tokens
+#   6, 7 prompt_tokens_details' cached_tokens, cache_creation_tokens (None: no details)
+#   8 completion_tokens_details' reasoning_tokens (None: no details)
+#   9, 10 usage's extra cache_read_input_tokens, cache_creation_input_tokens (Anthropic)
 _ROW_ENTRY = itemgetter(0)
-_ROW_USAGE = itemgetter(1)
-_ROW_HIDDEN = itemgetter(2)
-_ROW_TIME = itemgetter(3)
+_ROW_TIME = itemgetter(1)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
 
@@ -65,8 +66,8 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     Plain: LiteLLM's own ``Usage``, not a cache hit, no custom prices, no per-call
     records, and a model this scope has recorded before (the general path filed
     its tally in ``scope._fast`` then). The caller has checked for budgets and for
-    attempts inside the call. The usage and hidden parameters are read when the
-    batch is counted; LiteLLM does not change them after returning a response.
+    attempts inside the call. The numbers are read now, into the row: the call is
+    counted as it was returned, whatever is done to the response later.
     ``started`` is the call's ``time.perf_counter()`` at its start; it becomes the
     call's wall-clock time when the batch is counted.
     """
@@ -75,16 +76,48 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
         return False
     scope = frame.scope
-    entry = scope._fast.get(
-        (hp.get("litellm_model_name"), hp.get("custom_llm_provider"), frame.module, frame.operation)
+    key = (
+        hp.get("litellm_model_name"),
+        hp.get("custom_llm_provider"),
+        frame.module,
+        frame.operation,
     )
+    entry = scope._fast.get(key)
     if entry is None:
         return False
     meter = scope.meter
     if meter._records is not None or _events.OBSERVERS:
         return False
+    prompt, completion, details, out_details = _USAGE_FIELDS(usage.__dict__)
+    if details is None:
+        cached = created = None
+    else:
+        d = details.__dict__
+        cached = d.get("cached_tokens")
+        created = d.get("cache_creation_tokens")
+    reasoning = None if out_details is None else out_details.__dict__.get("reasoning_tokens")
+    extra = usage.__pydantic_extra__
+    if extra:
+        x_read = extra.get("cache_read_input_tokens")
+        x_write = extra.get("cache_creation_input_tokens")
+    else:
+        x_read = x_write = None
     pending = meter._pending
-    pending.append((entry, usage, hp, started))
+    pending.append(
+        (
+            entry,
+            started,
+            hp.get("response_cost"),
+            key,
+            prompt,
+            completion,
+            cached,
+            created,
+            reasoning,
+            x_read,
+            x_write,
+        )
+    )
     if len(pending) >= PENDING_BATCH:
         meter._settle()
     return True
@@ -109,27 +142,26 @@ def _apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
             continue
         for row in rows:
             try:
-                _count_one(acc, row[1], row[2])
+                _count_one(acc, row)
             except Exception:
                 _errors.log_internal_error("call recording")
 
 
 def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
-    """Add a run of results for one tally, column by column; False if any needs a closer look.
+    """Add a run of rows for one tally, column by column; False if any needs a closer look.
 
     Nothing is added unless every value is what the general path would take as is:
     non-negative ints, a positive finite float cost, no Anthropic-style extra fields,
     parts within their totals.
     """
     try:
-        usages = list(map(_ROW_USAGE, rows))
-        costs = list(map(_COST, map(_ROW_HIDDEN, rows)))
+        _, _, costs, _, ins, outs, raw_cr, raw_cw, raw_r, x_read, x_write = zip(*rows)  # noqa: B905 (every row is 11 long)
         # None raises, 0 fails min(), NaN and infinity fail the sum: counted one by one.
         if not min(costs) > 0.0 or not sum(costs) < 1e12:
             return False
-        if any(map(_EXTRA, usages)):
+        n = len(rows)
+        if x_read.count(None) != n or x_write.count(None) != n:
             return False
-        ins, outs, details, out_details = zip(*map(_USAGE_FIELDS, map(_DICT, usages)), strict=True)
         # An int sum of ints and bools is what `_int` takes as is; None raises, a float
         # makes the sum a float; a negative count fails min().
         total_in, total_out = sum(ins), sum(outs)
@@ -137,32 +169,20 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
             return False
         if min(ins) < 0 or min(outs) < 0:
             return False
-        cache_read = cache_write = reasoning = 0
-        if any(details):
-            if not all(details):
-                return False
-            dicts = list(map(_DICT, details))
-            raw_cr = list(map(_CACHED, dicts))
-            raw_cw = list(map(_CACHE_CREATION, dicts))
-            crs = list(map(_NONE_TO_0, raw_cr, raw_cr))
-            cws = list(map(_NONE_TO_0, raw_cw, raw_cw))
-            cache_read, cache_write = sum(crs), sum(cws)
-            if type(cache_read) is not int or type(cache_write) is not int:
-                return False
-            if min(crs) < 0 or min(cws) < 0 or any(map(gt, map(add, crs, cws), ins)):
-                return False
-        if any(out_details):
-            if not all(out_details):
-                return False
-            raw_r = list(map(_REASONING, map(_DICT, out_details)))
-            rs = list(map(_NONE_TO_0, raw_r, raw_r))
-            reasoning = sum(rs)
-            if type(reasoning) is not int or min(rs) < 0 or any(map(gt, rs, outs)):
-                return False
+        crs, cache_read = _column(raw_cr, n)
+        cws, cache_write = _column(raw_cw, n)
+        rs, reasoning = _column(raw_r, n)
+        if cache_read < 0 or cache_write < 0 or reasoning < 0:
+            return False
+        # Parts within their totals (nothing to check where a part is 0 in every row).
+        if (cache_read or cache_write) and any(map(gt, map(add, crs, cws), ins)):
+            return False
+        if reasoning and any(map(gt, rs, outs)):
+            return False
         units = sum(map(round, map(mul, costs, repeat(COST_SCALE))))  # cost_to_units, each
     except Exception:
         return False
-    acc[CALLS] += len(rows)
+    acc[CALLS] += n
     acc[INPUT] += total_in
     acc[OUTPUT] += total_out
     acc[CACHE_READ] += cache_read
@@ -172,12 +192,44 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     return True
 
 
-def _count_one(acc: list[int], usage: Any, hp: Mapping[str, Any]) -> None:
-    """`record_result`'s numbers for one deferred result, added to ``acc``."""
-    model, provider = _model_provider(str(hp["litellm_model_name"]), hp.get("custom_llm_provider"))
-    toks = _chat_tokens(usage)
+def _column(raw: tuple[Any, ...], n: int) -> tuple[Any, int]:
+    """A column of counts (None as 0) and its sum, or -1 for a column `_int` would not
+    take as is (a float sum, a negative count)."""
+    if None in raw:
+        if raw.count(None) == n:
+            return repeat(0, n), 0
+        raw = tuple(map(_NONE_TO_0, raw, raw))
+    total = sum(raw)
+    if type(total) is not int or min(raw) < 0:
+        return raw, -1
+    return raw, total
+
+
+def _row_tokens(row: tuple[Any, ...]) -> tuple[int, int, int, int, int]:
+    """`_chat_tokens` of the usage a row was read from."""
+    i = _int(row[4])
+    o = _int(row[5])
+    cr = _int(row[9])
+    cw = _int(row[10])
+    if not cr:
+        cr = _int(row[6])
+    if not cw:
+        cw = _int(row[7])
+    r = _int(row[8])
+    if cr + cw > i:
+        i = cr + cw
+    if r > o:
+        o = r
+    return i, o, cr, cw, r
+
+
+def _count_one(acc: list[int], row: tuple[Any, ...]) -> None:
+    """`record_result`'s numbers for one row, added to ``acc``."""
+    key = row[3]
+    model, provider = _model_provider(str(key[0]), key[1])
+    toks = _row_tokens(row)
     # Custom prices set after the call do not apply to it: none were set when it was made.
-    cost = _cost_units(model, provider, hp.get("response_cost"), toks, custom=False)
+    cost = _cost_units(model, provider, row[2], toks, custom=False)
     add_acc(acc, one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
 
 

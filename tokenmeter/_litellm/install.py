@@ -11,10 +11,11 @@ What was wrapped, what LiteLLM lacks and what failed are kept for
 from __future__ import annotations
 
 import sys
-import threading
 from typing import Any
 
 import litellm
+
+from tokenmeter._forksafe import fork_safe_lock
 
 from . import responses_streams, streams, wrappers
 from .settings import FUNCTIONS
@@ -26,7 +27,7 @@ _MISSING: Any = object()
 _patched: dict[tuple[object, str], tuple[Any, Any]] = {}
 #: (module dict, name) -> (original, wrapper): names bound with ``from litellm import f`` early
 _rebound: dict[tuple[int, str], tuple[dict[str, Any], Any, Any]] = {}
-_lock = threading.Lock()
+_lock = fork_safe_lock()
 
 _status: dict[str, Any] = {"wrapped": (), "absent": (), "failed": {}, "rebound": ()}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import litellm
 from litellm.types.utils import ModelResponse as _ModelResponse
+from litellm.types.utils import Usage as _LiteLLMUsage
 
 from tokenmeter import _errors, _events
 from tokenmeter._tree import Frame, drain_queued, drain_queued_with
@@ -78,11 +79,6 @@ class StreamCall:
         # Observers see a stream in (a copy of) the context its call was made in.
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
-    @property
-    def done(self) -> bool:
-        """Whether the stream has been claimed for recording."""
-        return not self.open
-
 
 def _claim(call: StreamCall) -> bool:
     """Take the right to record ``call``: True once, for one caller; never waits."""
@@ -115,6 +111,7 @@ def _finish_stream(
     complete: bool,
     error: BaseException | None = None,
     logging_obj: Any = None,
+    final_usage: Any = None,
 ) -> None:
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
     name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
@@ -122,28 +119,13 @@ def _finish_stream(
     usage = _usage_in(chunks)
     estimated = usage is None
     if usage is None:
-        try:
-            built = litellm.stream_chunk_builder(
-                chunks=list(chunks), messages=messages if isinstance(messages, list) else None
-            )
-            usage = getattr(built, "usage", None)
-        except Exception:
-            usage = None
-    toks = _tokens(usage) if usage is not None else (0, 0, 0, 0, 0)
-    counted = toks
-    if toks[0] == 0 and isinstance(messages, list) and messages:
-        # An older LiteLLM gave no input count (no usage chunk, or one without the prompt's):
-        # LiteLLM's own count of the messages, flagged as estimated; never 0.
-        toks, estimated = (_count_input(str(name), messages), *toks[1:]), True
-    if toks[1] == 0 and estimated:
-        out = _count_output(str(name), chunks)
-        if out:
-            toks = (toks[0], out, *toks[2:])
-    if toks != counted:
-        usage = None  # priced from the counts, not from LiteLLM's incomplete usage
+        # No usage chunk: at the end of a stream LiteLLM has estimated it already (its
+        # stream_chunk_builder); otherwise a cheap estimate of the text read so far.
+        usage = final_usage if _usage_in([_Carrier(final_usage)]) is not None else None
+    toks = _estimate_text(model, chunks, messages) if usage is None else _tokens(usage)
     # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
     # call's own prices (``input_cost_per_token=...``, a Router deployment's).
-    cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage), toks)
+    cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
     meta: dict[str, Any] = {"stream": True}
     if not complete:
         meta["abandoned"] = True
@@ -164,37 +146,15 @@ def _finish_stream(
     )
 
 
-def _count_input(name: str, messages: list[Any]) -> int:
-    try:
-        return int(litellm.token_counter(model=name, messages=messages))
-    except Exception:
-        return 0
-
-
-def _count_output(name: str, chunks: list[Any]) -> int:
-    text = []
-    for chunk in chunks:
-        try:
-            content = chunk.choices[0].delta.content
-        except Exception:
-            continue
-        if isinstance(content, str):
-            text.append(content)
-    if not text:
-        return 0
-    try:
-        return int(
-            litellm.token_counter(model=name, text="".join(text), count_response_tokens=True)
-        )
-    except Exception:
-        return 0
-
-
-def _litellm_cost(logging_obj: Any, name: object, usage: Any) -> float | None:
+def _litellm_cost(
+    logging_obj: Any, name: object, usage: Any, toks: tuple[int, int, int, int, int]
+) -> float | None:
     """LiteLLM's cost of a call with this usage, by the call's logging object; None if none."""
-    if logging_obj is None or usage is None:
+    if logging_obj is None:
         return None
     try:
+        if usage is None:
+            usage = _LiteLLMUsage(prompt_tokens=toks[0], completion_tokens=toks[1])
         cost = logging_obj.response_cost_calculator(
             result=_ModelResponse(model=str(name), usage=usage)
         )
@@ -203,10 +163,61 @@ def _litellm_cost(logging_obj: Any, name: object, usage: Any) -> float | None:
     return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
+class _Carrier:
+    """Something with a ``usage`` attribute, for `_usage_in`."""
+
+    __slots__ = ("usage",)
+
+    def __init__(self, usage: Any) -> None:
+        self.usage = usage
+
+
+def _estimate_text(
+    model: str, chunks: list[Any], messages: object
+) -> tuple[int, int, int, int, int]:
+    """LiteLLM's token counts of the prompt and of the text (and tool arguments) streamed.
+
+    One pass over the chunks and one count of the joined text: cheap next to rebuilding
+    the whole response (``stream_chunk_builder``), which takes hundreds of milliseconds
+    on a long stream.
+    """
+    parts: list[str] = []
+    append = parts.append
+    try:
+        for chunk in chunks:
+            for choice in getattr(chunk, "choices", None) or ():
+                delta = getattr(choice, "delta", None)
+                content = getattr(delta, "content", None)
+                if content.__class__ is str:
+                    append(content)
+                for tool in getattr(delta, "tool_calls", None) or ():
+                    arguments = getattr(getattr(tool, "function", None), "arguments", None)
+                    if isinstance(arguments, str):
+                        append(arguments)
+        prompt = messages if isinstance(messages, list) else None
+        i = litellm.token_counter(model=model, messages=prompt) if prompt else 0
+        text = "".join(parts)
+        o = litellm.token_counter(model=model, text=text, count_response_tokens=True) if text else 0
+        return int(i), int(o), 0, 0, 0
+    except Exception:
+        return 0, 0, 0, 0, 0
+
+
+def _chunk_usage(chunk: Any) -> Any:
+    """``chunk.usage``, read without pydantic's slow ``__getattr__`` for a missing field."""
+    fields = getattr(chunk, "__dict__", None)
+    if fields is not None and "usage" in fields:
+        return fields["usage"]
+    extra = getattr(chunk, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        return extra.get("usage")
+    return getattr(chunk, "usage", None)
+
+
 def _usage_in(chunks: list[Any]) -> Any:
     """The provider's usage, from the last chunk that carried any; None if none did."""
     for chunk in reversed(chunks):
-        u = getattr(chunk, "usage", None)
+        u = _chunk_usage(chunk)
         if u is not None and (
             _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
         ):
@@ -276,7 +287,14 @@ def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
             complete,
             error,
             getattr(stream, "logging_obj", None),
+            _final_usage(stream) if complete else None,
         )
+
+
+def _final_usage(stream: Any) -> Any:
+    """The usage LiteLLM computed at the end of a stream without a usage chunk, if any."""
+    hidden = getattr(stream, "_last_returned_hidden_params", None)
+    return hidden.get("usage") if isinstance(hidden, dict) else None
 
 
 def _abandoned(record: Callable[..., None], *args: Any) -> None:

@@ -21,12 +21,11 @@ baggage; scope attributes and record metadata do only with
 
 from __future__ import annotations
 
-import threading
-
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from tokenmeter import _events
+from tokenmeter._forksafe import fork_safe_lock
 from tokenmeter._version import __version__
 
 from ._names import SEMCONV_VERSION
@@ -43,7 +42,7 @@ __all__ = [
 #: How many names of a scope path the metrics' ``tokenmeter.scope`` keeps by default.
 DEFAULT_METRIC_SCOPE_DEPTH = 3
 
-_lock = threading.Lock()
+_lock = fork_safe_lock()
 _observer: list[OTelObserver] = []
 
 

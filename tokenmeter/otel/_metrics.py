@@ -19,6 +19,8 @@ from opentelemetry import metrics as otel_metrics
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.util.types import AttributeValue
 
+from tokenmeter._forksafe import fork_safe_lock
+
 from . import _names as N
 
 # Columns of a sums row.
@@ -182,7 +184,7 @@ def _cap(path: str, depth: int) -> str:
 
 
 _by_provider: weakref.WeakKeyDictionary[Any, Metrics] = weakref.WeakKeyDictionary()
-_by_provider_lock = threading.Lock()
+_by_provider_lock = fork_safe_lock()
 
 
 def metrics_for(provider: MeterProvider | None, version: str) -> Metrics:
