@@ -17,6 +17,7 @@ import litellm
 import pytest
 from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
+from support.callbacks import registered
 
 import tokenmeter as tm
 from tokenmeter import _errors, _litellm, _tree
@@ -286,18 +287,13 @@ def test_stream_usage_request_can_be_turned_off() -> None:
         def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
             seen.append(kwargs.get("optional_params", {}).get("stream_options"))
 
-    spy = Spy()
-    litellm.logging_callback_manager.add_litellm_callback(spy)
-    try:
+    with registered(Spy()):
         tm.request_stream_usage(False)
         list(litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="a", stream=True))
         tm.request_stream_usage(True)
         chunks = list(
             litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="a", stream=True)
         )
-    finally:
-        tm.request_stream_usage(True)
-        litellm.logging_callback_manager.remove_callback_from_list_by_object(litellm.callbacks, spy)
     assert all(getattr(c, "usage", None) is None for c in chunks)
     assert tm.report().total.calls == 2
 
@@ -482,15 +478,8 @@ def test_users_callbacks_keep_working() -> None:
         def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
             events.append("pre")
 
-    mine = Mine()
-    litellm.logging_callback_manager.add_litellm_callback(mine)
-    try:
-        with tm.track("cb"):
-            litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
-    finally:
-        litellm.logging_callback_manager.remove_callback_from_list_by_object(
-            litellm.callbacks, mine
-        )
+    with registered(Mine()), tm.track("cb"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
     assert events == ["pre"]
     assert tm.report().node("cb").usage.calls == 1
 
