@@ -267,6 +267,8 @@ def test_abandoned_stream_is_recorded_estimated() -> None:
 
 def test_closed_stream_is_recorded_at_close() -> None:
     """Closing a stream early records it at once (read-your-writes), never twice."""
+    if not hasattr(litellm.CustomStreamWrapper, "close"):
+        pytest.skip("this LiteLLM's streams have no close() (added in 1.107)")
     with tm.track("s"):
         stream = litellm.completion(
             model="gpt-4o-mini", messages=MSGS, mock_response="a b c d", stream=True

@@ -479,6 +479,8 @@ def test_broken_stream_is_one_failed_estimated_call(mode: str, oai: FakeOpenAI) 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_abandoned_stream_is_one_estimated_call(mode: str, how: str, oai: FakeOpenAI) -> None:
     """3 chunks read, then closed or dropped: 1 call, 8 in / 3 out estimated, $3e-6, not failed."""
+    if how == "close" and not hasattr(litellm.CustomStreamWrapper, "close"):
+        pytest.skip("this LiteLLM's streams have no close() (added in 1.107)")
     meter = tm.Meter(keep_records=True)
 
     def sync() -> None:
