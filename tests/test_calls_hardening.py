@@ -11,6 +11,7 @@ from typing import Any
 import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
+from support.callbacks import registered
 
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, StrictOpenAI, block_external_network
@@ -260,27 +261,6 @@ class _Judge(CustomLogger):  # type: ignore[misc]
         return None
 
 
-@contextlib.contextmanager
-def _callback(cb: CustomLogger) -> Iterator[CustomLogger]:
-    litellm.logging_callback_manager.add_litellm_callback(cb)
-    try:
-        yield cb
-    finally:
-        # LiteLLM copies it into its per-event lists at the first call: out of every list.
-        for name in (
-            "callbacks",
-            "input_callback",
-            "success_callback",
-            "failure_callback",
-            "_async_input_callback",
-            "_async_success_callback",
-            "_async_failure_callback",
-        ):
-            callbacks = getattr(litellm, name, None)
-            if isinstance(callbacks, list):
-                callbacks[:] = [c for c in callbacks if c is not cb]
-
-
 def _by_model(*path: str) -> dict[str, tuple[int, int, int, float | None]]:
     """model -> (calls, input, output, cost) of the calls made in scope ``path`` itself."""
     out = {}
@@ -301,7 +281,7 @@ def _by_model(*path: str) -> dict[str, tuple[int, int, int, float | None]]:
 )
 def test_a_call_made_in_a_callback_is_a_call_of_its_own(hook: str, mode: str) -> None:
     """An outer gpt-4o-mini call whose callback makes a gpt-4o call: two calls, each its own."""
-    with FakeOpenAI(usage=USAGE, content=CONTENT) as srv, _callback(_Judge(srv, hook)) as judge:
+    with FakeOpenAI(usage=USAGE, content=CONTENT) as srv, registered(_Judge(srv, hook)) as judge:
 
         async def run() -> Any:
             r = await litellm.acompletion(**_kw(srv))
@@ -328,7 +308,7 @@ def test_a_callbacks_call_lands_on_the_scope_current_when_it_was_made(hook: str)
     """The callback opens scope "judge": its call lands there, the outer call on "s"."""
     with (
         FakeOpenAI(usage=USAGE, content=CONTENT) as srv,
-        _callback(_Judge(srv, hook, scope="judge")) as judge,
+        registered(_Judge(srv, hook, scope="judge")) as judge,
         tm.track("s"),
     ):
         litellm.completion(**_kw(srv))
@@ -343,7 +323,7 @@ def test_router_retries_with_a_judging_callback_count_once(mode: str) -> None:
     with (
         FakeOpenAI(usage=USAGE, content=CONTENT) as srv,
         FakeOpenAI(usage=USAGE, content=CONTENT) as judge_srv,
-        _callback(_Judge(judge_srv, "pre_call")) as judge,
+        registered(_Judge(judge_srv, "pre_call")) as judge,
     ):
         router = litellm.Router(
             model_list=[{"model_name": "m", "litellm_params": _deployment(srv)}],

@@ -17,6 +17,7 @@ import litellm
 import pytest
 from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
+from support.callbacks import registered
 
 import tokenmeter as tm
 from tokenmeter import _errors, _litellm, _tree
@@ -286,18 +287,13 @@ def test_stream_usage_request_can_be_turned_off() -> None:
         def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
             seen.append(kwargs.get("optional_params", {}).get("stream_options"))
 
-    spy = Spy()
-    litellm.logging_callback_manager.add_litellm_callback(spy)
-    try:
+    with registered(Spy()):
         tm.request_stream_usage(False)
         list(litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="a", stream=True))
         tm.request_stream_usage(True)
         chunks = list(
             litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="a", stream=True)
         )
-    finally:
-        tm.request_stream_usage(True)
-        litellm.logging_callback_manager.remove_callback_from_list_by_object(litellm.callbacks, spy)
     assert all(getattr(c, "usage", None) is None for c in chunks)
     assert tm.report().total.calls == 2
 
@@ -482,15 +478,8 @@ def test_users_callbacks_keep_working() -> None:
         def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
             events.append("pre")
 
-    mine = Mine()
-    litellm.logging_callback_manager.add_litellm_callback(mine)
-    try:
-        with tm.track("cb"):
-            litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
-    finally:
-        litellm.logging_callback_manager.remove_callback_from_list_by_object(
-            litellm.callbacks, mine
-        )
+    with registered(Mine()), tm.track("cb"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
     assert events == ["pre"]
     assert tm.report().node("cb").usage.calls == 1
 
@@ -628,6 +617,15 @@ def test_a_failed_sync_call_leaves_no_call_marker_behind() -> None:
     assert (scope.usage.calls, scope.usage.failed_calls) == (2, 1)
 
 
+_LITELLM = tuple(int(p) for p in importlib.metadata.version("litellm").split(".")[:2])
+# LiteLLM before 1.109 fails completion(..., acompletion=True) by itself, without tokenmeter
+# ("'NoneType' object has no attribute 'update_environment_variables'").
+_acompletion_flag_works = pytest.mark.skipif(
+    _LITELLM < (1, 109), reason="LiteLLM itself fails completion(acompletion=True) before 1.109"
+)
+
+
+@_acompletion_flag_works
 async def test_completion_with_acompletion_true_is_one_call_when_awaited() -> None:
     """completion(..., acompletion=True) returns a coroutine; awaited, it is one call."""
     with tm.track("s") as scope:
@@ -639,6 +637,7 @@ async def test_completion_with_acompletion_true_is_one_call_when_awaited() -> No
     assert (scope.usage.calls, scope.usage.input_tokens, scope.usage.output_tokens) == (1, 10, 20)
 
 
+@_acompletion_flag_works
 async def test_completion_with_acompletion_true_and_fallbacks_failing_is_one_failed_call() -> None:
     """Its fallbacks run while it is awaited: every model failing is still one failed call."""
     with tm.track("s") as scope:
