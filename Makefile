@@ -71,7 +71,8 @@ docs: $(VENV)/.installed-dev
 
 # The full run: the working tree against BENCH_BASELINE in the same run, each change listed
 # in benchmarks/changes.json against its parent; writes the results file and renders the page.
-# About 10 minutes on 2 shared cores (9m53s for the page's run with 7 listed changes, load 4-9):
+# 6 to 10 minutes on 2 shared cores (6m07s for the page's run with 8 listed changes, load 5-7;
+# 9m53s for an earlier one at load 4-9):
 # the timed rounds take under 2 minutes; memory, probes and the per-change pairs take the rest.
 BENCH_BASELINE ?= 336164a
 bench: $(VENV)/.installed-dev
