@@ -243,3 +243,25 @@ def test_from_import_before_tokenmeter_is_recorded() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "True", "True"]
+
+
+class _Hostile:
+    """Stands in for an odd object another library put in sys.modules: reading it raises."""
+
+    def __getattribute__(self, name: str) -> Any:
+        raise RuntimeError(f"no {name}")
+
+
+def test_odd_sys_modules_entry_does_not_stop_instrumentation() -> None:
+    """An entry of sys.modules that raises when read is passed over: calls are still recorded."""
+    tm.uninstrument()
+    sys.modules["tm_hostile"] = _Hostile()  # type: ignore[assignment]
+    try:
+        tm.instrument()
+        st = tm.instrumented()
+        assert st.complete
+        with tm.track("h"):
+            litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+        assert tm.report().node("h").usage.calls == 1
+    finally:
+        del sys.modules["tm_hostile"]
