@@ -37,7 +37,7 @@ import pytest
 try:
     from litellm.router_python_host import PythonHost
 except ImportError:  # LiteLLM before 1.109: the Router sleeps in its own code
-    PythonHost = None
+    PythonHost = object
 
 import tokenmeter as tm
 from tests.fakeproviders import (
@@ -143,9 +143,9 @@ def no_router_backoff(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     def sleep_sync(self: Any, seconds: float) -> None:
         asked.append(seconds)
 
-    if PythonHost is not None:
-        monkeypatch.setattr(PythonHost, "sleep", sleep)
-        monkeypatch.setattr(PythonHost, "sleep_sync", sleep_sync)
+    for name, fn in (("sleep", sleep), ("sleep_sync", sleep_sync)):
+        if hasattr(PythonHost, name):  # each as this LiteLLM has it
+            monkeypatch.setattr(PythonHost, name, fn)
     return asked
 
 
@@ -308,7 +308,8 @@ def test_openai_stream_usage_off_is_litellms_estimate(mode: str, oai: FakeOpenAI
     assert len(chunks) == 6
     litellms = chunks[-1]._hidden_params["usage"]  # LiteLLM's own estimate for this stream
     u = tm.report().node("s").self_usage
-    assert _tokens(u) == (1, litellms.prompt_tokens, 0, 0, litellms.completion_tokens, 0)
+    if litellms.prompt_tokens:  # LiteLLM 1.108 and older leave it at 0: tokenmeter counts alike
+        assert _tokens(u) == (1, litellms.prompt_tokens, 0, 0, litellms.completion_tokens, 0)
     assert _tokens(u) == (1, 8, 0, 0, 4, 0)
     assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
     assert _flags(u) == (0, 1, 0)
@@ -478,6 +479,8 @@ def test_broken_stream_is_one_failed_estimated_call(mode: str, oai: FakeOpenAI) 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_abandoned_stream_is_one_estimated_call(mode: str, how: str, oai: FakeOpenAI) -> None:
     """3 chunks read, then closed or dropped: 1 call, 8 in / 3 out estimated, $3e-6, not failed."""
+    if how == "close" and not hasattr(litellm.CustomStreamWrapper, "close"):
+        pytest.skip("this LiteLLM's streams have no close() (added in 1.107)")
     meter = tm.Meter(keep_records=True)
 
     def sync() -> None:

@@ -84,7 +84,8 @@ def _instrument_now() -> None:
                 _failure[0] = f"{type(e).__name__}: {e}"
                 raise
     finally:
-        _warn_unattributed()
+        with internal_errors_swallowed("instrumentation warning"):
+            _warn_unattributed()
 
 
 _failure: list[str | None] = [None]

@@ -106,7 +106,10 @@ def instrument() -> None:
         for (owner, name), own in responses_originals.items():
             _patched[(owner, name)] = (own, own)
             wrapped.append(f"{getattr(owner, '__name__', owner)}.{name}")
-        failed.update(_rebind_early_imports())
+        try:
+            failed.update(_rebind_early_imports())
+        except Exception as e:  # the scan is a courtesy: never let it undo the wrapping
+            failed["early 'from litellm import' bindings"] = f"{type(e).__name__}: {e}"
         wrappers._set_installed(bool(wrapped))
         _status.update(
             wrapped=tuple(wrapped),
@@ -135,10 +138,10 @@ def _rebind_early_imports() -> dict[str, str]:
     for modname, module in list(sys.modules.items()):
         if modname.startswith(("litellm.", "tokenmeter.")) or modname in ("litellm", "tokenmeter"):
             continue
-        d = getattr(module, "__dict__", None)
-        if type(d) is not dict:
-            continue
         try:
+            d = getattr(module, "__dict__", None)
+            if type(d) is not dict:
+                continue
             hits = [(k, v) for k, v in list(d.items()) if id(v) in wanted]
         except Exception:
             continue
