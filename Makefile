@@ -100,25 +100,28 @@ $(MATRIX)/litellm-%/.installed: pyproject.toml | $(UV)
 	VIRTUAL_ENV=$(MATRIX)/litellm-$* $(UV) pip install --quiet -e '.[dev]' 'litellm==$*'
 	touch $@
 
+# The interpreter: one already on the machine (pyenv's, the system's), else a build uv downloads.
 $(MATRIX)/python-%/.installed: pyproject.toml | $(UV)
-	$(UV) python install --quiet $*
-	$(UV) venv --quiet --allow-existing --python $* $(MATRIX)/python-$*
-	VIRTUAL_ENV=$(MATRIX)/python-$* $(UV) pip install --quiet -e '.[dev]'
-	touch $@
+	py=$$(ls -d $$HOME/.pyenv/versions/$*.*/bin/python$* /usr/local/bin/python$* /usr/bin/python$* \
+		2>/dev/null | head -n 1); \
+	if [ -z "$$py" ]; then $(UV) python install --quiet $* && py=$*; fi; \
+	$(UV) venv --quiet --allow-existing --python "$$py" $(MATRIX)/python-$* \
+	&& VIRTUAL_ENV=$(MATRIX)/python-$* $(UV) pip install --quiet -e '.[dev]' \
+	&& touch $@
 
 matrix-litellm-%: $(MATRIX)/litellm-%/.installed
 	@start=$$(date +%s); \
 	$(MATRIX)/litellm-$*/bin/python -m pytest -q -n 2 --dist loadfile $(LITELLM_TESTS) \
 	&& echo "== LiteLLM $*: LiteLLM tests passed in $$(( $$(date +%s) - start )) s"
 
-# A Python uv cannot download here (only some registries are reachable) is reported, not failed.
+# A Python neither on the machine nor downloadable by uv is reported, not failed.
 matrix-python-%: | $(UV)
-	@if [ -f $(MATRIX)/python-$*/.installed ] || $(UV) python install $* ; then \
-		$(MAKE) --no-print-directory $(MATRIX)/python-$*/.installed test-setup \
+	@if $(MAKE) --no-print-directory $(MATRIX)/python-$*/.installed; then \
+		$(MAKE) --no-print-directory test-setup \
 		&& start=$$(date +%s) \
 		&& $(MATRIX)/python-$*/bin/python -m pytest -q -n 2 --dist loadfile \
 		&& echo "== Python $*: whole suite passed in $$(( $$(date +%s) - start )) s" ; \
-	else echo "== Python $*: NOT TESTED: uv could not download a build of it"; fi
+	else echo "== Python $*: NOT TESTED: no Python $* on this machine and uv could not download one"; fi
 
 .PRECIOUS: $(MATRIX)/litellm-%/.installed $(MATRIX)/python-%/.installed
 
