@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import litellm
@@ -265,3 +266,31 @@ def test_odd_sys_modules_entry_does_not_stop_instrumentation() -> None:
         assert tm.report().node("h").usage.calls == 1
     finally:
         del sys.modules["tm_hostile"]
+
+
+def test_a_report_taken_while_an_entry_point_is_unattributed_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An entry point that could not be wrapped is named in the report's metadata, text and file."""
+    tm.uninstrument()
+    monkeypatch.setattr(litellm, "rerank", _Unwrappable())
+    monkeypatch.setattr(tm._instrument, "_warned", set())
+    tm.instrument()
+    rep = tm.report()
+    assert list(rep.meta["unattributed"]) == ["litellm.rerank"]
+    assert "! LiteLLM calls through litellm.rerank were not attributed" in rep.format(width=200)
+    rep.save(tmp_path / "r.json")
+    loaded = tm.Report.load(tmp_path / "r.json")
+    assert loaded.meta["unattributed"] == rep.meta["unattributed"]
+    tm.uninstrument()  # off on purpose: nothing is reported unattributed
+    assert "unattributed" not in tm.report().meta
+    monkeypatch.undo()
+    tm.instrument()
+    assert "unattributed" not in tm.report().meta
+
+
+def test_a_merged_report_keeps_what_its_parts_could_not_attribute() -> None:
+    """Merging a report that names an unattributed entry point keeps the name."""
+    part = tm.Report.from_dict({**tm.report().to_dict(), "unattributed": {"litellm.rerank": "x"}})
+    merged = tm.Report.merge(part, tm.report())
+    assert merged.meta["unattributed"] == {"litellm.rerank": "x"}

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._acc",
             "tokenmeter._atomic",
             "tokenmeter._forksafe",
+            "tokenmeter._unattributed",
         ),
     ),
     (

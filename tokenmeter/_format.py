@@ -211,6 +211,17 @@ def format_report(
                 subsequent_indent="  ",
             )
         )
+    unattributed = report.meta.get("unattributed")
+    if isinstance(unattributed, dict) and unattributed:
+        names = ", ".join(sorted(str(k) for k in unattributed))
+        lines.extend(
+            textwrap.wrap(
+                f"! LiteLLM calls through {names} were not attributed (instrumentation failed;"
+                " see tm.instrumented()): they are missing from this report",
+                width,
+                subsequent_indent="  ",
+            )
+        )
     lines.append(_header("scope", name_w))
     lines.append("-" * width)
     root = report.root

@@ -16,6 +16,7 @@ from types import MappingProxyType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ._errors import internal_errors_swallowed, logger
+from ._unattributed import set_unattributed
 
 if TYPE_CHECKING:
     import importlib.machinery
@@ -95,6 +96,7 @@ _warned: set[str] = set()
 def _warn_unattributed() -> None:
     """Warn once (``tokenmeter`` logger, WARNING) for each entry point left unattributed."""
     status = instrumented()
+    set_unattributed(status.failed)
     for name, reason in status.failed.items():
         if name in _warned:
             continue
@@ -190,6 +192,7 @@ def uninstrument() -> None:
     global _wanted
     _wanted = False
     _remove_finder()
+    set_unattributed({})  # off on purpose: nothing the user asked for goes unattributed
     if "tokenmeter._litellm" in sys.modules:
         from . import _litellm
 

@@ -127,6 +127,12 @@ def merge_meta(metas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     errors = sorted({str(m["error"]) for m in metas if m.get("error")})
     if errors:
         out["error"] = "; ".join(errors)
+    unattributed: dict[str, Any] = {}
+    for m in metas:
+        if isinstance(m.get("unattributed"), Mapping):
+            unattributed.update(m["unattributed"])
+    if unattributed:
+        out["unattributed"] = unattributed
     return out
 
 

@@ -30,6 +30,7 @@ from ._acc import (
 )
 from ._pricing import prices_info
 from ._record import MAX_TOKENS, CallRecord, path_of
+from ._unattributed import UNATTRIBUTED
 from ._usage import Usage
 from ._version import __version__
 
@@ -50,6 +51,7 @@ META_TYPES: dict[str, tuple[type, ...]] = {
     "prices": (dict,),
     "records_kept": (bool,),
     "error": (str,),
+    "unattributed": (dict,),
 }
 
 _USAGE_INTS = (
@@ -367,4 +369,5 @@ def new_meta(first: float | None, last: float | None) -> dict[str, Any]:
         "started_at": _iso(first),
         "ended_at": _iso(last),
         "prices": prices_info(),
+        **({"unattributed": dict(UNATTRIBUTED)} if UNATTRIBUTED else {}),
     }
