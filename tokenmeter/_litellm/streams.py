@@ -17,8 +17,9 @@ from litellm.types.utils import Usage as _LiteLLMUsage
 from tokenmeter import _errors, _events
 from tokenmeter._tree import Frame, drain_queued, drain_queued_with
 
-from .extract import _cost_units, _int, _model_provider, _requested_model, _tokens
+from .extract import _cost_units, _model_provider, _requested_model, _tokens
 from .record import _add
+from .stream_usage import _usage_in, _usage_only
 
 # The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
 # see ``responses_streams``), and how a stream of each other class is attached.
@@ -203,28 +204,6 @@ def _estimate_text(
         return 0, 0, 0, 0, 0
 
 
-def _chunk_usage(chunk: Any) -> Any:
-    """``chunk.usage``, read without pydantic's slow ``__getattr__`` for a missing field."""
-    fields = getattr(chunk, "__dict__", None)
-    if fields is not None and "usage" in fields:
-        return fields["usage"]
-    extra = getattr(chunk, "__pydantic_extra__", None)
-    if isinstance(extra, dict):
-        return extra.get("usage")
-    return getattr(chunk, "usage", None)
-
-
-def _usage_in(chunks: list[Any]) -> Any:
-    """The provider's usage, from the last chunk that carried any; None if none did."""
-    for chunk in reversed(chunks):
-        u = _chunk_usage(chunk)
-        if u is not None and (
-            _int(getattr(u, "prompt_tokens", None)) or _int(getattr(u, "completion_tokens", None))
-        ):
-            return u
-    return None
-
-
 def _finishes(chunk: Any) -> bool:
     """Whether ``chunk`` carries a finish_reason (the text is complete)."""
     try:
@@ -381,12 +360,26 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
     orig_close: Any = getattr(cls, "close", None)
     orig_aclose: Any = getattr(cls, "aclose", None)
 
+    def pull(self: Any) -> Any:
+        chunk = orig_next(self)
+        if self.__dict__.get("_tokenmeter_skip_usage"):
+            while _usage_only(chunk):
+                chunk = orig_next(self)
+        return chunk
+
+    async def apull(self: Any) -> Any:
+        chunk = await orig_anext(self)
+        if self.__dict__.get("_tokenmeter_skip_usage"):
+            while _usage_only(chunk):
+                chunk = await orig_anext(self)
+        return chunk
+
     def read_ahead(self: Any, call: StreamCall) -> None:
         ahead: deque[Any] = deque()
         call.ahead = ahead
         for _ in range(READ_AHEAD):
             try:
-                ahead.append(orig_next(self))
+                ahead.append(pull(self))
             except Exception as e:  # StopIteration included
                 _ended(self, call, ahead, e)
                 return
@@ -402,7 +395,7 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
         call.ahead = ahead
         for _ in range(READ_AHEAD):
             try:
-                ahead.append(await orig_anext(self))
+                ahead.append(await apull(self))
             except Exception as e:  # StopAsyncIteration included
                 _ended(self, call, ahead, e)
                 return
@@ -416,15 +409,15 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
     def __next__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
         if call is None:
-            return orig_next(self)
+            return pull(self)
         ahead = call.ahead
         if ahead is not None:
             return _replay(call, ahead)
         if not call.open:
-            return orig_next(self)
+            return pull(self)
         call.in_next = True
         try:
-            chunk = orig_next(self)
+            chunk = pull(self)
             if call.want_usage and _should_read_ahead(self, call, chunk):
                 read_ahead(self, call)
             return chunk
@@ -440,15 +433,15 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
     async def __anext__(self: Any) -> Any:
         call: StreamCall | None = self.__dict__.get("_tokenmeter_call")
         if call is None:
-            return await orig_anext(self)
+            return await apull(self)
         ahead = call.ahead
         if ahead is not None:
             return _replay(call, ahead)
         if not call.open:
-            return await orig_anext(self)
+            return await apull(self)
         call.in_next = True
         try:
-            chunk = await orig_anext(self)
+            chunk = await apull(self)
             if call.want_usage and _should_read_ahead(self, call, chunk):
                 await aread_ahead(self, call)
             return chunk
@@ -493,6 +486,11 @@ def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> N
 def _hide_usage_chunk(stream: Any) -> None:
     # The caller did not ask for a usage chunk: keep the stream looking as it would
     # have (LiteLLM then keeps the provider's usage in .chunks without yielding it).
+    if not hasattr(type(stream), "_record_usage_only_chunk"):
+        # LiteLLM before 1.106 drops the usage chunk from .chunks when it is not to be
+        # yielded: it is yielded (and kept), and the wrapped iteration skips it.
+        stream._tokenmeter_skip_usage = True
+        return
     if hasattr(stream, "send_stream_usage") and hasattr(stream, "stream_options"):
         stream.send_stream_usage = False
         stream.stream_options = None
