@@ -521,6 +521,15 @@ def test_abandoned_stream_is_one_estimated_call(mode: str, how: str, oai: FakeOp
         if meter.records():
             break
         time.sleep(0.01)
+    held = getattr(litellm, "error_logs", {}).get("POST_CALL", {}).get("original_response")
+    if not meter.records() and isinstance(held, litellm.CustomStreamWrapper):
+        # Older LiteLLM (1.90.7, for one) keeps the last call's stream alive in
+        # litellm.error_logs, without tokenmeter too: it is recorded once the next call
+        # made over the wire lets it go.
+        assert (mode, how) == ("sync", "gc")
+        del held
+        litellm.completion(**_openai(oai))
+        gc.collect()
     u = meter.report().node("s").self_usage
     assert _tokens(u) == (1, 8, 0, 0, 3, 0)
     assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 3 * 6e-7, rel=1e-12)
@@ -865,7 +874,14 @@ def test_text_completion_embedding_responses_records(mode: str, oai: FakeOpenAI)
     }
     assert recs["responses"].reasoning_tokens == 50
     # gpt-3.5-turbo-instruct: 1000 x 1.5e-6 + 200 x 2e-6 (no cached-input price).
-    assert recs["text_completion"].cost_usd == pytest.approx(0.0019, rel=1e-12)
+    with _uninstrumented():
+        plain = litellm.text_completion(**text)._hidden_params["response_cost"]
+    if plain == pytest.approx(0.0013, rel=1e-12):
+        # Older LiteLLM (1.90.7, for one) prices the 400 cached tokens at 0 for a model with
+        # no cached-input price, without tokenmeter too: 600 x 1.5e-6 + 200 x 2e-6.
+        assert recs["text_completion"].cost_usd == pytest.approx(0.0013, rel=1e-12)
+    else:
+        assert recs["text_completion"].cost_usd == pytest.approx(0.0019, rel=1e-12)
     assert recs["embedding"].cost_usd == pytest.approx(2e-5, rel=1e-12)
     assert recs["responses"].cost_usd == pytest.approx(GPT_4O_MINI_COST, rel=1e-12)
     assert meter.report().node("k").self_usage.calls == 3
@@ -891,6 +907,15 @@ def test_image_generation_records(mode: str, oai: FakeOpenAI) -> None:
     assert (priced.model, priced.input_tokens, priced.output_tokens) == ("gpt-image-1", 1000, 200)
     # 1000 x 5e-6 text input + 200 x 4e-5 image output.
     assert priced.cost_usd == pytest.approx(0.013, rel=1e-12)
+    if "dall-e-3" in litellm.model_cost:
+        # Older LiteLLM (1.90.7, for one) has dall-e-3 in its map and prices the image at
+        # $0.0399999238144 itself (its response_cost without tokenmeter): that price.
+        assert unpriced.model == "dall-e-3"
+        assert unpriced.cost_usd == pytest.approx(0.0399999238144, rel=1e-9)
+        u = meter.report().node("img").self_usage
+        assert (u.calls, u.unpriced_calls) == (2, 0)
+        assert u.cost_usd == pytest.approx(0.013 + 0.0399999238144, rel=1e-9)
+        return
     assert (unpriced.model, unpriced.cost_usd) == ("dall-e-3", None)
     u = meter.report().node("img").self_usage
     assert (u.calls, u.unpriced_calls, u.cost_usd) == (2, 1, pytest.approx(0.013, rel=1e-12))
