@@ -86,6 +86,7 @@ bench: $(VENV)/.installed-dev
 MATRIX_LITELLM ?= 1.106.0 1.108.14 1.109.3
 MATRIX_PYTHONS ?= 3.10 3.13
 LITELLM_TESTS  := tests/test_compat.py tests/test_litellm.py tests/test_litellm_wire.py \
+                  tests/test_streams_hardening.py tests/test_calls_hardening.py \
                   tests/test_deferred.py tests/test_fakeproviders.py
 MATRIX := .venv-matrix
 UV     := $(MATRIX)/tools/bin/uv

@@ -12,6 +12,7 @@ import litellm
 import pytest
 from litellm.integrations.custom_logger import CustomLogger
 from support.callbacks import registered
+from support.versions import acompletion_flag_works
 
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, StrictOpenAI, block_external_network
@@ -185,6 +186,7 @@ def test_plain_calls_to_a_strict_server_are_unchanged(strict: StrictOpenAI) -> N
     assert scope.usage.cost_usd == pytest.approx(SERVED_COST, rel=1e-12)
 
 
+@acompletion_flag_works
 def test_completion_with_acompletion_true_to_a_strict_server(strict: StrictOpenAI) -> None:
     """completion(..., acompletion=True, stream=True): refused, made again when awaited, once."""
 

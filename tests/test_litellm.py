@@ -18,6 +18,7 @@ import pytest
 from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
 from support.callbacks import registered
+from support.versions import acompletion_flag_works
 
 import tokenmeter as tm
 from tokenmeter import _errors, _litellm, _tree
@@ -625,15 +626,7 @@ def test_a_failed_sync_call_leaves_no_call_marker_behind() -> None:
     assert (scope.usage.calls, scope.usage.failed_calls) == (2, 1)
 
 
-_LITELLM = tuple(int(p) for p in importlib.metadata.version("litellm").split(".")[:2])
-# LiteLLM before 1.109 fails completion(..., acompletion=True) by itself, without tokenmeter
-# ("'NoneType' object has no attribute 'update_environment_variables'").
-_acompletion_flag_works = pytest.mark.skipif(
-    _LITELLM < (1, 109), reason="LiteLLM itself fails completion(acompletion=True) before 1.109"
-)
-
-
-@_acompletion_flag_works
+@acompletion_flag_works
 async def test_completion_with_acompletion_true_is_one_call_when_awaited() -> None:
     """completion(..., acompletion=True) returns a coroutine; awaited, it is one call."""
     with tm.track("s") as scope:
@@ -645,7 +638,7 @@ async def test_completion_with_acompletion_true_is_one_call_when_awaited() -> No
     assert (scope.usage.calls, scope.usage.input_tokens, scope.usage.output_tokens) == (1, 10, 20)
 
 
-@_acompletion_flag_works
+@acompletion_flag_works
 async def test_completion_with_acompletion_true_and_fallbacks_failing_is_one_failed_call() -> None:
     """Its fallbacks run while it is awaited: every model failing is still one failed call."""
     with tm.track("s") as scope:

@@ -15,6 +15,7 @@ from typing import Any
 
 import litellm
 import pytest
+from support.versions import LITELLM
 
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, block_external_network
@@ -227,7 +228,7 @@ def _responses(mode: str, srv: FakeOpenAI, stop_at_completed: bool) -> list[str]
     def sync() -> list[str]:
         seen = []
         for event in litellm.responses(stream=True, **kwargs):
-            seen.append(str(event.type.value))
+            seen.append(str(getattr(event.type, "value", event.type)))
             if stop_at_completed and seen[-1] == "response.completed":
                 break
         return seen
@@ -235,7 +236,7 @@ def _responses(mode: str, srv: FakeOpenAI, stop_at_completed: bool) -> list[str]
     async def main() -> list[str]:
         seen = []
         async for event in await litellm.aresponses(stream=True, **kwargs):
-            seen.append(str(event.type.value))
+            seen.append(str(getattr(event.type, "value", event.type)))
             if stop_at_completed and seen[-1] == "response.completed":
                 break
         return seen
@@ -409,6 +410,8 @@ def test_stream_end_rebuilds_nothing(
     mode: str, how: str, srv: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No usage chunk: tokenmeter adds no stream_chunk_builder run; the numbers are LiteLLM's."""
+    if how == "closed" and not hasattr(litellm.CustomStreamWrapper, "close"):
+        pytest.skip("this LiteLLM's stream has no close()")
     built: list[int] = []
     real = litellm.stream_chunk_builder
 
@@ -457,7 +460,8 @@ def test_stream_end_rebuilds_nothing(
     if how == "exhausted":
         litellms = last._hidden_params["usage"]  # LiteLLM's own estimate of this stream
         assert (rec.input_tokens, rec.output_tokens) == (8, 4)
-        assert (litellms.prompt_tokens, litellms.completion_tokens) == (8, 4)
+        if LITELLM >= (1, 109):  # before, LiteLLM keeps no estimate of its own here
+            assert (litellms.prompt_tokens, litellms.completion_tokens) == (8, 4)
     else:  # the prompt (8) and "one two " (3) read before closing
         assert (rec.input_tokens, rec.output_tokens) == (8, 3)
 
