@@ -15,6 +15,7 @@ from typing import Any
 
 import litellm
 import pytest
+from support.versions import pixel_price
 
 import tokenmeter as tm
 from tests.fakeproviders import (
@@ -343,7 +344,9 @@ def test_openai_images_and_responses(openai_srv: FakeOpenAI) -> None:
     image = litellm.image_generation(model="openai/gpt-image-1", prompt="a cat", **base)
     assert image.data[0].url == "https://images.invalid/fake0.png"
     assert (image.usage.input_tokens, image.usage.output_tokens) == (1000, 200)
-    assert image._hidden_params["response_cost"] == pytest.approx(0.013, rel=1e-9)
+    # LiteLLM 1.80 prices gpt-image-1 per pixel, not by its tokens.
+    image_cost = pixel_price("gpt-image-1", "medium") or 0.013
+    assert image._hidden_params["response_cost"] == pytest.approx(image_cost, rel=1e-9)
     response = litellm.responses(model="openai/gpt-4o-mini", input="hi", **base)
     usage = response.usage
     assert (usage.input_tokens, usage.output_tokens) == (1000, 200)

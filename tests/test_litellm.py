@@ -18,7 +18,7 @@ import pytest
 from litellm import ModelResponse, Usage
 from litellm.integrations.custom_logger import CustomLogger
 from support.callbacks import registered
-from support.versions import acompletion_flag_works
+from support.versions import acompletion_flag_works, pixel_price
 
 import tokenmeter as tm
 from tokenmeter import _errors, _litellm, _tree
@@ -330,11 +330,12 @@ def test_image_generation_mock_is_unpriced() -> None:
     with tm.track("img"):
         litellm.image_generation(model="openai/dall-e-3", prompt="a cat", mock_response="x")
     u = tm.report().node("img").usage
-    if "dall-e-3" in litellm.model_cost:
-        # Older LiteLLM (1.90.7, for one) prices dall-e-3 by its map, a mock too ($0.0399999238144
-        # as its own response_cost, without tokenmeter): that price, 0 tokens.
+    price = pixel_price("dall-e-3")
+    if price is not None:
+        # Older LiteLLM (1.80 to 1.105) prices dall-e-3 per pixel by its map, a mock too (as
+        # its own response_cost, without tokenmeter): that price, 0 tokens.
         assert (u.calls, u.unpriced_calls, u.total_tokens) == (1, 0, 0)
-        assert u.cost_usd == pytest.approx(0.0399999238144, rel=1e-9)
+        assert u.cost_usd == pytest.approx(price, rel=1e-9)
         return
     assert (u.calls, u.unpriced_calls, u.total_tokens) == (1, 1, 0)
 

@@ -39,6 +39,8 @@ try:
 except ImportError:  # LiteLLM before 1.109: the Router sleeps in its own code
     PythonHost = object
 
+from support.versions import pixel_price
+
 import tokenmeter as tm
 from tests.fakeproviders import (
     FakeAnthropic,
@@ -905,20 +907,35 @@ def test_image_generation_records(mode: str, oai: FakeOpenAI) -> None:
         _run(mode, sync, concurrent)
     priced, unpriced = meter.records()
     assert (priced.model, priced.input_tokens, priced.output_tokens) == ("gpt-image-1", 1000, 200)
-    # 1000 x 5e-6 text input + 200 x 4e-5 image output.
-    assert priced.cost_usd == pytest.approx(0.013, rel=1e-12)
-    if "dall-e-3" in litellm.model_cost:
-        # Older LiteLLM (1.90.7, for one) has dall-e-3 in its map and prices the image at
-        # $0.0399999238144 itself (its response_cost without tokenmeter): that price.
+    # 1000 x 5e-6 text input + 200 x 4e-5 image output; LiteLLM 1.80 prices the image per
+    # pixel instead, $0.041999999696896 (its response_cost without tokenmeter): that price.
+    image_cost = pixel_price("gpt-image-1", "medium") or 0.013
+    assert priced.cost_usd == pytest.approx(image_cost, rel=1e-9)
+    price = pixel_price("dall-e-3")
+    if price is not None:
+        # Older LiteLLM (1.80 to 1.105) prices dall-e-3 per pixel by its map
+        # (its response_cost without tokenmeter): that price.
         assert unpriced.model == "dall-e-3"
-        assert unpriced.cost_usd == pytest.approx(0.0399999238144, rel=1e-9)
+        assert unpriced.cost_usd == pytest.approx(price, rel=1e-9)
         u = meter.report().node("img").self_usage
         assert (u.calls, u.unpriced_calls) == (2, 0)
-        assert u.cost_usd == pytest.approx(0.013 + 0.0399999238144, rel=1e-9)
+        assert u.cost_usd == pytest.approx(image_cost + price, rel=1e-9)
         return
     assert (unpriced.model, unpriced.cost_usd) == ("dall-e-3", None)
     u = meter.report().node("img").self_usage
-    assert (u.calls, u.unpriced_calls, u.cost_usd) == (2, 1, pytest.approx(0.013, rel=1e-12))
+    assert (u.calls, u.unpriced_calls, u.cost_usd) == (2, 1, pytest.approx(image_cost, rel=1e-9))
+
+
+def test_image_usage_given_only_as_input_output_extras_is_read() -> None:
+    """A Usage with 0 prompt/completion and 10 in / 5 out as extras (LiteLLM 1.80): 10 / 5."""
+    from litellm.types.utils import Usage
+
+    from tokenmeter._litellm.extract import _tokens
+
+    usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=15)
+    usage.input_tokens, usage.output_tokens = 10, 5
+    assert _tokens(usage) == (10, 5, 0, 0, 0)
+    assert _tokens(Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)) == (0,) * 5
 
 
 # -- 7. The matrix: every kind x sync/async x where it is called ------------------------

@@ -96,6 +96,11 @@ def _chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
     i = _int(d.get("prompt_tokens"))
     o = _int(d.get("completion_tokens"))
     extra = usage.__pydantic_extra__ or _NO_ENTRIES
+    if not i and not o and extra:
+        # LiteLLM 1.80 keeps an image response's input/output tokens in
+        # the Usage's extras only, leaving prompt/completion tokens at 0.
+        i = _int(extra.get("input_tokens"))
+        o = _int(extra.get("output_tokens"))
     cr = _int(extra.get("cache_read_input_tokens"))
     cw = _int(extra.get("cache_creation_input_tokens"))
     details = d.get("prompt_tokens_details")
