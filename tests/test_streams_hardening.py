@@ -78,6 +78,76 @@ def test_stream_collected_under_the_meter_lock_does_not_hang() -> None:
     ]
 
 
+# -- 2. A stream still open at exit ----------------------------------------------------------
+
+_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, atexit, gc, sys
+    import litellm
+    import tokenmeter as tm
+
+    mode, how, base = sys.argv[1:]
+    meter = tm.Meter(keep_records=True)
+
+    def at_exit():  # registered before any stream: runs after tokenmeter's exit recording
+        u = meter.report().node("s").usage
+        print(u.calls, u.input_tokens, u.output_tokens, u.estimated_calls, u.failed_calls)
+        print([sorted(r.metadata.items()) for r in meter.records()])
+
+    atexit.register(at_exit)
+    kw = dict(model="openai/gpt-4o-mini", api_base=base, api_key="sk-fake",
+              messages=[{"role": "user", "content": "hi"}], stream=True)
+
+    async def aread():
+        whole = await litellm.acompletion(**kw)
+        async for _ in whole:
+            pass
+        s = await litellm.acompletion(**kw)
+        for _ in range(2):
+            await s.__anext__()
+        return s
+
+    with meter.track("s"):
+        if mode == "sync":
+            for _ in litellm.completion(**kw):  # read to its end: recorded once, now
+                pass
+            stream = litellm.completion(**kw)
+            for _ in range(2):  # the role chunk, then "one "
+                next(stream)
+        else:
+            stream = asyncio.run(aread())
+    if how != "kept":  # "kept": still referenced when the interpreter exits
+        del stream
+    if how == "collected":
+        gc.collect()
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [("sync", "dropped"), ("sync", "kept"), ("sync", "collected"), ("async", "kept")],
+)
+def test_stream_open_at_exit_is_recorded_once(mode: str, how: str, srv: FakeOpenAI) -> None:
+    """A stream left unfinished and no call after it: recorded by exit, estimated, once."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT, mode, how, srv.base_url + "/v1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    # The whole stream: the served 1,200 / 2,000. The one left open: LiteLLM's count of the
+    # prompt (8) and of the text read ("one ", 2), estimated.
+    assert out.stdout.splitlines() == [
+        "2 1208 2002 1 0",
+        "[[('stream', True)], [('abandoned', True), ('stream', True)]]",
+    ]
+    assert "tokenmeter" not in out.stderr
+
+
 # -- 7. A consumer that stops at the finish chunk ----------------------------------------
 
 SERVED = {"prompt": 1200, "completion": 2000, "cached": 1000, "reasoning": 1800}

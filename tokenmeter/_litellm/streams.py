@@ -19,6 +19,7 @@ from tokenmeter._tree import Frame, drain_queued, drain_queued_with
 
 from .extract import _cost_units, _model_provider, _requested_model, _tokens
 from .record import _add
+from .stream_exit import ended, opened
 from .stream_usage import _usage_in, _usage_only
 
 # The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
@@ -87,6 +88,7 @@ def _claim(call: StreamCall) -> bool:
         call.open.pop()
     except IndexError:
         return False
+    ended(call)
     finalizer = call.finalizer
     if finalizer is not None:
         finalizer.detach()
@@ -97,7 +99,7 @@ def _claim(call: StreamCall) -> bool:
 # (cyclic GC) on a thread that holds a tree's lock, so it only appends here (atomic, no
 # lock); `_drain_abandoned` records them with no lock held: before any reading of a
 # tree (`drain_queued_with`), before a budget check, when a stream starts or ends, and
-# at exit.
+# at exit (where the streams still open are recorded too, see ``stream_exit``).
 _ABANDONED: deque[tuple[Any, ...]] = deque()
 
 
@@ -324,6 +326,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
     for cls, attach in _attachers:
         if isinstance(stream, cls):
             attach(stream, call)
+            opened(call)
             return
     call.finalizer = weakref.finalize(
         stream,
@@ -338,6 +341,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
         _weak(getattr(stream, "logging_obj", None)),
     )
     call.finalizer.atexit = False
+    opened(call)
 
 
 def _weak(obj: Any) -> Callable[[], Any]:
