@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _errors, _events
 from ._budgets import set_limits_locked
-from ._tree import Frame
+from ._tree import NO_KIDS, Frame
 
 if TYPE_CHECKING:
     from ._limits import Limits
@@ -102,12 +102,13 @@ def enter_frame(
     scopes). The frame is cached for the next plain entry (see `Frame`) when it can be.
     """
     old = prev = cur
+    plain = module is None and operation is None and not attributes and not _events.OBSERVERS
     cache: dict[str, Frame] | None
     if cur is None:
         if meter is None:
             meter = _default_tree
             assert meter is not None, "the default meter is registered at import"
-            cache = TOP
+            cache = TOP if plain else None
         else:
             cache = None
         prev = cur = meter._root_frame
@@ -116,35 +117,37 @@ def enter_frame(
         # ``prev`` so other meters still find theirs (``Meter._frame_under``).
         cur = meter._frame_under(cur)
         cache = None  # the frame's prev is not its parent frame
-    else:
+    elif plain:
         cache = cur.kids
+        if cache is NO_KIDS:
+            cache = cur.kids = {}
+    else:
+        cache = None
     parent = cur.scope
-    lock = parent.meter._lock
-    with lock:
+    with parent.meter._lock:
         scope = parent.children.get(name)
         if scope is None:
             scope = parent._child_locked(name)
         scope.entries += 1
         if limits is not None:
             set_limits_locked(scope, limits)
-    frame = Frame(
-        scope,
-        module if module is not None else cur.module,
-        operation if operation is not None else cur.operation,
-        {**cur.attributes, **attributes} if attributes else cur.attributes,
-        scope.budgets,
-        prev,
-        old,
-    )
-    if (
-        cache is not None
-        and module is None
-        and operation is None
-        and not attributes
-        and not _events.OBSERVERS
-    ):
+    # Built with plain slot stores: calling the class costs twice as much (see `Frame`).
+    frame = _new_frame(Frame)
+    frame.scope = scope
+    frame.name = name
+    frame.module = module if module is not None else cur.module
+    frame.operation = operation if operation is not None else cur.operation
+    frame.attributes = {**cur.attributes, **attributes} if attributes else cur.attributes
+    frame.budgets = scope.budgets
+    frame.prev = prev
+    frame.old = old
+    frame.kids = NO_KIDS
+    if cache is not None:
         cache[name] = frame
     return frame
+
+
+_new_frame = object.__new__
 
 
 def enter(
@@ -158,8 +161,27 @@ def enter(
     """Enter scope ``name`` under the current one; returns the reset token and the scope.
 
     ``meter`` None means the meter of the current scope (the default one outside scopes).
+    A plain entry (no options) of a name entered before reuses its cached frame.
     """
-    frame = enter_frame(meter, name, module, operation, attributes, limits, CURRENT.get())
+    cur = CURRENT.get()
+    if (
+        meter is None
+        and module is None
+        and operation is None
+        and not attributes
+        and limits is None
+        and not _events.OBSERVERS
+    ):
+        frame = (TOP if cur is None else cur.kids).get(name)
+        if frame is not None:
+            scope = frame.scope
+            if scope.attached:
+                if GIL_COUNT:
+                    scope.entries += 1
+                else:
+                    count_entry(scope)
+                return CURRENT.set(frame), scope
+    frame = enter_frame(meter, name, module, operation, attributes, limits, cur)
     token = CURRENT.set(frame)
     if _events.OBSERVERS:
         _events.emit_enter(frame)
@@ -170,7 +192,10 @@ def exit_(token: Token[Frame | None]) -> None:
     """Leave the scope entered by ``enter``: restore the frame current before it."""
     if _events.OBSERVERS:
         _events.emit_exit(CURRENT.get())
-    restore(token)
+    try:
+        CURRENT.reset(token)
+    except (ValueError, RuntimeError):
+        restore(token)
 
 
 def leave(name: str) -> None:

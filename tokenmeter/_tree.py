@@ -45,6 +45,8 @@ DimKey = tuple[str, str | None, str | None, str | None]
 _apply_pending: Callable[[Tree, list[tuple[Any, ...]]], None] | None = None
 
 _EMPTY: Mapping[str, Any] = {}
+#: A frame's ``kids`` until a child is cached (shared, never written: see `Frame`).
+NO_KIDS: dict[str, Any] = {}
 _ZEROS = (0,) * ACC_SIZE
 
 #: Records what GC finalizers queued; see `drain_queued_with`.
@@ -182,8 +184,8 @@ class Frame:
     attributes is a pure function of its parent frame and its node (budgets are the
     node's shared list), so it is cached there by name and a repeated entry
     allocates no frame. Only while no observer is registered: observers get a
-    fresh frame per entry. ``old`` is the exact value of the ContextVar before the
-    entry, which leaving the scope sets back.
+    fresh frame per entry; ``kids`` is `NO_KIDS` until a child is cached. ``old`` is the
+    exact value of the ContextVar before the entry, which leaving the scope sets back.
     """
 
     __slots__ = (
@@ -216,7 +218,7 @@ class Frame:
         self.budgets = budgets
         self.prev = prev
         self.old: Frame | None = prev if old is ... else old  # type: ignore[assignment]
-        self.kids: dict[str, Frame] = {}
+        self.kids: dict[str, Frame] = NO_KIDS
 
 
 def detach_child_locked(parent: Node, name: str) -> None:
