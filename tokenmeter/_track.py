@@ -11,6 +11,8 @@ from . import _events
 from ._scope import CURRENT, GIL_COUNT, TOP, count_entry, enter, enter_frame, exit_, leave
 
 if TYPE_CHECKING:
+    from contextvars import Token
+
     from typing_extensions import ParamSpec
 
     from ._handle import Scope
@@ -389,24 +391,52 @@ def _wrap(
         meter is None and module is None and operation is None and not attributes and limits is None
     )
 
+    def enter_slow(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
+        """Enter without the frame cache (options, a removed node, observers); set it current."""
+        f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
+        tok = CURRENT.set(f)
+        if _events.OBSERVERS:
+            _events.emit_enter(f)
+        return f, tok
+
+    def enter_counted(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
+        """Enter, through the frame cache when plain, counting under the lock if need be."""
+        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
+        if f is not None and f.scope.attached and not _events.OBSERVERS:
+            if GIL_COUNT:
+                f.scope.entries += 1
+            else:
+                count_entry(f.scope)
+            return f, CURRENT.set(f)
+        return enter_slow(cur)
+
     if inspect.iscoroutinefunction(func):
+        if plain and GIL_COUNT:
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                cur = CURRENT.get()
+                f = (TOP if cur is None else cur.kids).get(scope_name)
+                if f is not None and f.scope.attached and not _events.OBSERVERS:
+                    f.scope.entries += 1
+                    tok = CURRENT.set(f)
+                else:
+                    f, tok = enter_slow(cur)
+                try:
+                    return await func(*args, **kwargs)
+                finally:
+                    if _events.OBSERVERS:
+                        _events.emit_exit(f)
+                    try:
+                        CURRENT.reset(tok)
+                    except (ValueError, RuntimeError):  # another Context: set the value back
+                        CURRENT.set(f.old)
+
+            return async_wrapper
 
         @functools.wraps(func)
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            cur = CURRENT.get()
-            f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
-            if f is not None and f.scope.attached and not _events.OBSERVERS:
-                s = f.scope
-                if GIL_COUNT:
-                    s.entries += 1
-                else:
-                    count_entry(s)
-                tok = CURRENT.set(f)
-            else:
-                f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
-                tok = CURRENT.set(f)
-                if _events.OBSERVERS:
-                    _events.emit_enter(f)
+        async def async_wrapper_any(*args: Any, **kwargs: Any) -> Any:
+            f, tok = enter_counted(CURRENT.get())
             try:
                 return await func(*args, **kwargs)
             finally:
@@ -417,24 +447,34 @@ def _wrap(
                 except (ValueError, RuntimeError):  # another Context: set the value back
                     CURRENT.set(f.old)
 
-        return async_wrapper
+        return async_wrapper_any
+
+    if plain and GIL_COUNT:
+        # The common case, each test written out: no helper call on the way in or out.
+        @functools.wraps(func)
+        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
+            cur = CURRENT.get()
+            f = (TOP if cur is None else cur.kids).get(scope_name)
+            if f is not None and f.scope.attached and not _events.OBSERVERS:
+                f.scope.entries += 1
+                tok = CURRENT.set(f)
+            else:
+                f, tok = enter_slow(cur)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                if _events.OBSERVERS:
+                    _events.emit_exit(f)
+                try:
+                    CURRENT.reset(tok)
+                except (ValueError, RuntimeError):  # another Context: set the value back
+                    CURRENT.set(f.old)
+
+        return sync_wrapper
 
     @functools.wraps(func)
-    def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-        cur = CURRENT.get()
-        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
-        if f is not None and f.scope.attached and not _events.OBSERVERS:
-            s = f.scope
-            if GIL_COUNT:
-                s.entries += 1
-            else:
-                count_entry(s)
-            tok = CURRENT.set(f)
-        else:
-            f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
-            tok = CURRENT.set(f)
-            if _events.OBSERVERS:
-                _events.emit_enter(f)
+    def sync_wrapper_any(*args: Any, **kwargs: Any) -> Any:
+        f, tok = enter_counted(CURRENT.get())
         try:
             return func(*args, **kwargs)
         finally:
@@ -445,4 +485,4 @@ def _wrap(
             except (ValueError, RuntimeError):  # another Context: set the value back
                 CURRENT.set(f.old)
 
-    return sync_wrapper
+    return sync_wrapper_any
