@@ -30,7 +30,7 @@ CURRENT = _scope.CURRENT
 
 if TYPE_CHECKING:
     from ._limits import OnExceed
-    from ._pricing import _providers, price_tokens, provider_for
+    from ._pricing import price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
@@ -49,6 +49,10 @@ _record_support = False
 _time = time.time
 #: A record's empty ``attributes``/``metadata`` (bound with the record support).
 _NO_MAPPING: Mapping[str, Any] = {}
+#: ``_pricing``'s cache of providers by model, its ``get`` (bound with the record support:
+#: a method of a name bound by an import would build a bound method on every call).
+_NO_PROVIDERS: dict[str, str] = {}
+_cached_provider = _NO_PROVIDERS.get
 
 
 def _load_record_support() -> None:
@@ -60,9 +64,10 @@ def _load_record_support() -> None:
     """
     global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
     global check_flag, check_metadata, frozen_mapping, new_record, plain_counts, _NO_MAPPING
-    global _providers
+    global _cached_provider
     global _record_support
-    from ._pricing import _providers, price_tokens, provider_for
+    from . import _pricing
+    from ._pricing import price_tokens, provider_for
     from ._record import (
         CallRecord,
         check_flag,
@@ -76,6 +81,7 @@ def _load_record_support() -> None:
     )
 
     _NO_MAPPING = frozen_mapping(None)
+    _cached_provider = _pricing._providers.get
     _record_support = True
 
 
@@ -346,7 +352,7 @@ def record(
         # function: the checks are `_record.plain_counts`; the record and the tally are
         # those of `Meter._record_manual` and `Tree._add`, without their layers of calls.
         # `_pricing.provider_for`'s own cache first (a model with a "/" is never in it).
-        provider = _providers.get(model) or provider_for(model, import_litellm=True)
+        provider = _cached_provider(model) or provider_for(model, import_litellm=True)
         scope = frame.scope
         meter = scope.meter
         mod = frame.module
