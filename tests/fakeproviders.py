@@ -855,7 +855,8 @@ def _responses_stream(srv: FakeOpenAI, request: JSON) -> Iterator[str]:
     yield event("response.in_progress", response=pending)
     started = {**item, "status": "in_progress", "content": []}
     yield event("response.output_item.added", output_index=0, item=started)
-    part = {"type": "output_text", "text": "", "annotations": []}
+    # OpenAI sends logprobs in each output_text part (LiteLLM 1.80 refuses a part without).
+    part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     where = {"item_id": item["id"], "output_index": 0, "content_index": 0}
     yield event("response.content_part.added", **where, part=part)
     for piece in _split_words(srv.content):
