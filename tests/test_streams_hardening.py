@@ -15,7 +15,7 @@ from typing import Any
 
 import litellm
 import pytest
-from support.versions import LITELLM
+from support.versions import LITELLM, OPENAI_ROLE_CHUNK
 
 import tokenmeter as tm
 from tests.fakeproviders import FakeOpenAI, block_external_network
@@ -224,7 +224,7 @@ def test_break_at_finish_records_served_usage_at_once(
     with meter.track("s"):
         seen = _read(mode, True, **_kwargs(srv, **extra))
         [rec] = meter.records()  # recorded when the consumer stopped, not at GC
-    assert [s[1] for s in seen] == [None] * 5 + ["stop"]
+    assert [s[1] for s in seen] == [None] * (4 + OPENAI_ROLE_CHUNK) + ["stop"]
     assert "".join(s[0] or "" for s in seen) == "one two three four"
     tokens = (rec.input_tokens, rec.cache_read_tokens, rec.output_tokens, rec.reasoning_tokens)
     assert tokens == (1200, 1000, 2000, 1800)
