@@ -27,6 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._atomic",
             "tokenmeter._forksafe",
             "tokenmeter._unattributed",
+            "tokenmeter._importhook",
         ),
     ),
     (

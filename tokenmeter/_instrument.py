@@ -11,65 +11,23 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from types import MappingProxyType, ModuleType
-from typing import TYPE_CHECKING, Any
 
 from ._errors import internal_errors_swallowed, logger
+from ._importhook import AfterImport
 from ._unattributed import set_unattributed
-
-if TYPE_CHECKING:
-    import importlib.machinery
 
 _wanted = False
 
 
-class _LiteLLMFinder:
-    """Finds nothing itself: wraps the real loader of ``litellm`` to instrument it after loading.
-
-    A meta path finder by protocol (``find_spec``), not by subclassing
-    ``importlib.abc.MetaPathFinder``: importing that module costs ~10 ms.
-    """
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "litellm":
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader: Any = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        original_exec = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            original_exec(module)
-            _remove_finder()
-            if _wanted:
-                _instrument_now()
-
-        loader.exec_module = exec_module
-        return spec
+def _litellm_loaded(module: ModuleType) -> None:
+    _finder.remove()
+    if _wanted:
+        _instrument_now()
 
 
-_finder = _LiteLLMFinder()
-
-
-def _remove_finder() -> None:
-    try:
-        sys.meta_path.remove(_finder)
-    except ValueError:
-        pass
+_finder = AfterImport(("litellm",), _litellm_loaded)
 
 
 def _instrument_now() -> None:
@@ -181,17 +139,17 @@ def instrument() -> None:
     global _wanted
     _wanted = True
     if "litellm" in sys.modules and hasattr(sys.modules["litellm"], "completion"):
-        _remove_finder()
+        _finder.remove()
         _instrument_now()
-    elif _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
+    else:
+        _finder.install()
 
 
 def uninstrument() -> None:
     """Stop attributing LiteLLM calls: litellm's functions are put back as they were."""
     global _wanted
     _wanted = False
-    _remove_finder()
+    _finder.remove()
     set_unattributed({})  # off on purpose: nothing the user asked for goes unattributed
     if "tokenmeter._litellm" in sys.modules:
         from . import _litellm

@@ -21,12 +21,10 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._errors import internal_errors_swallowed
-
-if TYPE_CHECKING:
-    import importlib.machinery
+from ._importhook import AfterImport
 
 _WATCHED = ("concurrent.futures.process", "multiprocessing.pool")
 _enabled = False
@@ -143,40 +141,12 @@ def _unpatch() -> None:
     _originals.clear()
 
 
-class _PoolFinder:
-    """Finds nothing itself: wraps the loaders of the pool modules to patch them once loaded."""
-
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None,
-        target: ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in _WATCHED:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
-            if spec is not None:
-                break
-        else:
-            return None
-        loader: Any = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
-        original_exec = loader.exec_module
-
-        def exec_module(module: ModuleType) -> None:
-            original_exec(module)
-            if _enabled:
-                _patch(module)
-
-        loader.exec_module = exec_module
-        return spec
+def _pool_module_loaded(module: ModuleType) -> None:
+    if _enabled:
+        _patch(module)
 
 
-_finder = _PoolFinder()
+_finder = AfterImport(_WATCHED, _pool_module_loaded)
 
 
 def propagate_to_processes(enabled: bool = True) -> None:
@@ -189,17 +159,13 @@ def propagate_to_processes(enabled: bool = True) -> None:
     global _enabled
     _enabled = bool(enabled)
     if _enabled:
-        if _finder not in sys.meta_path:
-            sys.meta_path.insert(0, _finder)
+        _finder.install()
         for name in _WATCHED:
             module = sys.modules.get(name)
             if module is not None:
                 _patch(module)
     else:
-        try:
-            sys.meta_path.remove(_finder)
-        except ValueError:
-            pass
+        _finder.remove()
         _unpatch()
 
 
