@@ -18,27 +18,9 @@ from collections.abc import Iterator, Mapping
 from importlib import resources
 from typing import Any, Protocol
 
+from ._format import Node as ReportNode
 from ._format import money
 from ._usage import Usage
-
-
-class ReportNode(Protocol):
-    """What the page reads of a `tokenmeter.ReportNode` (no import of _report: it imports us)."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def path(self) -> tuple[str, ...]: ...
-    @property
-    def entries(self) -> int: ...
-    @property
-    def usage(self) -> Usage: ...
-    @property
-    def self_usage(self) -> Usage: ...
-    @property
-    def children(self) -> Mapping[str, ReportNode]: ...
-    @property
-    def breakdown(self) -> Mapping[Any, Usage]: ...
 
 
 class Report(Protocol):
