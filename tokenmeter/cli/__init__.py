@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._load import EXIT_INPUT, EXIT_OK, EXIT_OVER, EXIT_USAGE, CliError, load_report, load_reports
 from ._load import write_file as write_file
@@ -32,24 +32,23 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{command}: {message}" if command else message, EXIT_USAGE)
 
 
-def _width(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 40:
-        raise argparse.ArgumentTypeError(f"must be 40 or more, got {value}")
-    return value
+def _whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        return value
+
+    return parse
 
 
-def _depth(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_width = _whole_number(40)
+_depth = _whole_number(0)
 
 
 def build_parser() -> argparse.ArgumentParser:
