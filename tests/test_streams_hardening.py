@@ -86,7 +86,7 @@ _EXIT_SCRIPT = textwrap.dedent(
     import litellm
     import tokenmeter as tm
 
-    mode, how, base = sys.argv[1:]
+    mode, how, base, first = sys.argv[1:]  # first: chunks up to "one "
     meter = tm.Meter(keep_records=True)
 
     def at_exit():  # registered before any stream: runs after tokenmeter's exit recording
@@ -103,7 +103,7 @@ _EXIT_SCRIPT = textwrap.dedent(
         async for _ in whole:
             pass
         s = await litellm.acompletion(**kw)
-        for _ in range(2):
+        for _ in range(int(first)):
             await s.__anext__()
         return s
 
@@ -112,7 +112,7 @@ _EXIT_SCRIPT = textwrap.dedent(
             for _ in litellm.completion(**kw):  # read to its end: recorded once, now
                 pass
             stream = litellm.completion(**kw)
-            for _ in range(2):  # the role chunk, then "one "
+            for _ in range(int(first)):  # the role chunk (none before 1.83), then "one "
                 next(stream)
         else:
             stream = asyncio.run(aread())
@@ -131,8 +131,9 @@ _EXIT_SCRIPT = textwrap.dedent(
 def test_stream_open_at_exit_is_recorded_once(mode: str, how: str, srv: FakeOpenAI) -> None:
     """A stream left unfinished and no call after it: recorded by exit, estimated, once."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    first = str(1 + OPENAI_ROLE_CHUNK)
     out = subprocess.run(
-        [sys.executable, "-c", _EXIT_SCRIPT, mode, how, srv.base_url + "/v1"],
+        [sys.executable, "-c", _EXIT_SCRIPT, mode, how, srv.base_url + "/v1", first],
         env=env,
         capture_output=True,
         text=True,
