@@ -1,18 +1,23 @@
-"""Streams still open at interpreter exit: recorded then, with what they received.
+"""Streams the caller no longer holds: let go by LiteLLM, and recorded at exit if alive.
 
-A stream dropped unfinished is recorded when it is garbage collected. One still alive
-when the interpreter exits (kept in a variable, held by LiteLLM: releases before 1.106
-keep the last call's stream in ``litellm.error_logs`` until the next call over the wire)
-would never be: at exit, every stream still open is recorded as if it had been dropped
-then. The stream's one claim token (``StreamCall.open``) keeps that to once whichever of
-its end, its collection or the exit comes first.
+A stream dropped unfinished is recorded when it is garbage collected. LiteLLM 1.90.7 to
+1.105 keep the last call's stream (and its logging object, which refers to it) in
+``litellm.error_logs``, a record for debugging that LiteLLM only writes, until the next
+call over the wire: tokenmeter holds those two entries weakly there, so the stream lives
+as long as its caller keeps it. One still alive when the interpreter exits (kept in a
+variable) would never be recorded: at exit, every stream still open is recorded as if
+dropped then. The stream's one claim token (``StreamCall.open``) keeps that to once
+whichever of its end, its collection or the exit comes first.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import weakref
 from typing import Any
+
+import litellm
 
 from tokenmeter import _errors
 from tokenmeter._tree import drain_queued
@@ -22,14 +27,31 @@ from tokenmeter._tree import drain_queued
 _OPEN: dict[Any, None] = {}
 
 
-def opened(call: Any) -> None:
+def opened(call: Any, stream: Any) -> None:
     """``call``'s stream is open; it is recorded at exit unless it ends before."""
     _OPEN[call] = None
+    logs = getattr(litellm, "error_logs", None)
+    if isinstance(logs, dict) and logs:
+        with _errors.internal_errors_swallowed("letting go of LiteLLM's error_logs stream"):
+            _hold_weakly(logs, stream, getattr(stream, "logging_obj", None))
     # atexit runs the last registered first: moved to the end, the recording runs before
     # the exit functions registered until now (one that saves or prints a report, say).
     with _errors.internal_errors_swallowed("registering the exit recording of streams"):
         atexit.unregister(record_open_streams)
         atexit.register(record_open_streams)
+
+
+def _hold_weakly(logs: dict[Any, Any], *held: Any) -> None:
+    """Put a weak proxy in place of each of ``held`` in ``logs``' entries (dicts of locals)."""
+    for entry in list(logs.values()):
+        if not isinstance(entry, dict):
+            continue
+        for key, value in list(entry.items()):
+            if value is not None and any(value is h for h in held):
+                try:
+                    entry[key] = weakref.proxy(value)
+                except TypeError:  # not weakly referable: left as it is
+                    continue
 
 
 def ended(call: Any) -> None:

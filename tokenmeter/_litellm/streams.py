@@ -326,7 +326,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
     for cls, attach in _attachers:
         if isinstance(stream, cls):
             attach(stream, call)
-            opened(call)
+            opened(call, stream)
             return
     call.finalizer = weakref.finalize(
         stream,
@@ -341,7 +341,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
         _weak(getattr(stream, "logging_obj", None)),
     )
     call.finalizer.atexit = False
-    opened(call)
+    opened(call, stream)
 
 
 def _weak(obj: Any) -> Callable[[], Any]:
