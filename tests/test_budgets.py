@@ -11,6 +11,7 @@ import litellm
 import pytest
 
 import tokenmeter as tm
+from tokenmeter import _subtree
 from tokenmeter._budgets import before_call
 from tokenmeter._scope import current_frame
 
@@ -463,7 +464,7 @@ def test_token_overshoot_worst_case_is_one_in_flight_call_per_worker() -> None:
         before_call(frame)
         started.wait()  # every call is now in flight: none has reported its tokens
         rec = tm.CallRecord(model=MODEL, input_tokens=70, output_tokens=30, cost_usd=0.0)
-        frame.scope.meter._add_record(frame, rec, reserved=True)
+        _subtree.add_record(frame.scope.meter, frame, rec, reserved=True)
 
     with tm.track("s", max_tokens=1_000) as scope:
         threads = [threading.Thread(target=worker) for _ in range(50)]

@@ -13,8 +13,8 @@ from litellm import ModelResponse, Usage
 
 import tokenmeter as tm
 from tokenmeter import _litellm, _tree
+from tokenmeter._frame import Frame
 from tokenmeter._scope import CURRENT
-from tokenmeter._tree import Frame
 
 MSGS = [{"role": "user", "content": "hi"}]
 
@@ -74,7 +74,7 @@ def seen(frame: Frame, model: str = "gpt-4o-mini") -> None:
 
 def tallies(meter: tm.Meter) -> dict[tuple[str, ...], dict[Any, list[int]]]:
     with meter._lock:
-        meter._settle_locked()
+        _tree.settle_locked(meter)
         return {
             s.path: {k: list(v) for k, v in s._dims.items() if any(v)} for s in meter.root.walk()
         }
@@ -412,7 +412,7 @@ def test_the_time_span_is_the_calls_time() -> None:
     assert len(meter._pending) == 2
     time.sleep(0.2)
     with meter._lock:
-        meter._settle_locked()
+        _tree.settle_locked(meter)
         first, last = meter._first_ts, meter._last_ts
     assert first is not None
     assert last is not None

@@ -24,7 +24,7 @@ import pytest
 
 import tokenmeter as tm
 from tokenmeter._meter import DEFAULT_METER
-from tokenmeter._tree import detach_child_locked
+from tokenmeter._scope import detach_child_locked
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -73,7 +73,7 @@ def test_tracked_counts_every_call_of_8_threads(fast_switching: None) -> None:
 def test_a_cached_top_level_entry_of_a_removed_node_lands_in_the_new_node() -> None:
     """Removing a scope's node drops its cached frame: the next entry and call land in the tree."""
     from tokenmeter._meter import DEFAULT_METER
-    from tokenmeter._tree import detach_child_locked
+    from tokenmeter._scope import detach_child_locked
 
     with tm.track("agent"):
         pass

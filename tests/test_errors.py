@@ -27,7 +27,7 @@ def test_report_error_is_logged_and_gives_an_empty_report(
 ) -> None:
     """A bug while building a report logs on 'tokenmeter' and returns an empty report."""
     tm.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.0)
-    monkeypatch.setattr(_report.Report, "_snapshot", classmethod(_boom))
+    monkeypatch.setattr(_report, "snapshot", _boom)
     with caplog.at_level(logging.ERROR, logger="tokenmeter"):
         rep = tm.report()
     assert rep.total == tm.Usage()
@@ -51,7 +51,7 @@ def test_pricing_error_leaves_the_call_unpriced(
 def test_internal_errors_raise_under_the_test_suite(monkeypatch: pytest.MonkeyPatch) -> None:
     """With RAISE_INTERNAL_ERRORS (set by conftest) the same bug raises, so it shows."""
     assert _errors.RAISE_INTERNAL_ERRORS
-    monkeypatch.setattr(_report.Report, "_snapshot", classmethod(_boom))
+    monkeypatch.setattr(_report, "snapshot", _boom)
     with pytest.raises(RuntimeError, match="internal bug"):
         tm.report()
 

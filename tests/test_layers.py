@@ -28,13 +28,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._forksafe",
             "tokenmeter._unattributed",
             "tokenmeter._importhook",
+            "tokenmeter._drain",
         ),
     ),
     (
         "values",
         ("tokenmeter._limits", "tokenmeter._usage", "tokenmeter._pricing", "tokenmeter._record"),
     ),
-    ("tree", ("tokenmeter._tree", "tokenmeter._budgets")),
+    ("tree", ("tokenmeter._frame", "tokenmeter._tree", "tokenmeter._budgets")),
     ("scope stack", ("tokenmeter._scope",)),
     (
         "report",

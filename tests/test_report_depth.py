@@ -110,10 +110,10 @@ def test_a_report_that_fails_past_the_snapshot_says_so_instead_of_being_empty(
     """Taking the report fails outside the snapshot: the error is logged; the report says so."""
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
 
-    def broken(cls: object, meter: object, top: object) -> object:
+    def broken(meter: object, top: object) -> object:
         raise RuntimeError("report broke")
 
-    monkeypatch.setattr(tm.Report, "_snapshot", classmethod(broken))
+    monkeypatch.setattr(_report, "snapshot", broken)
     meter = tm.Meter()
     with meter.track("job") as job:
         meter.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.5)

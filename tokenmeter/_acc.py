@@ -35,3 +35,28 @@ def add_acc(into: list[int], other: Sequence[int]) -> None:
     """Add accumulator ``other`` into ``into`` in place."""
     for i in range(ACC_SIZE):
         into[i] += other[i]
+
+
+def one_call_acc(
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int,
+    cache_write: int,
+    reasoning: int,
+    cost_units: int | None,
+    failed: bool,
+    estimated: bool,
+) -> list[int]:
+    """The accumulator of one call."""
+    return [
+        1,
+        input_tokens,
+        cache_read,
+        cache_write,
+        output_tokens,
+        reasoning,
+        0 if cost_units is None else cost_units,
+        1 if cost_units is None else 0,
+        1 if failed else 0,
+        1 if estimated else 0,
+    ]

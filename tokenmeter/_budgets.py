@@ -1,8 +1,8 @@
 """Budgets: setting a node's limits, and refusing a call once a limit on its path is reached.
 
 A budget belongs to a node, not to one entry: it counts the node's inclusive usage
-over all its entries (the tally ``Node._incl``, kept by ``Tree._add``) and the calls
-started under it (``Node._started``, a slot reserved before each call starts).
+over all its entries (its tally, kept by ``_tree.add``) and the calls started under
+it (a slot reserved before each call starts), both read through ``_tree.budget_tally``.
 """
 
 from __future__ import annotations
@@ -11,12 +11,22 @@ import logging
 from typing import TYPE_CHECKING
 
 from ._acc import CALLS, COST, INPUT, OUTPUT, cost_to_units, units_to_cost
+from ._drain import drain_queued
 from ._errors import BudgetExceeded
-from ._tree import drain_queued
+from ._tree import (
+    budget_tally,
+    set_budget_tally_locked,
+    settle_locked,
+    start_calls_locked,
+    subtree_acc_locked,
+    tree_lock,
+    update_budgets_locked,
+)
 
 if TYPE_CHECKING:
+    from ._frame import Frame
     from ._limits import Limits, OnExceed
-    from ._tree import Frame, Node
+    from ._tree import Node
 
 logger = logging.getLogger("tokenmeter")
 
@@ -31,11 +41,11 @@ def set_limits_locked(scope: Node, limits: Limits) -> None:
     had = scope.limits is not None
     scope.limits = limits
     if not had:
-        scope._update_budgets_locked()
-    if scope._incl is None:
-        scope.meter._settle_locked()
-        scope._incl = scope._subtree_acc_locked()
-        scope._started = scope._incl[CALLS]
+        update_budgets_locked(scope)
+    if budget_tally(scope)[0] is None:
+        settle_locked(scope.meter)
+        incl = subtree_acc_locked(scope)
+        set_budget_tally_locked(scope, incl, incl[CALLS])
 
 
 def _exceeded_on_path_locked(frame: Frame) -> list[tuple[Node, BudgetExceeded]]:
@@ -54,12 +64,12 @@ def _policy(s: Node) -> OnExceed:
 
 def _exceeded(s: Node) -> BudgetExceeded | None:
     lim = s.limits
-    incl = s._incl
+    incl, started = budget_tally(s)
     if lim is None or incl is None:
         return None
     exc: BudgetExceeded | None = None
-    if lim.max_calls is not None and s._started >= lim.max_calls:
-        exc = BudgetExceeded(s.path, "max_calls", lim.max_calls, s._started)
+    if lim.max_calls is not None and started >= lim.max_calls:
+        exc = BudgetExceeded(s.path, "max_calls", lim.max_calls, started)
     elif lim.max_tokens is not None and incl[INPUT] + incl[OUTPUT] >= lim.max_tokens:
         exc = BudgetExceeded(s.path, "max_tokens", lim.max_tokens, incl[INPUT] + incl[OUTPUT])
     elif lim.max_cost_usd is not None and incl[COST] >= cost_to_units(lim.max_cost_usd):
@@ -83,13 +93,12 @@ def before_call(frame: Frame | None) -> None:
         return
     __tracebackhide__ = True  # pytest: show the user's call, not this frame
     drain_queued()  # an abandoned stream's usage counts before the next call is let through
-    lock = frame.scope.meter._lock
+    lock = tree_lock(frame.scope.meter)
     with lock:
         found = _exceeded_on_path_locked(frame)
         refused = next((exc for s, exc in found if _policy(s) == "raise"), None)
         if refused is None:
-            for s in frame.budgets:
-                s._started += 1
+            start_calls_locked(frame.budgets, 1)
     if not found:
         return
     if refused is not None:
@@ -103,6 +112,5 @@ def before_call(frame: Frame | None) -> None:
                 on_exceed(exc)
     except BaseException:
         with lock:
-            for s in frame.budgets:
-                s._started -= 1
+            start_calls_locked(frame.budgets, -1)
         raise

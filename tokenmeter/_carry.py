@@ -28,11 +28,21 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ._drain import drain_queued
 from ._errors import RAISE_INTERNAL_ERRORS, internal_errors_swallowed
-from ._meter import DEFAULT_METER, Meter
+from ._frame import Frame
+from ._meter import DEFAULT_ROOT_FRAME, Meter
 from ._scope import CURRENT, IN_CALL, restore
 from ._subtree import Tree, add_tree, export_tree
-from ._tree import Frame, drain_queued
+from ._tree import (
+    budget_tally,
+    child_locked,
+    frame_tables,
+    set_budget_tally_locked,
+    settle_locked,
+    tree_lock,
+    update_budgets_locked,
+)
 
 if TYPE_CHECKING:
     from ._limits import Limits
@@ -61,7 +71,7 @@ _uids = itertools.count()
 #: Meters jobs were submitted from, by key; weak, so a dropped meter is let go.
 _METERS: weakref.WeakValueDictionary[int, Meter] = weakref.WeakValueDictionary()
 #: Usage that arrived here for another process: forwarded with the next result.
-_FOREIGN: list[tuple[Target, Blob]] = []
+FOREIGN: list[tuple[Target, Blob]] = []
 #: Ids of land-once payloads already added here.
 _LANDED: set[tuple[bytes, int]] = set()
 _lock = threading.Lock()
@@ -76,7 +86,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
     _TOKEN = secrets.token_bytes(8)
     _uids = itertools.count()
-    _FOREIGN.clear()
+    FOREIGN.clear()
     _LANDED.clear()
     _cache[:] = [None, None]
 
@@ -126,21 +136,22 @@ def _travelling_limits(limits: Limits) -> Limits:
 def context(land_once: bool = False) -> Context:
     """What a job started now in another process needs to run in the current scope."""
     cur = CURRENT.get()
-    frame = DEFAULT_METER._root_frame if cur is None else cur
+    frame = DEFAULT_ROOT_FRAME if cur is None else cur
     key, path, attributes = _static_parts(frame)
     meter = frame.scope.meter
     budgets: tuple[tuple[int, Any, list[int], int], ...] = ()
     if frame.budgets:
         drain_queued()
-        with meter._lock:
-            meter._settle_locked()
+        with tree_lock(meter):
+            settle_locked(meter)
+            tallies = [(s, *budget_tally(s)) for s in frame.budgets]
             budgets = tuple(
-                (len(s.path), s.limits, list(s._incl), s._started)
-                for s in frame.budgets
-                if s.limits is not None and s._incl is not None
+                (len(s.path), s.limits, list(incl), started)
+                for s, incl, started in tallies
+                if s.limits is not None and incl is not None
             )
         budgets = tuple((d, _travelling_limits(lim), i, n) for d, lim, i, n in budgets)
-    records = meter.max_records if meter._records is not None else 0
+    records = meter.max_records if meter.keep_records else 0
     return (
         (_TOKEN, key, land_once),
         path,
@@ -158,17 +169,18 @@ def _job_frame(ctx: Context) -> Frame:
     meter = Meter(keep_records=bool(records), max_records=records or 1)
     node = meter.root
     nodes = [node]
-    with meter._lock:
+    with tree_lock(meter):
         for name in path:
-            node = node._child_locked(name)
+            node = child_locked(node, name)
             nodes.append(node)
         for depth, limits, incl, started in budgets:
             s = nodes[depth]
-            s.limits, s._incl, s._started = limits, list(incl), started
+            s.limits = limits
+            set_budget_tally_locked(s, list(incl), started)
         if budgets:
             # Every node's list of budgeted nodes above it, scopes the job opens included.
-            meter.root._update_budgets_locked()
-    return Frame(node, module, operation, attributes, node.budgets, None)
+            update_budgets_locked(meter.root)
+    return Frame(node, module, operation, attributes, node.budgets, None, None, frame_tables(node))
 
 
 def run_job(fn: Callable[..., Any], ctx: Context, args: Any, kwargs: Mapping[str, Any]) -> Any:
@@ -221,15 +233,15 @@ class Job:
 
 def _take_foreign() -> list[tuple[Target, Blob]]:
     with _lock:
-        taken = _FOREIGN[:]
-        del _FOREIGN[:]
+        taken = FOREIGN[:]
+        del FOREIGN[:]
     return taken
 
 
 def _payload(meter: Meter) -> tuple[tuple[bytes, int], Tree, list[tuple[Target, Blob]]] | None:
     """What the job's meter holds, plus usage waiting to be forwarded; None if nothing."""
     tree = export_tree(meter)
-    forwarded = _take_foreign() if _FOREIGN else []
+    forwarded = _take_foreign() if FOREIGN else []
     if not tree[0] and not forwarded:
         return None
     return ((_TOKEN, next(_uids)), tree, forwarded)
@@ -252,7 +264,7 @@ def _dumps(payload: Any) -> Blob:
         return (uid, (root, first, last, [], seen), forwarded)
 
 
-class _Carrier:
+class Carrier:
     """A job's return value with its usage: unpickles as the value itself, usage landed."""
 
     __slots__ = ("blob", "target", "value")
@@ -264,7 +276,7 @@ class _Carrier:
         return (_landed_value, (self.value, self.target, self.blob))
 
 
-class _Usage:
+class UsageCarrier:
     """A job's usage, riding in its exception's ``__dict__``: lands when unpickled."""
 
     __slots__ = ("blob", "target")
@@ -297,7 +309,7 @@ def _carry_value(value: Any, target: Target, meter: Meter) -> Any:
         payload = _payload(meter)
     if payload is None:
         return value
-    return _Carrier(value, target, _dumps(payload))
+    return Carrier(value, target, _dumps(payload))
 
 
 def _default_pickling(exc: BaseException) -> bool:
@@ -317,17 +329,17 @@ def _carry_error(exc: Exception, target: Target, meter: Meter) -> Exception:
         return exc
     blob = _dumps(payload)
     if _default_pickling(exc):
-        exc.__dict__["_tokenmeter_usage"] = _Usage(target, blob)
+        exc.__dict__["_tokenmeter_usage"] = UsageCarrier(target, blob)
         return exc
     return CarriedError(exc, target, blob)
 
 
-def _land(target: Target, blob: Blob) -> None:
+def land(target: Target, blob: Blob) -> None:
     """Add a job's usage to the meter it was submitted from (or keep it to forward)."""
     token, key, land_once = target
     if token != _TOKEN:
         with _lock:
-            _FOREIGN.append((target, blob))
+            FOREIGN.append((target, blob))
         return
     uid, tree, forwarded = pickle.loads(blob) if isinstance(blob, bytes) else blob
     if land_once:
@@ -341,23 +353,23 @@ def _land(target: Target, blob: Blob) -> None:
     else:
         add_tree(meter, tree)
     for t, b in forwarded:
-        _land(t, b)
+        land(t, b)
 
 
 def _landed_value(value: Any, target: Target, blob: Blob) -> Any:
     with internal_errors_swallowed("adding a job's usage"):
-        _land(target, blob)
+        land(target, blob)
     return value
 
 
 def _landed_usage(target: Target, blob: Blob) -> None:
     with internal_errors_swallowed("adding a failed job's usage"):
-        _land(target, blob)
+        land(target, blob)
 
 
 def _landed_error(exc: BaseException, target: Target, blob: Blob) -> BaseException:
     with internal_errors_swallowed("adding a failed job's usage"):
-        _land(target, blob)
+        land(target, blob)
     return exc
 
 

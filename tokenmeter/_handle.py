@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ._drain import drain_queued
 from ._errors import log_internal_error
-from ._tree import Node, drain_queued
+from ._tree import (
+    Node,
+    own_acc_locked,
+    reset_subtree,
+    settle_locked,
+    subtree_acc_locked,
+    tree_lock,
+)
 
 if TYPE_CHECKING:
     from ._report import Report
@@ -31,31 +39,31 @@ class Scope(Node):
     @property
     def usage(self) -> Usage:
         """Inclusive usage of this scope and its subtree, as of now."""
-        from ._usage import Usage  # attrs, loaded on first use
+        from ._usage import usage_from_acc  # attrs, loaded on first use
 
         drain_queued()
-        with self.meter._lock:
-            self.meter._settle_locked()
-            acc = self._subtree_acc_locked()
-        return Usage._from_acc(acc)
+        with tree_lock(self.meter):
+            settle_locked(self.meter)
+            acc = subtree_acc_locked(self)
+        return usage_from_acc(acc)
 
     @property
     def self_usage(self) -> Usage:
         """Usage recorded on this scope itself, children excluded."""
-        from ._usage import Usage  # attrs, loaded on first use
+        from ._usage import usage_from_acc  # attrs, loaded on first use
 
         drain_queued()
-        with self.meter._lock:
-            self.meter._settle_locked()
-            acc = self._own_acc_locked()
-        return Usage._from_acc(acc)
+        with tree_lock(self.meter):
+            settle_locked(self.meter)
+            acc = own_acc_locked(self)
+        return usage_from_acc(acc)
 
     def report(self) -> Report:
         """A consistent snapshot report of this scope's subtree."""
-        from ._report import Report
+        from ._report import Report, snapshot
 
         try:
-            return Report._snapshot(self.meter, self)
+            return snapshot(self.meter, self)
         except Exception as e:
             # An empty report would be a plausible wrong answer: this one says it failed.
             log_internal_error("report")
@@ -63,4 +71,4 @@ class Scope(Node):
 
     def reset(self) -> None:
         """Zero the usage, entries and budgets of this scope and its subtree (nodes stay valid)."""
-        self.meter._reset_subtree(self)
+        reset_subtree(self.meter, self)

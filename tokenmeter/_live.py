@@ -125,11 +125,11 @@ class Live:
         if start is None or start.calls == 0:
             return now
         from ._acc import ACC_SIZE
-        from ._usage import Usage
+        from ._usage import usage_from_acc, usage_to_acc
 
         # Only what was spent since the ticker started (a meter may carry earlier work).
-        a, b = now._to_acc(), start._to_acc()
-        return Usage._from_acc([max(a[i] - b[i], 0) for i in range(ACC_SIZE)])
+        a, b = usage_to_acc(now), usage_to_acc(start)
+        return usage_from_acc([max(a[i] - b[i], 0) for i in range(ACC_SIZE)])
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ._acc import ACC_SIZE, add_acc
 from ._record import CallRecord
-from ._usage import Usage
+from ._usage import usage_from_acc, usage_to_acc
 from ._version import __version__
 
 #: A call's dimensions: (model, provider, module, operation).
@@ -56,7 +56,7 @@ def merge_parts(
                 acc = dims.get(key)
                 if acc is None:
                     acc = dims[key] = [0] * ACC_SIZE
-                add_acc(acc, u._to_acc())
+                add_acc(acc, usage_to_acc(u))
     slot(top)
 
     # Children lists, then inclusive sums bottom-up (no recursion: any depth).
@@ -76,10 +76,10 @@ def merge_parts(
             p[-1] if p else "",
             p,
             entries[0],
-            Usage._from_acc(own[p]),
-            Usage._from_acc(incl[p]),
+            usage_from_acc(own[p]),
+            usage_from_acc(incl[p]),
             {c[-1]: built[c] for c in kids[p]},
-            {k: Usage._from_acc(v) for k, v in dims.items()},
+            {k: usage_from_acc(v) for k, v in dims.items()},
         )
     records: list[CallRecord] = []
     for r in reports:

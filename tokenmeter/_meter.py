@@ -8,20 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 from . import _events, _scope
 from ._acc import (
-    ACC_SIZE,
-    CACHE_READ,
-    CACHE_WRITE,
-    CALLS,
-    COST,
-    INPUT,
-    OUTPUT,
-    REASONING,
     cost_to_units,
 )
+from ._frame import Frame
 from ._handle import Scope
 from ._scope import use_default_tree
 from ._track import Track, make_track
-from ._tree import DEFAULT_MAX_RECORDS, Frame, Tree
+from ._tree import (
+    DEFAULT_MAX_RECORDS,
+    Tree,
+    add,
+    add_priced,
+    frame_under,
+    reset_subtree,
+    root_frame,
+)
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -81,7 +82,7 @@ def _load_record_support() -> None:
     )
 
     _NO_MAPPING = frozen_mapping(None)
-    _cached_provider = _pricing._providers.get
+    _cached_provider = _pricing.cached_provider
     _record_support = True
 
 
@@ -143,13 +144,13 @@ class Meter(Tree):
         cur = CURRENT.get()
         if cur is None:
             return self.root
-        scope: Scope = cur.scope if cur.scope.meter is self else self._frame_under(cur).scope
+        scope: Scope = cur.scope if cur.scope.meter is self else frame_under(self, cur).scope
         return scope
 
     def _current_frame(self) -> Frame:
         cur = CURRENT.get()
         if cur is None or cur.scope.meter is not self:
-            return self._frame_under(cur)
+            return frame_under(self, cur)
         return cur
 
     # -- recording ----------------------------------------------------------------
@@ -263,7 +264,8 @@ class Meter(Tree):
             frame.attributes,
             metadata,
         )
-        self._add(
+        add(
+            self,
             frame,
             (m, provider, module, operation),
             i,
@@ -288,12 +290,14 @@ class Meter(Tree):
 
     def reset(self) -> None:
         """Zero the whole tree, its records and its time span."""
-        self._reset_subtree(self.root)
+        reset_subtree(self, self.root)
 
 
 #: The meter behind the module-level functions.
 DEFAULT_METER = Meter()
 use_default_tree(DEFAULT_METER)
+#: Its root frame: where usage lands outside any scope.
+DEFAULT_ROOT_FRAME = root_frame(DEFAULT_METER)
 
 
 def current() -> Scope:
@@ -326,7 +330,7 @@ def record(
     counts as unpriced, never as $0). Bad input raises ValueError naming the
     field and records nothing. ``module``/``operation`` default to the scope's.
     """
-    frame = CURRENT.get() or DEFAULT_METER._root_frame
+    frame = CURRENT.get() or DEFAULT_ROOT_FRAME
     if (
         type(cost_usd) is float
         and provider is None
@@ -350,11 +354,10 @@ def record(
     ):
         # The commonest call (valid counts and a cost, nothing else, no budget) in one
         # function: the checks are `_record.plain_counts`; the record and the tally are
-        # those of `Meter._record_manual` and `Tree._add`, without their layers of calls.
+        # those of `Meter._record_manual` and `_tree.add` (`add_priced`, one call).
         # `_pricing.provider_for`'s own cache first (a model with a "/" is never in it).
         provider = _cached_provider(model) or provider_for(model, import_litellm=True)
         scope = frame.scope
-        meter = scope.meter
         mod = frame.module
         op = frame.operation
         ts = _time()
@@ -365,34 +368,18 @@ def record(
             False, False, ts, None, None,
             frozen_mapping(attributes) if attributes else _NO_MAPPING, _NO_MAPPING,
         )  # fmt: skip
-        units = cost_to_units(cost_usd)
-        key = (model, provider, mod, op)
-        lock = meter._lock
-        lock.acquire()
-        try:
-            acc = scope._dims.get(key)
-            if acc is None:
-                acc = scope._dims[key] = [0] * ACC_SIZE
-            acc[CALLS] += 1
-            acc[INPUT] += input_tokens
-            acc[OUTPUT] += output_tokens
-            if cache_read_tokens or cache_write_tokens or reasoning_tokens:
-                acc[CACHE_READ] += cache_read_tokens
-                acc[CACHE_WRITE] += cache_write_tokens
-                acc[REASONING] += reasoning_tokens
-            acc[COST] += units
-            first = meter._first_ts
-            if first is None or ts < first:
-                meter._first_ts = ts
-            last = meter._last_ts
-            if last is None or ts > last:
-                meter._last_ts = ts
-            records = meter._records
-            if records is not None:
-                meter._records_seen += 1
-                records.append(rec)
-        finally:
-            lock.release()
+        add_priced(
+            scope,
+            (model, provider, mod, op),
+            input_tokens,  # type: ignore[arg-type]  # ints: plain_counts checked them
+            output_tokens,  # type: ignore[arg-type]
+            cache_read_tokens,
+            cache_write_tokens,
+            reasoning_tokens,
+            cost_to_units(cost_usd),
+            ts,
+            rec,
+        )
         if _events.OBSERVERS:
             _events.emit_call(rec, frame)
         return rec

@@ -197,6 +197,8 @@ def provider_for(model: str, *, import_litellm: bool = False) -> str | None:
 
 #: Providers found in LiteLLM's map, by model: ``record()`` asks on every call.
 _providers: dict[str, str] = {}
+#: The provider of a model `provider_for` named before, else None (its cache's ``get``).
+cached_provider = _providers.get
 
 
 def _has_source_info() -> bool:

@@ -17,6 +17,7 @@ wraps them when they are first imported. Turn it off with
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -91,6 +92,13 @@ def _map_async(
     return orig(self, func, iterable, _pool_job(self, mapper), chunksize, callback, error_callback)
 
 
+def _chunks(func: Callable[..., Any], iterable: Iterable[Any], size: int) -> Iterator[Any]:
+    """``(func, chunk)`` for each ``size`` items of ``iterable``, as ``Pool`` chunks them."""
+    it = iter(iterable)
+    while chunk := tuple(itertools.islice(it, size)):
+        yield (func, chunk)
+
+
 def _imap_with(name: str) -> Callable[..., Any]:
     def imap(
         self: Any, func: Callable[..., Any], iterable: Iterable[Any], chunksize: int = 1
@@ -101,7 +109,7 @@ def _imap_with(name: str) -> Callable[..., Any]:
         if chunksize == 1 or not isinstance(chunksize, int) or chunksize < 1:
             return orig(self, _pool_job(self, func), iterable, chunksize)
         # As Pool does it (chunks run by ``mapstar``), with the chunk runner carried.
-        batches = Pool._get_tasks(func, iterable, chunksize)  # type: ignore[attr-defined]
+        batches = _chunks(func, iterable, chunksize)
         chunks = orig(self, _pool_job(self, mapstar), batches, 1)
         return _flatten(chunks)
 

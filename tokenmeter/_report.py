@@ -10,14 +10,17 @@ from typing import IO, Any
 
 import attrs
 
+from ._drain import drain_queued
 from ._errors import log_internal_error
+from ._frame import Frame
 from ._record import CallRecord
 from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._report_io import new_meta
 from ._report_snap import build_nodes, snap_locked
-from ._tree import DimKey, Frame, Node, Tree, drain_queued
-from ._usage import ACC_SIZE, Usage, add_acc
+from ._subtree import add_record
+from ._tree import DimKey, Node, Tree, child_locked, kept_locked, settle_locked, tree_lock
+from ._usage import ACC_SIZE, Usage, add_acc, usage_from_acc, usage_to_acc
 
 NONE_LABEL = "(none)"
 
@@ -206,15 +209,6 @@ class Report:
     # -- building -----------------------------------------------------------------
 
     @classmethod
-    def _snapshot(cls, meter: Tree, top: Node) -> Report:
-        """A report of ``top``'s subtree; on an internal error, a report that says so."""
-        try:
-            return cls._take(meter, top)
-        except Exception as e:
-            log_internal_error("report")
-            return cls.unavailable(f"{type(e).__name__}: {e}"[:300], top.path)
-
-    @classmethod
     def unavailable(cls, reason: str, path: tuple[str, ...] = ()) -> Report:
         """A report that could not be taken: `error` says why; it has no numbers to show."""
         name = path[-1] if path else ""
@@ -225,15 +219,14 @@ class Report:
     @classmethod
     def _take(cls, meter: Tree, top: Node) -> Report:
         drain_queued()
-        with meter._lock:
-            meter._settle_locked()
+        with tree_lock(meter):
+            settle_locked(meter)
             snap = snap_locked(top)
-            first, last = meter._first_ts, meter._last_ts
-            recs = list(meter._records) if meter._records is not None else []
-            kept = meter._records is not None
-            # Records dropped by the max_records bound, meter-wide: which scopes the
-            # dropped ones belonged to is not known.
-            dropped = max(0, meter._records_seen - len(recs)) if kept else 0
+            records, seen, first, last = kept_locked(meter)
+            recs = list(records) if records is not None else []
+            kept = records is not None
+            # Dropped by the max_records bound, meter-wide (whose they were is not known).
+            dropped = max(0, seen - len(recs)) if kept else 0
         if top.path:
             n = len(top.path)
             recs = [r for r in recs if r.path[:n] == top.path]
@@ -258,12 +251,12 @@ class Report:
         for r in records:
             rec = r if isinstance(r, CallRecord) else CallRecord.from_dict(r)
             scope = meter.root
-            with meter._lock:
+            with tree_lock(meter):
                 for part in rec.path:
-                    scope = scope._child_locked(part)
+                    scope = child_locked(scope, part)
             frame = Frame(scope, None, None, {}, (), None)
-            meter._add_record(frame, rec, reserved=True)
-        return cls._snapshot(meter, meter.root)
+            add_record(meter, frame, rec, reserved=True)
+        return snapshot(meter, meter.root)
 
     # -- reading ------------------------------------------------------------------
 
@@ -347,9 +340,9 @@ class Report:
             for key, u in node.breakdown.items():
                 value = key[index]
                 label = value if value is not None else none_label
-                add_acc(out.setdefault(label, [0] * ACC_SIZE), u._to_acc())
+                add_acc(out.setdefault(label, [0] * ACC_SIZE), usage_to_acc(u))
         return {
-            k: Usage._from_acc(v)
+            k: usage_from_acc(v)
             for k, v in sorted(out.items(), key=lambda kv: (-kv[1][6], -kv[1][1] - kv[1][4]))
         }
 
@@ -492,6 +485,15 @@ class Report:
             return cls.from_dict(data)
         except ValueError as e:
             raise ValueError(f"{os.fspath(path)}: {e}") from None
+
+
+def snapshot(meter: Tree, top: Node) -> Report:
+    """A report of ``top``'s subtree; on an internal error, a report that says so."""
+    try:
+        return Report._take(meter, top)
+    except Exception as e:
+        log_internal_error("report")
+        return Report.unavailable(f"{type(e).__name__}: {e}"[:300], top.path)
 
 
 def _no_constant(name: str) -> Any:

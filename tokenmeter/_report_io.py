@@ -31,7 +31,7 @@ from ._acc import (
 from ._pricing import prices_info
 from ._record import MAX_TOKENS, CallRecord, path_of
 from ._unattributed import UNATTRIBUTED
-from ._usage import Usage
+from ._usage import usage_from_acc
 from ._version import __version__
 
 #: A call's dimensions: (model, provider, module, operation).
@@ -296,10 +296,10 @@ def report_parts(
             paths[i][-1] if paths[i] else "",
             paths[i],
             entries[i],
-            Usage._from_acc(own[i]),
-            Usage._from_acc(incl[i]),
+            usage_from_acc(own[i]),
+            usage_from_acc(incl[i]),
             {k: built[j] for k, j in kids[i].items()},
-            {k: Usage._from_acc(v) for k, v in breakdowns[i].items()},
+            {k: usage_from_acc(v) for k, v in breakdowns[i].items()},
         )
     records, dropped = _records(data)
     return built[0], _meta(data), records, dropped

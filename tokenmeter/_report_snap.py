@@ -8,6 +8,7 @@ from typing import Any
 
 from ._acc import ACC_SIZE
 from ._tree import Node
+from ._tree import dims as node_dims
 from ._usage import Usage, usage_from_acc
 
 #: One scope's copy: (name, path, entries, dims or None, number of kept children).
@@ -39,7 +40,7 @@ def snap_locked(top: Node) -> list[_Snap]:
     kept: list[int] = []  # 1 per visited node that was kept, else 0
     for s in reversed(order):
         dims = None
-        for k, v in s._dims.items():
+        for k, v in node_dims(s).items():
             if any(v):
                 if dims is None:
                     dims = {}

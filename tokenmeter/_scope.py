@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import _errors, _events
 from ._budgets import set_limits_locked
-from ._tree import NO_KIDS, Frame
+from ._frame import NO_KIDS, Frame
+from ._tree import enter_child, frame_under, root_frame, tree_lock
 
 if TYPE_CHECKING:
     from ._limits import Limits
-    from ._tree import Tree
+    from ._tree import Node, Tree
 
 logger = logging.getLogger("tokenmeter")
 
@@ -54,14 +55,16 @@ def call_in_progress() -> Any:
 TOP: dict[str, Frame] = {}
 
 
-#: The tree a scope entered outside any scope belongs to (the default meter).
+#: The tree a scope entered outside any scope belongs to (the default meter), and its root frame.
 _default_tree: Tree | None = None
+_default_root: Frame | None = None
 
 
 def use_default_tree(tree: Tree) -> None:
     """Register the tree that scopes entered outside any scope, with no meter named, go to."""
-    global _default_tree
+    global _default_tree, _default_root
     _default_tree = tree
+    _default_root = root_frame(tree)
     TOP.clear()  # frames cached for the tree before
 
 
@@ -69,8 +72,8 @@ def current_frame() -> Frame:
     """The current frame, or the default tree's root frame outside any scope."""
     cur = CURRENT.get()
     if cur is None:
-        assert _default_tree is not None, "the default meter is registered at import"
-        return _default_tree._root_frame
+        assert _default_root is not None, "the default meter is registered at import"
+        return _default_root
     return cur
 
 
@@ -83,7 +86,7 @@ GIL_COUNT: bool = getattr(sys, "_is_gil_enabled", lambda: True)()
 
 def count_entry(node: Any) -> None:
     """Count one entry of ``node`` under its tree's lock (free-threaded builds)."""
-    with node.meter._lock:
+    with tree_lock(node.meter):
         node.entries += 1
 
 
@@ -108,14 +111,16 @@ def enter_frame(
         if meter is None:
             meter = _default_tree
             assert meter is not None, "the default meter is registered at import"
+            assert _default_root is not None
             cache = TOP if plain else None
+            prev = cur = _default_root
         else:
             cache = None
-        prev = cur = meter._root_frame
+            prev = cur = root_frame(meter)
     elif meter is not None and cur.scope.meter is not meter:
         # Nest under this meter's nearest open scope, but keep the whole chain in
-        # ``prev`` so other meters still find theirs (``Meter._frame_under``).
-        cur = meter._frame_under(cur)
+        # ``prev`` so other meters still find theirs (``_tree.frame_under``).
+        cur = frame_under(meter, cur)
         cache = None  # the frame's prev is not its parent frame
     elif plain:
         cache = cur.kids
@@ -123,14 +128,7 @@ def enter_frame(
             cache = cur.kids = {}
     else:
         cache = None
-    parent = cur.scope
-    with parent.meter._lock:
-        scope = parent.children.get(name)
-        if scope is None:
-            scope = parent._child_locked(name)
-        scope.entries += 1
-        if limits is not None:
-            set_limits_locked(scope, limits)
+    scope, tables = enter_child(cur.scope, name, limits, set_limits_locked)
     # Built with plain slot stores: calling the class costs twice as much (see `Frame`).
     frame = _new_frame(Frame)
     frame.scope = scope
@@ -142,6 +140,7 @@ def enter_frame(
     frame.prev = prev
     frame.old = old
     frame.kids = NO_KIDS
+    frame.fast, frame.pending = tables
     if cache is not None:
         cache[name] = frame
     return frame
@@ -226,3 +225,11 @@ def restore(token: Token[Frame | None]) -> None:
         old = token.old_value
         CURRENT.set(None if old is Token.MISSING else old)
         logger.debug("scope token reset across contexts", exc_info=_errors.RAISE_INTERNAL_ERRORS)
+
+
+def detach_child_locked(parent: Node, name: str) -> None:
+    """Remove ``parent``'s child ``name`` (lock held): its cached frames go unused."""
+    node = parent.children.pop(name, None)
+    if node is not None:
+        for n in node.walk():
+            n.attached = False

@@ -13,10 +13,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._acc import ACC_SIZE, CALLS, add_acc
-from ._tree import DimKey, drain_queued
+from ._acc import ACC_SIZE, add_acc, cost_to_units
+from ._drain import drain_queued
+from ._tree import (
+    DimKey,
+    add,
+    add_kept_locked,
+    add_to_budget_locked,
+    child_locked,
+    kept_locked,
+    settle_locked,
+    tree_lock,
+)
+from ._tree import dims as node_dims
 
 if TYPE_CHECKING:
+    from ._frame import Frame
+    from ._record import CallRecord
     from ._tree import Node as Scope
     from ._tree import Tree as Meter
 
@@ -42,7 +55,7 @@ def _export_rows_locked(top: Scope) -> list[Row]:
     keep = [False] * len(order)
     dims_of: list[dict[DimKey, list[int]]] = []
     for s, _parent, _name in order:
-        dims_of.append({key: list(acc) for key, acc in s._dims.items() if any(acc)})
+        dims_of.append({key: list(acc) for key, acc in node_dims(s).items() if any(acc)})
     for i in range(len(order) - 1, -1, -1):  # children come after their parent
         s, parent, _name = order[i]
         if keep[i] or s.entries or dims_of[i]:
@@ -61,12 +74,12 @@ def _export_rows_locked(top: Scope) -> list[Row]:
 def export_tree(meter: Meter) -> Tree:
     """The whole of ``meter``'s tree as plain data (see `Tree`); nodes with nothing are left out."""
     drain_queued()
-    with meter._lock:
-        meter._settle_locked()
+    with tree_lock(meter):
+        settle_locked(meter)
         rows = _export_rows_locked(meter.root)
-        recs = meter._records
+        recs, seen, first, last = kept_locked(meter)
         records = None if recs is None else [_record_fields(r) for r in recs]
-        return (rows, meter._first_ts, meter._last_ts, records, meter._records_seen)
+        return (rows, first, last, records, seen)
 
 
 def _record_fields(rec: Any) -> tuple[Any, ...]:
@@ -82,21 +95,20 @@ def _add_rows_locked(top: Scope, rows: list[Row]) -> None:
     scopes: list[Scope] = []
     added = [[0] * ACC_SIZE for _ in rows]
     for parent, name, entries, dims in rows:
-        s = top if parent < 0 else scopes[parent]._child_locked(name)
+        s = top if parent < 0 else child_locked(scopes[parent], name)
         scopes.append(s)
         s.entries += entries
         mine_added = added[len(scopes) - 1]
+        tallies = node_dims(s)
         for key, acc in dims.items():
-            mine = s._dims.get(key)
+            mine = tallies.get(key)
             if mine is None:
-                mine = s._dims[key] = [0] * ACC_SIZE
+                mine = tallies[key] = [0] * ACC_SIZE
             add_acc(mine, acc)
             add_acc(mine_added, acc)
     for i in range(len(rows) - 1, -1, -1):  # children come after their parent
         s, inclusive = scopes[i], added[i]
-        if s._incl is not None:
-            add_acc(s._incl, inclusive)
-            s._started += inclusive[CALLS]
+        add_to_budget_locked(s, inclusive)
         parent = rows[i][0]
         if parent >= 0:
             add_acc(added[parent], inclusive)
@@ -110,18 +122,34 @@ def add_tree(meter: Meter, tree: Tree) -> None:
     """
     rows, first, last, records, seen = tree
     rebuilt = None
-    if records and meter._records is not None:
+    if records and meter.keep_records:
         from ._record import CallRecord
 
         rebuilt = [CallRecord(*fields) for fields in records]
-    with meter._lock:
+    with tree_lock(meter):
         if rows:
             _add_rows_locked(meter.root, rows)
-        if first is not None and (meter._first_ts is None or first < meter._first_ts):
-            meter._first_ts = first
-        if last is not None and (meter._last_ts is None or last > meter._last_ts):
-            meter._last_ts = last
-        if meter._records is not None and records is not None:
-            meter._records_seen += seen
-            if rebuilt:
-                meter._records.extend(rebuilt)
+        if records is None:
+            add_kept_locked(meter, first, last, 0, ())
+        else:
+            add_kept_locked(meter, first, last, seen, rebuilt or ())
+
+
+def add_record(tree: Meter, frame: Frame, rec: CallRecord, reserved: bool) -> None:
+    """Add a finished record to ``frame``'s scope (the one current when the call was made)."""
+    add(
+        tree,
+        frame,
+        (rec.model, rec.provider, rec.module, rec.operation),
+        rec.input_tokens,
+        rec.output_tokens,
+        rec.cache_read_tokens,
+        rec.cache_write_tokens,
+        rec.reasoning_tokens,
+        None if rec.cost_usd is None else cost_to_units(rec.cost_usd),
+        rec.failed,
+        rec.estimated,
+        rec.timestamp,
+        rec,
+        reserved,
+    )

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from . import _scope
+from ._frame import Frame
 from ._handle import Scope
 from ._scope import call_in_progress, restore
-from ._tree import Frame
+from ._tree import frame_tables
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -154,7 +155,7 @@ class use_scope:
         attributes: dict[str, Any] = {}
         if cur is not None and cur.scope is s:
             module, operation, attributes = cur.module, cur.operation, dict(cur.attributes)
-        frame = Frame(s, module, operation, attributes, s.budgets, cur)
+        frame = Frame(s, module, operation, attributes, s.budgets, cur, cur, frame_tables(s))
         self._token = CURRENT.set(frame)
         return s
 

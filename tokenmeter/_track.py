@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
     from typing_extensions import ParamSpec
 
+    from ._frame import Frame
     from ._handle import Scope
     from ._limits import Limits, OnExceed
-    from ._tree import Frame
     from ._tree import Tree as Meter  # a Meter is a Tree; this module sits below _meter
 
     P = ParamSpec("P")

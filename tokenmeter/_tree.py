@@ -1,10 +1,9 @@
-"""The call tree and its counters: nodes, frames, and one tree's lock, tallies and records.
+"""The call tree and its counters: nodes, and one tree's lock, tallies, records and queue.
 
-A `Tree` owns its nodes, a lock, the per-call records it keeps, and the queue of
-deferred LiteLLM results. Everything that changes counters goes through the
-tree's methods, under its lock: `Tree._add` (one call), `Tree._settle_locked`
-(the queue), `Tree._reset_subtree`. Budget tallies (`Node._incl`) are counted
-here too, on the hot path; what they are compared with lives in ``_budgets``.
+Counters change only through this module's functions, under the tree's lock: `add`
+(one call), `settle_locked` (the deferred LiteLLM results), `reset_subtree`; budget
+tallies too (what they are compared with lives in ``_budgets``). Node and tree state
+is private to this module (a `Scope` is a node, a `Meter` a tree): others use these.
 """
 
 from __future__ import annotations
@@ -30,9 +29,11 @@ from ._acc import (
     REASONING,
     UNPRICED,
     add_acc,
-    cost_to_units,
+    one_call_acc,
 )
+from ._drain import drain_queued
 from ._errors import internal_errors_swallowed
+from ._frame import Frame
 
 if TYPE_CHECKING:
     from ._limits import Limits
@@ -45,12 +46,7 @@ DimKey = tuple[str, str | None, str | None, str | None]
 _apply_pending: Callable[[Tree, list[tuple[Any, ...]]], None] | None = None
 
 _EMPTY: Mapping[str, Any] = {}
-#: A frame's ``kids`` until a child is cached (shared, never written: see `Frame`).
-NO_KIDS: dict[str, Any] = {}
 _ZEROS = (0,) * ACC_SIZE
-
-#: Records what GC finalizers queued; see `drain_queued_with`.
-_drain: Callable[[], None] | None = None
 
 #: A tree settles its deferred results once this many are waiting.
 PENDING_BATCH = 256
@@ -60,42 +56,13 @@ DEFAULT_MAX_RECORDS = 100_000
 
 
 def count_deferred_with(apply: Callable[[Tree, list[tuple[Any, ...]]], None]) -> None:
-    """Register what counts deferred results (the LiteLLM adapter, when it loads).
-
-    ``apply(tree, batch)`` is called with the tree's lock held, from `Tree._settle_locked`.
-    Nothing is deferred before it is registered.
-    """
+    """Register ``apply(tree, batch)``, which counts deferred results, lock held (LiteLLM)."""
     global _apply_pending
     _apply_pending = apply
 
 
-def drain_queued_with(drain: Callable[[], None]) -> None:
-    """Register what records work queued where no lock may be taken (abandoned LiteLLM streams).
-
-    A GC finalizer can run on a thread that already holds a tree's lock, so it only
-    appends to a lock-free queue; ``drain()`` records what is queued. It is called with
-    no tree lock held, by `drain_queued`: before every reading of a tree, before a
-    budget check, and by the adapter at its own safe points.
-    """
-    global _drain
-    _drain = drain
-
-
-def drain_queued() -> None:
-    """Record what GC finalizers queued; the calling thread must hold no tree's lock."""
-    drain = _drain
-    if drain is not None:
-        with internal_errors_swallowed("recording abandoned streams"):
-            drain()
-
-
 class Node:
-    """A node of a tree: its own tallies by dimension, its children, its entries, its budget.
-
-    Entering ``track(name)`` under a node reuses its child of that name, so a loop
-    of ``with track("sample")`` makes one node whose ``entries`` counts the loop's
-    turns. Children are made of the parent's class.
-    """
+    """A node of a tree: its own tallies by dimension, children (of its class), entries, budget."""
 
     __slots__ = (
         "__weakref__",
@@ -124,19 +91,16 @@ class Node:
         self.limits: Limits | None = None
         # Own usage, split by dimension key: {(model, provider, module, operation): acc}.
         self._dims: dict[DimKey, list[int]] = {}
-        # The same accumulators keyed as LiteLLM names a call's model and provider
-        # (before the adapter normalises them), as (id, accumulator): LiteLLM
-        # attribution finds its tally with one lookup. Accumulators are never
-        # replaced (a reset zeroes them in place), so an entry here stays valid.
+        # The same accumulators, as (id, acc), keyed by LiteLLM's own names of model and
+        # provider: one lookup for LiteLLM attribution (never replaced, reset in place).
         self._fast: dict[tuple[Any, Any, str | None, str | None], tuple[int, list[int]]] = {}
         # Inclusive tally and started-call count, kept only while the node has a budget.
         self._incl: list[int] | None = None
         self._started = 0
-        # The budgeted nodes on the path here (ancestors and self), outermost first.
-        # One list per node, changed in place when a budget is set or reset, and shared
-        # by every frame of the node: a task already inside sees a budget set later.
+        # The budgeted nodes on the path here, outermost first: one list, changed in place
+        # and shared by the node's frames (a task already inside sees a later budget).
         self.budgets: list[Any] = [] if parent is None else list(parent.budgets)
-        # False once removed from the tree (`detach_child_locked`): its cached frames go unused.
+        # False once removed from the tree (`_scope.detach_child_locked`): frames go unused.
         self.attached = True
 
     def walk(self) -> Iterator[Any]:
@@ -147,86 +111,69 @@ class Node:
             yield node
             stack.extend(reversed(list(node.children.values())))
 
-    # -- the caller holds the tree's lock -------------------------------------------
 
-    def _own_acc_locked(self) -> list[int]:
-        acc = [0] * ACC_SIZE
-        for d in self._dims.values():
+# -- nodes: the caller holds the tree's lock ---------------------------------------------
+
+
+def own_acc_locked(node: Node) -> list[int]:
+    """``node``'s own usage (children excluded), as one accumulator."""
+    acc = [0] * ACC_SIZE
+    for d in node._dims.values():
+        add_acc(acc, d)
+    return acc
+
+
+def subtree_acc_locked(node: Node) -> list[int]:
+    """The usage of ``node`` and its subtree, as one accumulator."""
+    acc = [0] * ACC_SIZE
+    for n in node.walk():
+        for d in n._dims.values():
             add_acc(acc, d)
-        return acc
-
-    def _subtree_acc_locked(self) -> list[int]:
-        acc = [0] * ACC_SIZE
-        for node in self.walk():
-            for d in node._dims.values():
-                add_acc(acc, d)
-        return acc
-
-    def _update_budgets_locked(self) -> None:
-        """Recompute ``budgets`` of this node and its subtree, in place (limits changed)."""
-        for node in self.walk():
-            above = [] if node.parent is None else node.parent.budgets
-            node.budgets[:] = [*above, node] if node.limits is not None else above
-
-    def _child_locked(self, name: str) -> Any:
-        child = self.children.get(name)
-        if child is None:
-            child = type(self)(name, self, self.meter)
-            self.children[name] = child
-        return child
+    return acc
 
 
-class Frame:
-    """The immutable value of the scope ContextVar: where usage lands right now.
-
-    Never mutated after creation. Entering a scope makes a new frame, or reuses one
-    from the parent frame's ``kids``: a frame entered without module, operation or
-    attributes is a pure function of its parent frame and its node (budgets are the
-    node's shared list), so it is cached there by name and a repeated entry
-    allocates no frame. Only while no observer is registered: observers get a
-    fresh frame per entry; ``kids`` is `NO_KIDS` until a child is cached. ``old`` is the
-    exact value of the ContextVar before the entry, which leaving the scope sets back.
-    """
-
-    __slots__ = (
-        "attributes",
-        "budgets",
-        "kids",
-        "module",
-        "name",
-        "old",
-        "operation",
-        "prev",
-        "scope",
-    )
-
-    def __init__(
-        self,
-        scope: Any,
-        module: str | None,
-        operation: str | None,
-        attributes: Mapping[str, Any],
-        budgets: Sequence[Any],
-        prev: Frame | None,
-        old: Frame | object | None = ...,
-    ) -> None:
-        self.scope = scope
-        self.name: str = scope.name
-        self.module = module
-        self.operation = operation
-        self.attributes = attributes
-        self.budgets = budgets
-        self.prev = prev
-        self.old: Frame | None = prev if old is ... else old  # type: ignore[assignment]
-        self.kids: dict[str, Frame] = NO_KIDS
+def update_budgets_locked(node: Node) -> None:
+    """Recompute ``budgets`` of ``node`` and its subtree, in place (limits changed)."""
+    for n in node.walk():
+        above = [] if n.parent is None else n.parent.budgets
+        n.budgets[:] = [*above, n] if n.limits is not None else above
 
 
-def detach_child_locked(parent: Node, name: str) -> None:
-    """Remove ``parent``'s child ``name`` (lock held): its cached frames go unused."""
-    node = parent.children.pop(name, None)
-    if node is not None:
-        for n in node.walk():
-            n.attached = False
+def child_locked(node: Any, name: str) -> Any:
+    """``node``'s child ``name``, made (of ``node``'s class) if missing."""
+    child = node.children.get(name)
+    if child is None:
+        child = type(node)(name, node, node.meter)
+        node.children[name] = child
+    return child
+
+
+def dims(node: Node) -> dict[DimKey, list[int]]:
+    """``node``'s own tallies by dimension key (live: read and change them under the lock)."""
+    return node._dims
+
+
+def budget_tally(node: Node) -> tuple[list[int] | None, int]:
+    """``node``'s inclusive budget tally (None without a budget) and its started calls."""
+    return node._incl, node._started
+
+
+def set_budget_tally_locked(node: Node, incl: list[int] | None, started: int) -> None:
+    """Set ``node``'s budget tally and started-call count."""
+    node._incl, node._started = incl, started
+
+
+def start_calls_locked(budgets: Sequence[Node], n: int) -> None:
+    """Count ``n`` more calls started (negative: given back) under each of ``budgets``."""
+    for b in budgets:
+        b._started += n
+
+
+def add_to_budget_locked(node: Node, acc: Sequence[int]) -> None:
+    """Count ``acc`` (calls that landed below ``node``) as started and spent on its budget."""
+    if node._incl is not None:
+        add_acc(node._incl, acc)
+        node._started += acc[CALLS]
 
 
 class Tree:
@@ -243,11 +190,13 @@ class Tree:
             raise ValueError(f"max_records must be a positive integer, got {max_records!r}")
         self._lock = threading.Lock()
         self.root: Any = node_class("", None, self)
-        self._root_frame = Frame(self.root, None, None, _EMPTY, self.root.budgets, None)
+        self._pending: list[tuple[Any, ...]] = []
+        self._root_frame = Frame(
+            self.root, None, None, _EMPTY, self.root.budgets, None, None, frame_tables(self.root)
+        )
         self.max_records = max_records
         self._records: deque[CallRecord] | None = None
-        # LiteLLM results not yet added to the tree (see `_settle_locked`).
-        self._pending: list[tuple[Any, ...]] = []
+        # LiteLLM results not yet added to the tree (see `settle_locked`), above.
         self._records_seen = 0
         self._first_ts: float | None = None
         self._last_ts: float | None = None
@@ -265,134 +214,10 @@ class Tree:
             if value and self._records is None:
                 self._records = deque(maxlen=self.max_records)
                 self._records_seen = 0
+                for node in self.root.walk():
+                    node._fast.clear()  # a call with a record takes the general path
             elif not value:
                 self._records = None
-
-    def _frame_under(self, frame: Frame | None) -> Frame:
-        """The nearest frame of this tree in ``frame``'s chain, else the root frame."""
-        while frame is not None:
-            if frame.scope.meter is self:
-                return frame
-            frame = frame.prev
-        return self._root_frame
-
-    # -- counting -----------------------------------------------------------------
-
-    def _add_record(self, frame: Frame, rec: CallRecord, reserved: bool) -> None:
-        """Add a finished record to ``frame``'s scope (the one current when the call was made)."""
-        self._add(
-            frame,
-            (rec.model, rec.provider, rec.module, rec.operation),
-            rec.input_tokens,
-            rec.output_tokens,
-            rec.cache_read_tokens,
-            rec.cache_write_tokens,
-            rec.reasoning_tokens,
-            None if rec.cost_usd is None else cost_to_units(rec.cost_usd),
-            rec.failed,
-            rec.estimated,
-            rec.timestamp,
-            rec,
-            reserved,
-        )
-
-    def _add(
-        self,
-        frame: Frame,
-        key: DimKey,
-        input_tokens: int,
-        output_tokens: int,
-        cache_read: int,
-        cache_write: int,
-        reasoning: int,
-        cost_units: int | None,
-        failed: bool,
-        estimated: bool,
-        timestamp: float,
-        rec: CallRecord | None,
-        reserved: bool,
-        alias: tuple[Any, Any, str | None, str | None] | None = None,
-    ) -> None:
-        """The hot path: add one call's numbers to its scope's tally, under the lock.
-
-        ``alias``, if given, also files the tally in ``scope._fast`` under that key
-        (LiteLLM's names for the model and provider; see ``_litellm.deferred``).
-        """
-        scope = frame.scope
-        with self._lock:
-            acc = scope._dims.get(key)
-            if acc is None:
-                acc = scope._dims[key] = [0] * ACC_SIZE
-            if alias is not None and alias not in scope._fast:
-                scope._fast[alias] = (id(acc), acc)
-            acc[CALLS] += 1
-            acc[INPUT] += input_tokens
-            acc[OUTPUT] += output_tokens
-            acc[CACHE_READ] += cache_read
-            acc[CACHE_WRITE] += cache_write
-            acc[REASONING] += reasoning
-            if cost_units is None:
-                acc[UNPRICED] += 1
-            else:
-                acc[COST] += cost_units
-            if failed:
-                acc[FAILED] += 1
-            if estimated:
-                acc[ESTIMATED] += 1
-            if frame.budgets:
-                one = one_call_acc(
-                    input_tokens,
-                    output_tokens,
-                    cache_read,
-                    cache_write,
-                    reasoning,
-                    cost_units,
-                    failed,
-                    estimated,
-                )
-                for b in frame.budgets:
-                    if b._incl is not None:
-                        add_acc(b._incl, one)
-            if not reserved:
-                for b in frame.budgets:
-                    b._started += 1
-            if self._first_ts is None or timestamp < self._first_ts:
-                self._first_ts = timestamp
-            if self._last_ts is None or timestamp > self._last_ts:
-                self._last_ts = timestamp
-            records = self._records
-            if records is not None:
-                self._records_seen += 1
-                if rec is not None:
-                    records.append(rec)
-        if rec is not None and _events.OBSERVERS:
-            _events.emit_call(rec, frame)
-
-    def _settle(self) -> None:
-        """Add the deferred results to the tree now (takes the lock)."""
-        drain_queued()
-        with self._lock:
-            self._settle_locked()
-
-    def _settle_locked(self) -> None:
-        """Add the deferred results to the tree; the caller holds the lock.
-
-        LiteLLM attribution appends a plain response (its scope's tally, the numbers
-        it held when returned, the call's start time) to ``_pending`` instead
-        of counting it under the lock, and the batch is counted here, by what
-        `count_deferred_with` registered. Everything that reads the tree (usage,
-        reports, budgets being set, resets) settles first, so a call is in every
-        reading taken after it returned. ``list.append`` and the slice taken here
-        are atomic: a result appended meanwhile stays for next time.
-        """
-        pending = self._pending
-        if pending:
-            n = len(pending)
-            batch = pending[:n]
-            del pending[:n]
-            if _apply_pending is not None:
-                with internal_errors_swallowed("counting LiteLLM calls"):
-                    _apply_pending(self, batch)
 
     # -- reading and resetting -------------------------------------------------------
 
@@ -403,16 +228,13 @@ class Tree:
             return [] if self._records is None else list(self._records)
 
     def _restart_after_fork(self) -> None:
-        """In a forked child: a fresh, unlocked tree with the same nodes and budgets.
+        """In a forked child: a fresh, unlocked tree with the same nodes and budget tallies.
 
-        The parent's calls, entries, records and queued results are the parent's: the
-        child's report holds only its own calls. The lock may have been held by a
-        thread that does not exist here, so it is replaced. Nodes stay (the child is
-        still inside its scopes), and budget tallies stay: what was spent before the
-        fork still counts toward a budget in the child.
-        """
+        Calls, entries, records and queue are the parent's; the lock is replaced (its
+        holder may not exist here). What was spent before the fork still counts toward
+        a budget in the child."""
         self._lock = threading.Lock()
-        self._pending = []
+        self._pending.clear()  # in place: frames hold it
         if self._records is not None:
             self._records = deque(maxlen=self.max_records)
         self._records_seen = 0
@@ -422,47 +244,96 @@ class Tree:
                 acc[:] = _ZEROS  # in place: ``_fast`` holds the same lists
             node.entries = 0
 
-    def _reset_subtree(self, top: Node) -> None:
-        with self._lock:
-            self._settle_locked()  # calls made before the reset are reset with it
-            for s in top.walk():
-                # Zeroed in place, not dropped: a call queued with its tally before the
-                # reset was counted above; one queued after it lands in the zeroed tally.
-                for acc in s._dims.values():
-                    acc[:] = _ZEROS
-                s.entries = 0
-                if s._incl is not None:
-                    # A reset node is as good as new: its budget goes too (the next entry
-                    # that sets limits sets it again), so a later entry without limits,
-                    # e.g. in the next test, does not inherit it.
-                    s.limits = None
-                    s._incl = None
-                    s._started = 0
-            # Budget tallies of ancestors include the subtree: recompute them, keeping
-            # the slots of calls still in flight (started, not yet counted).
-            anc = top.parent
-            while anc is not None:
-                if anc._incl is not None:
-                    in_flight = anc._started - anc._incl[CALLS]
-                    anc._incl = anc._subtree_acc_locked()
-                    anc._started = anc._incl[CALLS] + max(0, in_flight)
-                anc = anc.parent
-            top._update_budgets_locked()
-            if top is self.root:
-                if self._records is not None:
-                    self._records.clear()
-                self._records_seen = 0
-                self._first_ts = self._last_ts = None
-            elif self._records is not None:
-                n = len(top.path)
-                keep = [r for r in self._records if r.path[:n] != top.path]
-                # Removed records are not "dropped" ones: take them out of the count too.
-                self._records_seen -= len(self._records) - len(keep)
-                self._records.clear()
-                self._records.extend(keep)
+
+# -- trees ---------------------------------------------------------------------------------
 
 
-def one_call_acc(
+def tree_lock(tree: Tree) -> threading.Lock:
+    """The lock under which ``tree``'s counters change."""
+    return tree._lock
+
+
+def root_frame(tree: Tree) -> Frame:
+    """The frame of ``tree``'s root: where usage lands outside any scope of it."""
+    return tree._root_frame
+
+
+def frame_under(tree: Tree, frame: Frame | None) -> Frame:
+    """The nearest frame of ``tree`` in ``frame``'s chain, else its root frame."""
+    while frame is not None:
+        if frame.scope.meter is tree:
+            return frame
+        frame = frame.prev
+    return tree._root_frame
+
+
+def kept_locked(tree: Tree) -> tuple[deque[CallRecord] | None, int, float | None, float | None]:
+    """``tree``'s kept records (None when not kept), how many were kept ever, its time span."""
+    return tree._records, tree._records_seen, tree._first_ts, tree._last_ts
+
+
+def add_kept_locked(
+    tree: Tree, first: float | None, last: float | None, seen: int, recs: Sequence[CallRecord]
+) -> None:
+    """Widen ``tree``'s time span to ``first``..``last``; keep ``recs`` of ``seen`` calls."""
+    if first is not None and (tree._first_ts is None or first < tree._first_ts):
+        tree._first_ts = first
+    if last is not None and (tree._last_ts is None or last > tree._last_ts):
+        tree._last_ts = last
+    if tree._records is not None:
+        tree._records_seen += seen
+        tree._records.extend(recs)
+
+
+# -- counting ------------------------------------------------------------------------------
+
+
+def add_priced(
+    scope: Node,
+    key: DimKey,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int,
+    cache_write: int,
+    reasoning: int,
+    cost_units: int,
+    timestamp: float,
+    rec: CallRecord,
+) -> None:
+    """`add` for a priced call that did not fail, on a path with no budget (``tm.record``)."""
+    tree = scope.meter
+    lock = tree._lock
+    lock.acquire()
+    try:
+        acc = scope._dims.get(key)
+        if acc is None:
+            acc = scope._dims[key] = [0] * ACC_SIZE
+        acc[CALLS] += 1
+        acc[INPUT] += input_tokens
+        acc[OUTPUT] += output_tokens
+        if cache_read or cache_write or reasoning:
+            acc[CACHE_READ] += cache_read
+            acc[CACHE_WRITE] += cache_write
+            acc[REASONING] += reasoning
+        acc[COST] += cost_units
+        first = tree._first_ts
+        if first is None or timestamp < first:
+            tree._first_ts = timestamp
+        last = tree._last_ts
+        if last is None or timestamp > last:
+            tree._last_ts = timestamp
+        records = tree._records
+        if records is not None:
+            tree._records_seen += 1
+            records.append(rec)
+    finally:
+        lock.release()
+
+
+def add(
+    tree: Tree,
+    frame: Frame,
+    key: DimKey,
     input_tokens: int,
     output_tokens: int,
     cache_read: int,
@@ -471,20 +342,147 @@ def one_call_acc(
     cost_units: int | None,
     failed: bool,
     estimated: bool,
-) -> list[int]:
-    """The accumulator of one call."""
-    return [
-        1,
-        input_tokens,
-        cache_read,
-        cache_write,
-        output_tokens,
-        reasoning,
-        0 if cost_units is None else cost_units,
-        1 if cost_units is None else 0,
-        1 if failed else 0,
-        1 if estimated else 0,
-    ]
+    timestamp: float,
+    rec: CallRecord | None,
+    reserved: bool,
+    alias: tuple[Any, Any, str | None, str | None] | None = None,
+) -> None:
+    """Add one call's numbers to its scope's tally, under the lock; file it under ``alias``."""
+    scope = frame.scope
+    with tree._lock:
+        acc = scope._dims.get(key)
+        if acc is None:
+            acc = scope._dims[key] = [0] * ACC_SIZE
+        if alias is not None and alias not in scope._fast and tree._records is None:
+            scope._fast[alias] = (id(acc), acc)
+        acc[CALLS] += 1
+        acc[INPUT] += input_tokens
+        acc[OUTPUT] += output_tokens
+        acc[CACHE_READ] += cache_read
+        acc[CACHE_WRITE] += cache_write
+        acc[REASONING] += reasoning
+        if cost_units is None:
+            acc[UNPRICED] += 1
+        else:
+            acc[COST] += cost_units
+        if failed:
+            acc[FAILED] += 1
+        if estimated:
+            acc[ESTIMATED] += 1
+        if frame.budgets:
+            one = one_call_acc(
+                input_tokens,
+                output_tokens,
+                cache_read,
+                cache_write,
+                reasoning,
+                cost_units,
+                failed,
+                estimated,
+            )
+            for b in frame.budgets:
+                if b._incl is not None:
+                    add_acc(b._incl, one)
+        if not reserved:
+            for b in frame.budgets:
+                b._started += 1
+        if tree._first_ts is None or timestamp < tree._first_ts:
+            tree._first_ts = timestamp
+        if tree._last_ts is None or timestamp > tree._last_ts:
+            tree._last_ts = timestamp
+        records = tree._records
+        if records is not None:
+            tree._records_seen += 1
+            if rec is not None:
+                records.append(rec)
+    if rec is not None and _events.OBSERVERS:
+        _events.emit_call(rec, frame)
+
+
+def frame_tables(node: Node) -> tuple[dict[Any, Any], list[Any]]:
+    """``node``'s table of LiteLLM tallies and its tree's queue, for a `Frame` of it.
+
+    A tally is filed there (``alias`` of `add`) only while the tree keeps no records,
+    so a call found there can be queued as it is, for `settle_locked` to count."""
+    return node._fast, node.meter._pending
+
+
+def enter_child(
+    parent: Node, name: str, limits: Any, set_limits: Callable[[Any, Any], None]
+) -> tuple[Any, tuple[dict[Any, Any], list[Any]]]:
+    """Count an entry of ``parent``'s child ``name`` (made if missing), ``set_limits`` on
+    it if given; the child and its `frame_tables`."""
+    with parent.meter._lock:
+        scope = parent.children.get(name)
+        if scope is None:
+            scope = child_locked(parent, name)
+        scope.entries += 1
+        if limits is not None:
+            set_limits(scope, limits)
+    return scope, (scope._fast, parent.meter._pending)
+
+
+def settle(tree: Tree) -> None:
+    """Add the deferred results to the tree now (takes the lock)."""
+    drain_queued()
+    with tree._lock:
+        settle_locked(tree)
+
+
+def settle_locked(tree: Tree) -> None:
+    """Count the deferred LiteLLM results (lock held), by what `count_deferred_with` registered.
+
+    Every reading of the tree (usage, reports, budgets set, resets) settles first, so a
+    call is in every reading taken after it returned. ``list.append`` and the slice
+    here are atomic: a result appended meanwhile stays for next time.
+    """
+    pending = tree._pending
+    if pending:
+        n = len(pending)
+        batch = pending[:n]
+        del pending[:n]
+        if _apply_pending is not None:
+            with internal_errors_swallowed("counting LiteLLM calls"):
+                _apply_pending(tree, batch)
+
+
+def reset_subtree(tree: Tree, top: Node) -> None:
+    """Zero the usage, entries and budgets of ``top`` and its subtree (nodes stay)."""
+    with tree._lock:
+        settle_locked(tree)  # calls made before the reset are reset with it
+        for s in top.walk():
+            # Zeroed in place: a call queued with its tally after the reset lands here.
+            for acc in s._dims.values():
+                acc[:] = _ZEROS
+            s.entries = 0
+            if s._incl is not None:
+                # A reset node is as good as new: its budget goes too, so a later entry
+                # without limits (the next test) does not inherit it.
+                s.limits = None
+                s._incl = None
+                s._started = 0
+        # Budget tallies of ancestors include the subtree: recompute them, keeping
+        # the slots of calls still in flight (started, not yet counted).
+        anc = top.parent
+        while anc is not None:
+            if anc._incl is not None:
+                in_flight = anc._started - anc._incl[CALLS]
+                anc._incl = subtree_acc_locked(anc)
+                anc._started = anc._incl[CALLS] + max(0, in_flight)
+            anc = anc.parent
+        update_budgets_locked(top)
+        if top is tree.root:
+            if tree._records is not None:
+                tree._records.clear()
+            tree._records_seen = 0
+            tree._first_ts = tree._last_ts = None
+        elif tree._records is not None:
+            n = len(top.path)
+            keep = [r for r in tree._records if r.path[:n] != top.path]
+            # Removed records are not "dropped" ones: take them out of the count too.
+            tree._records_seen -= len(tree._records) - len(keep)
+            tree._records.clear()
+            tree._records.extend(keep)
 
 
 #: Every live tree, for the fork handler.

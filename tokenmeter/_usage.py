@@ -109,10 +109,6 @@ class Usage:
         return cls(**kwargs)
 
     @classmethod
-    def _from_acc(cls, acc: Sequence[int]) -> Usage:
-        return usage_from_acc(acc)
-
-    @classmethod
     def _from_acc_init(cls, acc: Sequence[int]) -> Usage:
         return cls(
             acc[CALLS],
@@ -126,20 +122,6 @@ class Usage:
             acc[FAILED],
             acc[ESTIMATED],
         )
-
-    def _to_acc(self) -> list[int]:
-        return [
-            self.calls,
-            self.input_tokens,
-            self.cache_read_tokens,
-            self.cache_write_tokens,
-            self.output_tokens,
-            self.reasoning_tokens,
-            cost_to_units(self.cost_usd),
-            self.unpriced_calls,
-            self.failed_calls,
-            self.estimated_calls,
-        ]
 
 
 class _UsageFromAcc:
@@ -200,3 +182,19 @@ def _checked_from_acc() -> Callable[[Sequence[int]], Usage]:
 #: object with plain slot stores and then gives it its class (the layouts are the same,
 #: which is why `Usage` has no weak-reference slot), in a fraction of the time.
 usage_from_acc: Callable[[Sequence[int]], Usage] = _checked_from_acc()
+
+
+def usage_to_acc(u: Usage) -> list[int]:
+    """``u``'s numbers as an accumulator (the layout of ``_acc``), cost in integer units."""
+    return [
+        u.calls,
+        u.input_tokens,
+        u.cache_read_tokens,
+        u.cache_write_tokens,
+        u.output_tokens,
+        u.reasoning_tokens,
+        cost_to_units(u.cost_usd),
+        u.unpriced_calls,
+        u.failed_calls,
+        u.estimated_calls,
+    ]

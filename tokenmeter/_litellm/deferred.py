@@ -21,9 +21,11 @@ from tokenmeter._acc import (
     OUTPUT,
     REASONING,
     add_acc,
+    one_call_acc,
 )
+from tokenmeter._frame import Frame
 from tokenmeter._pricing import _custom as _custom_prices
-from tokenmeter._tree import PENDING_BATCH, Frame, Tree, count_deferred_with, one_call_acc
+from tokenmeter._tree import PENDING_BATCH, Tree, add_kept_locked, count_deferred_with, settle
 
 from .extract import _cost_units, _int, _model_provider
 
@@ -47,7 +49,7 @@ _USAGE_FIELDS = itemgetter(
 # map(_NONE_TO_0, xs, xs): None -> 0, anything else unchanged.
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
 # A pending row, everything read when the call returned:
-#   0 the tally entry: ``scope._fast``'s (id of the tally, the tally)
+#   0 the tally entry: the frame's ``fast`` table's (id of the tally, the tally)
 #   1 perf_counter() at the call's start
 #   2 hidden params' response_cost
 #   3 the tally's key: (litellm_model_name, custom_llm_provider, module, operation)
@@ -65,9 +67,10 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
 
     Plain: LiteLLM's own ``Usage``, not a cache hit, no custom prices, no per-call
     records, and a model this scope has recorded before (the general path filed
-    its tally in ``scope._fast`` then). The caller has checked for budgets and for
-    attempts inside the call. The numbers are read now, into the row: the call is
-    counted as it was returned, whatever is done to the response later.
+    its tally in the frame's ``fast`` table then, see `_tree.frame_tables`). The
+    caller has checked for budgets and for attempts inside the call. The numbers are
+    read now, into the row: the call is counted as it was returned, whatever is done
+    to the response later.
     ``started`` is the call's ``time.perf_counter()`` at its start; it becomes the
     call's wall-clock time when the batch is counted.
     """
@@ -75,18 +78,14 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     usage = result.__pydantic_extra__.get("usage")
     if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
         return False
-    scope = frame.scope
     key = (
         hp.get("litellm_model_name"),
         hp.get("custom_llm_provider"),
         frame.module,
         frame.operation,
     )
-    entry = scope._fast.get(key)
-    if entry is None:
-        return False
-    meter = scope.meter
-    if meter._records is not None or _events.OBSERVERS:
+    entry = frame.fast.get(key)
+    if entry is None or _events.OBSERVERS:
         return False
     prompt, completion, details, out_details = _USAGE_FIELDS(usage.__dict__)
     if details is None:
@@ -102,7 +101,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
         x_write = extra.get("cache_creation_input_tokens")
     else:
         x_read = x_write = None
-    pending = meter._pending
+    pending = frame.pending
     pending.append(
         (
             entry,
@@ -119,7 +118,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
         )
     )
     if len(pending) >= PENDING_BATCH:
-        meter._settle()
+        settle(frame.scope.meter)
     return True
 
 
@@ -130,10 +129,7 @@ def _apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     to_wall = _time() - _perf_counter()
     first = min(map(_ROW_TIME, batch)) + to_wall
     last = max(map(_ROW_TIME, batch)) + to_wall
-    if meter._first_ts is None or first < meter._first_ts:
-        meter._first_ts = first
-    if meter._last_ts is None or last > meter._last_ts:
-        meter._last_ts = last
+    add_kept_locked(meter, first, last, 0, ())
     # One entry object per tally: consecutive rows of a tally compare by identity.
     for entry, group in groupby(batch, _ROW_ENTRY):
         rows = list(group)

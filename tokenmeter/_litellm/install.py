@@ -55,7 +55,7 @@ def instrument() -> None:
     others are wrapped all the same.
     """
     with _lock:
-        if wrappers._installed:
+        if wrappers.installed:
             return
         wrapped: list[str] = []
         absent: list[str] = []
@@ -89,7 +89,7 @@ def instrument() -> None:
             from litellm.litellm_core_utils.streaming_handler import CustomStreamWrapper
 
             stream_originals: dict[tuple[object, str], Any] = {}
-            streams._patch_stream_class(CustomStreamWrapper, stream_originals)
+            streams.patch_stream_class(CustomStreamWrapper, stream_originals)
             for (owner, name), own in stream_originals.items():
                 _patched[(owner, name)] = (own, own)
                 wrapped.append(f"CustomStreamWrapper.{name}")
@@ -110,7 +110,7 @@ def instrument() -> None:
             failed.update(_rebind_early_imports())
         except Exception as e:  # the scan is a courtesy: never let it undo the wrapping
             failed["early 'from litellm import' bindings"] = f"{type(e).__name__}: {e}"
-        wrappers._set_installed(bool(wrapped))
+        wrappers.set_installed(bool(wrapped))
         _status.update(
             wrapped=tuple(wrapped),
             absent=tuple(absent),
@@ -182,12 +182,12 @@ def uninstrument() -> None:
                 setattr(owner, name, own)
         _patched.clear()
         _status.update(wrapped=(), absent=(), failed={}, rebound=())
-        wrappers._set_installed(False)
+        wrappers.set_installed(False)
 
 
 def instrumented() -> bool:
     """Whether litellm calls are being attributed."""
-    return wrappers._installed
+    return wrappers.installed
 
 
 def status() -> dict[str, Any]:

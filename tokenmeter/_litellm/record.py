@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenmeter import _events
+from tokenmeter._frame import Frame
 from tokenmeter._record import CallRecord
-from tokenmeter._tree import Frame
+from tokenmeter._tree import add
 
 from .extract import (
     _TOKEN_KINDS,
@@ -107,7 +108,7 @@ def _add(
     meter = frame.scope.meter
     now = time.time()
     rec = None
-    if meter._records is not None or _events.OBSERVERS:
+    if meter.keep_records or _events.OBSERVERS:
         rec = CallRecord(
             model=model,
             provider=provider,
@@ -129,7 +130,8 @@ def _add(
             attributes=frame.attributes,
             metadata=meta,
         )
-    meter._add(
+    add(
+        meter,
         frame,
         (model, provider, frame.module, frame.operation),
         toks[0],

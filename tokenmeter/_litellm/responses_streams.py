@@ -16,11 +16,12 @@ from typing import Any
 import litellm
 
 from tokenmeter import _errors
-from tokenmeter._tree import drain_queued
+from tokenmeter._drain import drain_queued
 
 from . import streams
 from .extract import _attr, _cost_units, _model_provider, _requested_model, _tokens
 from .record import _add
+from .stream_classes import add_stream_class
 from .streams import StreamCall, _abandoned, _claim, _in_call_context
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -98,7 +99,7 @@ def _estimate(model: str, kwargs: Mapping[str, Any], text: str) -> tuple[int, in
 
 def _finish(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete: bool,
             error: BaseException | None) -> None:  # fmt: skip
-    if streams._ABANDONED:
+    if streams.ABANDONED:
         drain_queued()
     if not _claim(call):
         return
@@ -235,9 +236,7 @@ def patch_responses_streams(originals: dict[tuple[object, str], Any]) -> None:
     from litellm.responses import streaming_iterator as it
 
     base = it.BaseResponsesAPIStreamingIterator
-    if base not in streams._stream_classes:
-        streams._stream_classes = (*streams._stream_classes, base)
-        streams._attachers.append((base, _attach))
+    add_stream_class(base, _attach)
     for name in (
         "ResponsesAPIStreamingIterator",
         "SyncResponsesAPIStreamingIterator",

@@ -20,7 +20,7 @@ from typing import Any
 import litellm
 
 from tokenmeter import _errors
-from tokenmeter._tree import drain_queued
+from tokenmeter._drain import drain_queued
 
 # The calls of the streams open now (each one's finalizer queues it as dropped). Set and
 # removed with single dict operations: atomic, no lock (a stream can end on any thread).

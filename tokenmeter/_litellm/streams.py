@@ -15,21 +15,14 @@ from litellm.types.utils import ModelResponse as _ModelResponse
 from litellm.types.utils import Usage as _LiteLLMUsage
 
 from tokenmeter import _errors, _events
-from tokenmeter._tree import Frame, drain_queued, drain_queued_with
+from tokenmeter._drain import drain_queued, drain_queued_with
+from tokenmeter._frame import Frame
 
 from .extract import _cost_units, _model_provider, _requested_model, _tokens
 from .record import _add
+from .stream_classes import ATTACHERS, add_stream_class
 from .stream_exit import ended, opened
 from .stream_usage import _usage_in, _usage_only
-
-# The stream classes recorded here (LiteLLM's chat stream, and its Responses API streams,
-# see ``responses_streams``), and how a stream of each other class is attached.
-_stream_classes: tuple[type, ...] = ()
-_attachers: list[tuple[type, Callable[[Any, StreamCall], None]]] = []
-
-
-def _is_stream(result: object) -> bool:
-    return isinstance(result, _stream_classes)
 
 
 class StreamCall:
@@ -95,12 +88,11 @@ def _claim(call: StreamCall) -> bool:
     return True
 
 
-# Streams dropped before they ended, as their finalizers left them. A finalizer may run
-# (cyclic GC) on a thread that holds a tree's lock, so it only appends here (atomic, no
-# lock); `_drain_abandoned` records them with no lock held: before any reading of a
-# tree (`drain_queued_with`), before a budget check, when a stream starts or ends, and
-# at exit (where the streams still open are recorded too, see ``stream_exit``).
-_ABANDONED: deque[tuple[Any, ...]] = deque()
+# Streams dropped before they ended. A finalizer may run (cyclic GC) on a thread holding a
+# tree's lock, so it only appends here (atomic); `_drain_abandoned` records them with no lock
+# held: before a tree is read or a budget checked, when a stream starts or ends, at exit
+# (where the streams still open are recorded too, see ``stream_exit``).
+ABANDONED: deque[tuple[Any, ...]] = deque()
 
 
 def _finish_stream(
@@ -250,7 +242,7 @@ def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
 
 
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
-    if _ABANDONED:
+    if ABANDONED:
         drain_queued()
     if not _claim(call):
         return
@@ -280,12 +272,12 @@ def _final_usage(stream: Any) -> Any:
 
 def _abandoned(record: Callable[..., None], *args: Any) -> None:
     """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
-    _ABANDONED.append((record, args))
+    ABANDONED.append((record, args))
 
 
 def _drain_abandoned() -> None:
     """Record the queued abandoned streams; the calling thread holds no tree's lock."""
-    queue = _ABANDONED
+    queue = ABANDONED
     while queue:
         try:
             record, args = queue.popleft()
@@ -308,7 +300,7 @@ drain_queued_with(_drain_abandoned)
 atexit.register(drain_queued)
 if hasattr(os, "register_at_fork"):
     # A forked child's trees start empty: the parent's dropped streams are the parent's.
-    os.register_at_fork(after_in_child=_ABANDONED.clear)
+    os.register_at_fork(after_in_child=ABANDONED.clear)
 
 
 def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
@@ -320,10 +312,10 @@ def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> N
 
 
 def _attach_stream(stream: Any, call: StreamCall) -> None:
-    if _ABANDONED:
+    if ABANDONED:
         drain_queued()
-    stream._tokenmeter_call = call
-    for cls, attach in _attachers:
+    stream.__dict__["_tokenmeter_call"] = call  # read back the same way, by the wrappers
+    for cls, attach in ATTACHERS:
         if isinstance(stream, cls):
             attach(stream, call)
             opened(call, stream)
@@ -353,11 +345,9 @@ def _weak(obj: Any) -> Callable[[], Any]:
         return lambda: None
 
 
-def _patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
+def patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
     """Wrap ``cls``'s iteration and closing; the replaced methods go into ``originals``."""
-    global _stream_classes
-    if cls not in _stream_classes:
-        _stream_classes = (*_stream_classes, cls)
+    add_stream_class(cls)
     orig_next = cls.__next__
     orig_anext = cls.__anext__
     # LiteLLM before 1.107 has no close/aclose on its stream class: only what it has is wrapped.

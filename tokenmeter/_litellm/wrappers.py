@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping
+from sys import _getframe
 from types import CoroutineType, FrameType
 from typing import Any
 
@@ -19,15 +19,16 @@ from litellm.types.utils import ModelResponse as _ModelResponse
 
 from tokenmeter import _errors, _scope
 from tokenmeter._budgets import before_call
-from tokenmeter._meter import DEFAULT_METER
+from tokenmeter._frame import Frame
+from tokenmeter._meter import DEFAULT_ROOT_FRAME
 from tokenmeter._scope import THREAD_CALL as _THREAD_CALL
-from tokenmeter._tree import Frame
 
 from .deferred import _defer
 from .extract import _model_provider, _requested_model
 from .record import CallState, record_failure, record_result
 from .settings import _settings
-from .streams import StreamCall, _attach_stream, _hide_usage_chunk, _is_stream
+from .stream_classes import is_stream
+from .streams import StreamCall, _attach_stream, _hide_usage_chunk
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -38,12 +39,12 @@ IN_CALL = _scope.IN_CALL
 logger = logging.getLogger("tokenmeter")
 _perf_counter = time.perf_counter
 
-_installed = False
+installed = False
 
 
-def _set_installed(installed: bool) -> None:
-    global _installed
-    _installed = installed
+def set_installed(value: bool) -> None:
+    global installed
+    installed = value
 
 
 _stream_options_ok: dict[str, bool] = {}
@@ -157,7 +158,7 @@ def _after(
     injected: bool,
 ) -> None:
     try:
-        if _is_stream(result):
+        if is_stream(result):
             if injected:
                 _hide_usage_chunk(result)
             if state.streams == 0:  # else an attempt inside (Router) already attached its own
@@ -186,11 +187,11 @@ def _nested_result(
                 hp.get("custom_llm_provider"),
                 hp.get("response_cost"),
             )
-        if _is_stream(result):
+        if is_stream(result):
             if injected:
                 _hide_usage_chunk(result)
             state.streams += 1
-            frame = CURRENT.get() or DEFAULT_METER._root_frame
+            frame = CURRENT.get() or DEFAULT_ROOT_FRAME
             _attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
 
 
@@ -214,7 +215,7 @@ _STOP: set[Any] = set()  # the code of the wrappers below: the call in progress
 
 def _made_by_callback() -> bool:
     """Whether the instrumented call being made (two frames up) was made by a callback."""
-    f: FrameType | None = sys._getframe(2)
+    f: FrameType | None = _getframe(2)
     stop, hooks, logging_file = _STOP, _HOOK_NAMES, _LOGGING_FILE
     while f is not None:
         code = f.f_code
@@ -272,7 +273,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
-        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+        if not installed:  # uninstrumented: a name bound earlier passes straight through
             return fn(*args, **kwargs)
         outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
@@ -290,7 +291,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         frame = CURRENT.get()
         if frame is None:
-            frame = DEFAULT_METER._root_frame
+            frame = DEFAULT_ROOT_FRAME
         elif frame.budgets:
             before_call(frame)
         state = CallState()
@@ -354,7 +355,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         __tracebackhide__ = True  # a refused or failed call's traceback ends at the user's line
-        if not _installed:  # uninstrumented: a name bound earlier passes straight through
+        if not installed:  # uninstrumented: a name bound earlier passes straight through
             return await fn(*args, **kwargs)
         outer = IN_CALL.get() or _THREAD_CALL.call
         if outer is not None:
@@ -375,7 +376,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             return await fn(*args, **kwargs)
         frame = CURRENT.get()
         if frame is None:
-            frame = DEFAULT_METER._root_frame
+            frame = DEFAULT_ROOT_FRAME
         elif frame.budgets:
             before_call(frame)
         state = CallState()

@@ -29,11 +29,12 @@ def set_budget(scope: Scope, rel_path: tuple[str, ...], limits: Limits) -> Scope
     entered it with ``track(name, max_...=...)``; its ``entries`` stay 0 until it is.
     """
     from tokenmeter._budgets import set_limits_locked
+    from tokenmeter._tree import child_locked, tree_lock
 
-    with scope.meter._lock:
+    with tree_lock(scope.meter):
         node = scope
         for part in rel_path:
-            node = node._child_locked(part)
+            node = child_locked(node, part)
         set_limits_locked(node, limits)
     return node
 

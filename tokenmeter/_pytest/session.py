@@ -131,7 +131,7 @@ class RunSession:
     def summary(self, tr: pytest.TerminalReporter) -> None:
         """The terminal summary: the table, the comparison, the session's failures."""
         s = self.settings
-        width = tr._tw.fullwidth
+        width = tr.config.get_terminal_writer().fullwidth
         if s.summary:
             tr.write_sep("-", "tokenmeter: LLM usage per test")
             for line in tables.summary_lines(self.tests, width):

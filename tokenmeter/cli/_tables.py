@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenmeter._acc import ACC_SIZE, add_acc
 from tokenmeter._format import MIN_WIDTH, money
-from tokenmeter._usage import Usage
+from tokenmeter._usage import Usage, usage_from_acc, usage_to_acc
 
 if TYPE_CHECKING:
     from tokenmeter._report import Report, ReportNode
@@ -76,7 +76,7 @@ def prune(report: Report, depth: int) -> Report:
         out: dict[Any, list[int]] = {}
         for n in node.walk():
             for k, u in n.breakdown.items():
-                add_acc(out.setdefault(k, [0] * ACC_SIZE), u._to_acc())
+                add_acc(out.setdefault(k, [0] * ACC_SIZE), usage_to_acc(u))
         return out
 
     def cut(node: ReportNode, level: int) -> ReportNode:
@@ -86,7 +86,7 @@ def prune(report: Report, depth: int) -> Report:
                 node.name, node.path, node.entries, node.self_usage, node.usage, kids,
                 node.breakdown,
             )  # fmt: skip
-        folded = {k: Usage._from_acc(v) for k, v in fold(node).items()}
+        folded = {k: usage_from_acc(v) for k, v in fold(node).items()}
         return ReportNode(node.name, node.path, node.entries, node.usage, node.usage, {}, folded)
 
     return Report(cut(report.root, 0), report.meta, report.records, report.records_dropped)

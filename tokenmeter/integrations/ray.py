@@ -56,11 +56,11 @@ def _run(fn: Callable[..., Any], ctx: _carry.Context | None, args: Any, kwargs: 
 
 def _split(result: Any, n: int) -> Any:
     """A carried result of a task with ``num_returns=n``: the usage rides on the first value."""
-    if not isinstance(result, _carry._Carrier):
+    if not isinstance(result, _carry.Carrier):
         return result
     values = list(result.value)
     if values and len(values) == n:
-        values[0] = _carry._Carrier(values[0], result.target, result.blob)
+        values[0] = _carry.Carrier(values[0], result.target, result.blob)
         return tuple(values)
     return result.value
 
@@ -113,9 +113,9 @@ def _actor_class_for(cls: type) -> type:
     class Carried(cls):  # type: ignore[misc]
         def __init__(self, __tokenmeter_context: Any, *args: Any, **kwargs: Any) -> None:
             result = _run(super().__init__, __tokenmeter_context, args, kwargs)
-            if isinstance(result, _carry._Carrier):
+            if isinstance(result, _carry.Carrier):
                 # The constructor's usage goes back with the next result of this process.
-                _carry._FOREIGN.append((result.target, result.blob))
+                _carry.FOREIGN.append((result.target, result.blob))
 
         def _tokenmeter_call(
             self, __tokenmeter_context: Any, name: str, args: Any, kwargs: Any
@@ -239,7 +239,7 @@ class Collector:
         """Add the usage received so far to this process's tree."""
         for target, blob in ray.get(self._actor.drain.remote()):
             with internal_errors_swallowed("adding a Ray function's usage"):
-                _carry._land(target, blob)
+                _carry.land(target, blob)
 
 
 class _Sent:
@@ -254,13 +254,13 @@ class _Sent:
             result = _run(self.fn, self.ctx, args, kwargs)
         except Exception as exc:
             usage = exc.__dict__.pop("_tokenmeter_usage", None)
-            if isinstance(usage, _carry._Usage):
+            if isinstance(usage, _carry.UsageCarrier):
                 ray.get(self.actor.add.remote(usage.target, usage.blob))
             elif isinstance(exc, _carry.CarriedError):
                 ray.get(self.actor.add.remote(exc.target, exc.blob))
                 raise exc.exc from None
             raise
-        if isinstance(result, _carry._Carrier):
+        if isinstance(result, _carry.Carrier):
             ray.get(self.actor.add.remote(result.target, result.blob))
             return result.value
         return result

@@ -33,10 +33,10 @@ from contextvars import ContextVar
 from typing import Any
 
 from tokenmeter._errors import internal_errors_swallowed
+from tokenmeter._frame import Frame
 from tokenmeter._meter import Meter
 from tokenmeter._scope import CURRENT
 from tokenmeter._track import Track, track
-from tokenmeter._tree import Frame
 
 __all__ = ["CONTROL_TOOLS", "TokenmeterCallback"]
 
