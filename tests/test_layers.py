@@ -3,7 +3,8 @@
 Every import statement counts: at module level, inside functions, and under
 ``TYPE_CHECKING``. Run by ``make lint`` (``python tests/test_layers.py``) and by
 the suite. A module the map does not place is an error too: place new modules
-in `LAYERS`.
+in `LAYERS`. A module reads or sets ``x._name`` only where it defines ``_name``
+itself (`private_reads`).
 """
 
 from __future__ import annotations
@@ -165,6 +166,116 @@ def check(root: Path = PACKAGE) -> list[str]:
     return problems
 
 
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _module_names(tree: ast.Module, path: Path, root: Path, modules: set[str]) -> dict[str, str]:
+    """The names under which ``tree`` binds a module (``import x``, ``from . import x``)."""
+    found: dict[str, str] = {}
+    name = module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    found[alias.asname] = alias.name
+                else:
+                    top = alias.name.partition(".")[0]
+                    found[top] = top
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - (node.level - 1)])
+                source = f"{base}.{node.module}" if node.module else base
+            else:
+                source = node.module or ""
+            for alias in node.names:
+                if f"{source}.{alias.name}" in modules:
+                    found[alias.asname or alias.name] = f"{source}.{alias.name}"
+    return found
+
+
+def _definitions(tree: ast.Module) -> tuple[set[str], set[str], set[str]]:
+    """The private names ``tree`` defines: every name it binds (functions, classes, names
+    it assigns or imports); those of them that are attributes of its objects (class
+    members, ``self._x``/``cls._x`` it sets, ``__slots__`` entries); and the names it
+    sets on other objects (``obj._x = v``)."""
+    names: set[str] = set()
+    attrs: set[str] = set()
+    put: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for member in ast.walk(node):
+                if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                    attrs.add(member.name)
+                elif isinstance(member, ast.Name) and isinstance(member.ctx, ast.Store):
+                    attrs.add(member.id)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.alias):
+            names.add(node.asname or node.name.partition(".")[0])
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            if isinstance(node.value, ast.Name) and node.value.id in ("self", "cls"):
+                attrs.add(node.attr)
+            else:
+                put.add(node.attr)
+        elif isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "__slots__" for t in node.targets
+        ):
+            attrs.update(
+                c.value
+                for c in ast.walk(node.value)
+                if isinstance(c, ast.Constant) and isinstance(c.value, str)
+            )
+
+    def private(group: set[str]) -> set[str]:
+        return {n for n in group if _is_private(n)}
+
+    return private(names | attrs), private(attrs), private(put)
+
+
+def private_reads(root: Path = PACKAGE) -> list[str]:
+    """Every ``x._name`` (read, set or deleted) in a module of ``root`` that the module does
+    not define ``_name`` for, one line each.
+
+    ``self._x`` and ``cls._x`` are the object's own. ``m._x`` of a module ``m`` imported
+    under its own name is always another module's private name. Anything else is
+    allowed where the module itself defines ``_x`` (its own class's attribute, or a
+    tag it sets on objects of other libraries that no other module defines).
+    """
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(f, root) for f in files}
+    trees = {f: ast.parse(f.read_text(), str(f)) for f in files}
+    own = {f: _definitions(t) for f, t in trees.items()}
+    problems: list[str] = []
+    for f, tree in trees.items():
+        # A name set on another object is this module's own unless it is another's attribute.
+        elsewhere = set().union(*(attrs for g, (_, attrs, _) in own.items() if g != f))
+        defined = own[f][0] | (own[f][2] - elsewhere)
+        imported = _module_names(tree, f, root, modules)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Attribute) and _is_private(node.attr)):
+                continue
+            owner = node.value
+            if isinstance(owner, ast.Name):
+                if owner.id in ("self", "cls"):
+                    continue
+                if owner.id in imported:
+                    problems.append(
+                        f"{f.relative_to(root.parent)}:{node.lineno}: {ast.unparse(node)} "
+                        f"reads a private name of {imported[owner.id]}"
+                    )
+                    continue
+            if node.attr not in defined:
+                problems.append(
+                    f"{f.relative_to(root.parent)}:{node.lineno}: {ast.unparse(node)} "
+                    f"reads {node.attr}, which {module_name(f, root)} does not define"
+                )
+    return problems
+
+
 def long_modules(root: Path = PACKAGE) -> list[str]:
     """Every module under ``root`` over 500 lines, with its length."""
     return [
@@ -231,6 +342,11 @@ def test_tokenmeter_is_layered() -> None:
 def test_no_module_is_over_500_lines() -> None:
     """Every module of tokenmeter/ is at most 500 lines."""
     assert long_modules() == []
+
+
+def test_no_module_reads_private_names_of_another() -> None:
+    """No module of tokenmeter/ reads ``x._name`` unless it defines ``_name`` itself."""
+    assert private_reads() == []
 
 
 def _package(tmp: Path, files: dict[str, str]) -> Path:
@@ -327,8 +443,41 @@ def test_a_module_over_500_lines_is_named(tmp_path: Path) -> None:
     assert long_modules(root) == ["tokenmeter/_a.py: 501 lines, over 500"]
 
 
+def test_private_names_of_another_module_are_named(tmp_path: Path) -> None:
+    """Reading another module's private attribute or name fails; a module's own passes."""
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "_tree.py": (
+                "class Tree:\n"
+                "    __slots__ = ('_lock',)\n"
+                "    def __init__(self):\n"
+                "        self._lock = 1\n"
+                "def lock_of(t):\n"
+                "    return t._lock\n"
+                "_hidden = 1\n"
+            ),
+            "_scope.py": (
+                "from . import _tree\n"
+                "import tokenmeter._tree as tree_mod\n"
+                "def f(t, s):\n"
+                "    s._own, s._lock = 1, 2\n"
+                "    return t._lock, _tree._hidden, tree_mod.lock_of(t), self_like(s)\n"
+                "def self_like(self):\n"
+                "    return self._lock\n"
+            ),
+        },
+    )
+    assert private_reads(root) == [
+        "tokenmeter/_scope.py:4: s._lock reads _lock, which tokenmeter._scope does not define",
+        "tokenmeter/_scope.py:5: t._lock reads _lock, which tokenmeter._scope does not define",
+        "tokenmeter/_scope.py:5: _tree._hidden reads a private name of tokenmeter._tree",
+    ]
+
+
 if __name__ == "__main__":
-    problems = check() + long_modules()
+    problems = check() + long_modules() + private_reads()
     for problem in problems:
         print(problem)
     sys.exit(1 if problems else 0)
