@@ -21,7 +21,8 @@ Rounds are interleaved: every round times every case once in every version befor
 the next round starts, so all rows and versions see the same machine load, and the
 table gives the median over rounds. Each version of tokenmeter (the working tree, a
 baseline commit) runs in its own worker process (``benchmarks/worker.py``) that
-imports that version's source; the same case code drives both.
+imports that version's source; the same case code drives both. A full run starts
+fresh workers every few rounds (``Config.restart_every``).
 """
 
 from __future__ import annotations
@@ -103,12 +104,17 @@ class Config:
     rounds: int
     round_ns: int  # target CPU time of one round of one case in one version
     alloc_loops: int
+    #: Start fresh worker processes every this many rounds (None: one process each).
+    #: The same code runs up to half again as slow in one process as in another on a
+    #: shared machine, for the whole life of the process; fresh processes spread that
+    #: over the rounds, where the median absorbs it.
+    restart_every: int | None = None
 
 
-FULL_RUN = Config(quick=False, rounds=25, round_ns=15_000_000, alloc_loops=2_000)
+FULL_RUN = Config(quick=False, rounds=25, round_ns=15_000_000, alloc_loops=2_000, restart_every=5)
 QUICK_RUN = Config(quick=True, rounds=1, round_ns=0, alloc_loops=2)
 #: Per-change comparisons time only the hot rows, with fewer rounds.
-CHANGE_RUN = Config(quick=False, rounds=15, round_ns=10_000_000, alloc_loops=2_000)
+CHANGE_RUN = Config(quick=False, rounds=15, round_ns=10_000_000, alloc_loops=2_000, restart_every=5)
 
 
 # -- versions of the source -------------------------------------------------------------
@@ -308,6 +314,12 @@ def run_versions(
             loops[k] = first.call("calibrate", key=k, quick=cfg.quick, target_ns=cfg.round_ns)
         log(f"timing {len(loops)} cases x {len(workers)} version(s), {cfg.rounds} rounds ...")
         for r in range(cfg.rounds):
+            if cfg.restart_every and r and r % cfg.restart_every == 0:
+                for i, w in enumerate(workers):
+                    w.close()
+                    workers[i] = Worker(w.name, w.src, modules, cfg.quick)
+                    stack.callback(workers[i].close)
+                    workers[i].call("setup", keys=list(loops))
             order = workers if r % 2 == 0 else workers[::-1]
             for k, n in loops.items():
                 limit = case_rounds.get(k)
