@@ -124,6 +124,29 @@ _EXIT_SCRIPT = textwrap.dedent(
 )
 
 
+# The same stream kept open at exit, without tokenmeter.
+_PLAIN_EXIT_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import litellm
+
+    base, first = sys.argv[1:]
+    stream = litellm.completion(model="openai/gpt-4o-mini", api_base=base, api_key="sk-fake",
+                                messages=[{"role": "user", "content": "hi"}], stream=True)
+    for _ in range(int(first)):
+        next(stream)
+    """
+)
+
+
+def _exit_crashes_without_tokenmeter(base_url: str, first: str) -> bool:
+    """Whether this Python and LiteLLM crash at exit with a sync stream kept open, by themselves."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    cmd = [sys.executable, "-c", _PLAIN_EXIT_SCRIPT, base_url, first]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    return out.returncode < 0
+
+
 @pytest.mark.parametrize(
     ("mode", "how"),
     [("sync", "dropped"), ("sync", "kept"), ("sync", "collected"), ("async", "kept")],
@@ -139,7 +162,10 @@ def test_stream_open_at_exit_is_recorded_once(mode: str, how: str, srv: FakeOpen
         text=True,
         timeout=120,
     )
-    assert out.returncode == 0, out.stderr
+    # Python 3.13.0 crashes in its own shutdown (SIGSEGV) when a LiteLLM sync stream is still
+    # open at exit, without tokenmeter too; what the script printed before is checked still.
+    if not (out.returncode < 0 and _exit_crashes_without_tokenmeter(srv.base_url + "/v1", first)):
+        assert out.returncode == 0, out.stderr
     # The whole stream: the served 1,200 / 2,000. The one left open: LiteLLM's count of the
     # prompt (8) and of the text read ("one ", 2), estimated.
     assert out.stdout.splitlines() == [
