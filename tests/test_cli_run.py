@@ -98,3 +98,45 @@ def test_run_unknown_module(tmp_path: Path) -> None:
     r = cli("run", "-m", "no_such_module_here", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr == "tokenmeter: error: run: no module named 'no_such_module_here'\n"
+
+
+STREAMS_LEFT_OPEN = textwrap.dedent(
+    """
+    import litellm
+    import tokenmeter as tm
+    import keeper
+
+    def open_stream(text):
+        stream = litellm.completion(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            mock_response=text,
+            stream=True,
+        )
+        next(iter(stream))
+        return stream
+
+    with tm.track("agent"):
+        kept_here = open_stream("one two three four")  # in the script's globals: a cycle
+        keeper.HELD.append(open_stream("one two three four"))  # in a module that stays loaded
+    """
+)
+
+
+def test_run_counts_streams_left_open_in_its_report(tmp_path: Path) -> None:
+    """Streams the program leaves open are in the printed and saved report, once, as dropped."""
+    (tmp_path / "keeper.py").write_text("HELD = []\n")
+    script = tmp_path / "streams.py"
+    script.write_text(STREAMS_LEFT_OPEN)
+    out = tmp_path / "run.json"
+    r = cli("run", "--save", out, script, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.startswith("tokenmeter report: 2 calls, ")
+    data = json.loads(out.read_text())
+    assert [x["path"] for x in data["records"]] == [["streams.py", "agent"]] * 2
+    # Each: LiteLLM's count of the prompt (8) and of the one chunk read (1), estimated.
+    assert [
+        (x["input_tokens"], x["output_tokens"], x["estimated"], x["metadata"])
+        for x in data["records"]
+    ] == [(8, 1, True, {"stream": True, "abandoned": True})] * 2
+    assert data["total"]["calls"] == 2

@@ -131,6 +131,7 @@ def run_program(
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
+    record_streams_left_open()
     rep = tm.report()
     top = rep.root.children.get(name)
     spent = top.usage.cost_usd if top is not None else 0.0
@@ -144,6 +145,18 @@ def run_program(
         write_file(save, rep.to_json(include_records=True))
         print(f"saved {save} ({len(rep.records):,} call records)", file=out)
     return EXIT_OVER if crossed else code
+
+
+def record_streams_left_open() -> None:
+    """Record the LiteLLM streams the program left open, as the interpreter's exit would.
+
+    The report is printed when the program returns, before the exit, so a stream
+    still open then (kept in a variable, say) is recorded now, as dropped, once: it
+    is in the printed and saved report. Nothing to do if LiteLLM was never used.
+    """
+    stream_exit = sys.modules.get("tokenmeter._litellm.stream_exit")
+    if stream_exit is not None:
+        stream_exit.record_open_streams()
 
 
 def _exit_code(code: object) -> int:
