@@ -4,7 +4,8 @@ Every import statement counts: at module level, inside functions, and under
 ``TYPE_CHECKING``. Run by ``make lint`` (``python tests/test_layers.py``) and by
 the suite. A module the map does not place is an error too: place new modules
 in `LAYERS`. A module reads or sets ``x._name`` only where it defines ``_name``
-itself (`private_reads`).
+itself (`private_reads`), and imports no ``_name`` from another module of
+tokenmeter (`private_imports`); neither do the tests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import fnmatch
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tokenmeter"
@@ -109,36 +111,71 @@ def module_name(path: Path, root: Path) -> str:
     return ".".join(parts)
 
 
-def imports_of(path: Path, root: Path, modules: set[str]) -> list[tuple[int, str]]:
-    """(line, module) of every tokenmeter module ``path`` imports, wherever the statement is."""
-    name = module_name(path, root)
-    is_package = path.name == "__init__.py"
+def imported_names(
+    tree: ast.Module, name: str, is_package: bool
+) -> Iterator[tuple[ast.Import | ast.ImportFrom, ast.alias, str]]:
+    """Every name an import statement of ``tree`` binds, with the dotted name it stands for.
+
+    ``import a.b`` gives ``a.b``; ``from a import b`` (relative ones resolved against
+    the module ``name``) gives ``a.b``, whether ``b`` is a module or a name in ``a``.
+    """
     package = name if is_package else name.rpartition(".")[0]
-    found: set[tuple[int, str]] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            targets = [alias.name for alias in node.names]
+            for alias in node.names:
+                yield node, alias, alias.name
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base_parts = package.split(".")
-                base_parts = base_parts[: len(base_parts) - (node.level - 1)]
-                base = ".".join(base_parts)
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - (node.level - 1)])
                 source = f"{base}.{node.module}" if node.module else base
             else:
                 source = node.module or ""
-            # ``from pkg import mod`` imports the module pkg.mod; ``from mod import x`` imports mod.
-            targets = [
-                f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
-                for alias in node.names
-            ]
-        else:
-            continue
-        for target in targets:
-            while target and target not in modules:  # ``import tokenmeter.otel.x`` -> nearest
-                target = target.rpartition(".")[0]
-            if target and target != name:
-                found.add((node.lineno, target))
+            for alias in node.names:
+                yield node, alias, f"{source}.{alias.name}"
+
+
+def nearest_module(dotted: str, modules: set[str]) -> str | None:
+    """The module of ``modules`` that ``dotted`` is or lies in (``a.b.f`` -> ``a.b``)."""
+    while dotted and dotted not in modules:
+        dotted = dotted.rpartition(".")[0]
+    return dotted or None
+
+
+def imports_of(path: Path, root: Path, modules: set[str]) -> list[tuple[int, str]]:
+    """(line, module) of every tokenmeter module ``path`` imports, wherever the statement is."""
+    name = module_name(path, root)
+    tree = ast.parse(path.read_text(), str(path))
+    found: set[tuple[int, str]] = set()
+    for node, _, dotted in imported_names(tree, name, path.name == "__init__.py"):
+        target = nearest_module(dotted, modules)
+        if target and target != name:
+            found.add((node.lineno, target))
     return sorted(found)
+
+
+def private_imports(paths: list[Path], root: Path = PACKAGE) -> list[str]:
+    """Every ``from m import _name`` in ``paths`` where ``m`` is a module of ``root`` and
+    ``_name`` is not a module, one line each. Names one module offers another have no
+    leading underscore; the module itself is private already."""
+    modules = {module_name(f, root) for f in root.rglob("*.py")}
+    problems: list[str] = []
+    for path in paths:
+        name = module_name(path, root) if path.is_relative_to(root) else path.stem
+        tree = ast.parse(path.read_text(), str(path))
+        for node, alias, dotted in imported_names(tree, name, path.name == "__init__.py"):
+            source = dotted.rpartition(".")[0]
+            if (
+                isinstance(node, ast.ImportFrom)
+                and _is_private(alias.name)
+                and dotted not in modules
+                and nearest_module(source, modules) is not None
+            ):
+                problems.append(
+                    f"{path.relative_to(root.parent)}:{node.lineno}: imports {alias.name} "
+                    f"from {source}, a private name"
+                )
+    return problems
 
 
 def check(root: Path = PACKAGE) -> list[str]:
@@ -173,25 +210,14 @@ def _is_private(name: str) -> bool:
 def _module_names(tree: ast.Module, path: Path, root: Path, modules: set[str]) -> dict[str, str]:
     """The names under which ``tree`` binds a module (``import x``, ``from . import x``)."""
     found: dict[str, str] = {}
-    name = module_name(path, root)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    for node in ast.walk(tree):
+    for node, alias, dotted in imported_names(
+        tree, module_name(path, root), path.name == "__init__.py"
+    ):
         if isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.asname:
-                    found[alias.asname] = alias.name
-                else:
-                    top = alias.name.partition(".")[0]
-                    found[top] = top
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - (node.level - 1)])
-                source = f"{base}.{node.module}" if node.module else base
-            else:
-                source = node.module or ""
-            for alias in node.names:
-                if f"{source}.{alias.name}" in modules:
-                    found[alias.asname or alias.name] = f"{source}.{alias.name}"
+            top = dotted.partition(".")[0]
+            found[alias.asname or top] = dotted if alias.asname else top
+        elif dotted in modules:
+            found[alias.asname or alias.name] = dotted
     return found
 
 
@@ -344,6 +370,12 @@ def test_no_module_is_over_500_lines() -> None:
     assert long_modules() == []
 
 
+def test_no_module_or_test_imports_a_private_name() -> None:
+    """No module of tokenmeter/ and no test imports ``_name`` from a module of tokenmeter/."""
+    tests = sorted(Path(__file__).resolve().parent.rglob("*.py"))
+    assert private_imports(sorted(PACKAGE.rglob("*.py")) + tests) == []
+
+
 def test_no_module_reads_private_names_of_another() -> None:
     """No module of tokenmeter/ reads ``x._name`` unless it defines ``_name`` itself."""
     assert private_reads() == []
@@ -476,8 +508,46 @@ def test_private_names_of_another_module_are_named(tmp_path: Path) -> None:
     ]
 
 
+def test_importing_a_private_name_fails(tmp_path: Path) -> None:
+    """``from .m import _f`` (relative or absolute, in the package or a test) is named;
+    a private module and a plain name pass."""
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "_litellm/__init__.py": "",
+            "_litellm/extract.py": "def _f(): pass\ndef g(): pass\n",
+            "_litellm/record.py": (
+                "from .extract import _f, g\n"
+                "from tokenmeter._litellm import extract, _private_mod\n"
+                "def h():\n"
+                "    from ..extract_like import _x\n"
+                "    from tokenmeter._litellm.extract import _f as f2\n"
+            ),
+            "_litellm/_private_mod.py": "",
+        },
+    )
+    test = tmp_path / "tests" / "test_x.py"
+    test.parent.mkdir()
+    test.write_text("import os\nfrom os import _exit\nfrom tokenmeter._litellm.extract import _f\n")
+    assert private_imports([*sorted(root.rglob("*.py")), test], root) == [
+        "tokenmeter/_litellm/record.py:1: imports _f from tokenmeter._litellm.extract, "
+        "a private name",
+        "tokenmeter/_litellm/record.py:4: imports _x from tokenmeter.extract_like, a private name",
+        "tokenmeter/_litellm/record.py:5: imports _f from tokenmeter._litellm.extract, "
+        "a private name",
+        "tests/test_x.py:3: imports _f from tokenmeter._litellm.extract, a private name",
+    ]
+
+
 if __name__ == "__main__":
-    problems = check() + long_modules() + private_reads()
+    tests = sorted(Path(__file__).resolve().parent.rglob("*.py"))
+    problems = (
+        check()
+        + long_modules()
+        + private_reads()
+        + private_imports(sorted(PACKAGE.rglob("*.py")) + tests)
+    )
     for problem in problems:
         print(problem)
     sys.exit(1 if problems else 0)

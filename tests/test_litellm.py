@@ -520,7 +520,7 @@ def test_internal_error_is_logged_and_the_call_returns(
     """A bug in recording is logged on the tokenmeter logger; the user's call still returns."""
 
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
-    monkeypatch.setattr(_litellm.wrappers, "_defer", broken)
+    monkeypatch.setattr(_litellm.wrappers, "defer", broken)
     monkeypatch.setattr(_litellm.wrappers, "record_result", broken)
     with caplog.at_level(logging.ERROR, logger="tokenmeter"):
         r = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="still fine")

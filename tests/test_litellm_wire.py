@@ -934,12 +934,12 @@ def test_image_usage_given_only_as_input_output_extras_is_read() -> None:
     """A Usage with 0 prompt/completion and 10 in / 5 out as extras (LiteLLM 1.80): 10 / 5."""
     from litellm.types.utils import Usage
 
-    from tokenmeter._litellm.extract import _tokens
+    from tokenmeter._litellm import extract
 
     usage = Usage(prompt_tokens=0, completion_tokens=0, total_tokens=15)
     usage.input_tokens, usage.output_tokens = 10, 5
-    assert _tokens(usage) == (10, 5, 0, 0, 0)
-    assert _tokens(Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)) == (0,) * 5
+    assert extract.tokens(usage) == (10, 5, 0, 0, 0)
+    assert extract.tokens(Usage(prompt_tokens=0, completion_tokens=0, total_tokens=0)) == (0,) * 5
 
 
 # -- 7. The matrix: every kind x sync/async x where it is called ------------------------

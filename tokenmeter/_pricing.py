@@ -49,7 +49,7 @@ class Price:
 
 
 _lock = fork_safe_lock()
-_custom: dict[str, Price] = {}
+CUSTOM_PRICES: dict[str, Price] = {}
 
 
 def set_price(
@@ -69,7 +69,7 @@ def set_price(
         raise ValueError(f"model must be a non-empty string, got {model!r}")
     price = Price(input_per_mtok, output_per_mtok, cache_read_per_mtok, cache_write_per_mtok)
     with _lock:
-        _custom[model] = price
+        CUSTOM_PRICES[model] = price
     return price
 
 
@@ -77,28 +77,28 @@ def clear_prices(model: str | None = None) -> None:
     """Forget the custom price of ``model``, or of every model when None."""
     with _lock:
         if model is None:
-            _custom.clear()
+            CUSTOM_PRICES.clear()
         else:
-            _custom.pop(model, None)
+            CUSTOM_PRICES.pop(model, None)
 
 
 def custom_prices() -> dict[str, Price]:
     """The custom prices in force, by model."""
     with _lock:
-        return dict(_custom)
+        return dict(CUSTOM_PRICES)
 
 
 def custom_price_for(model: str, provider: str | None) -> Price | None:
     """The custom price for a call's model, trying ``provider/model`` then ``model``."""
-    if not _custom:
+    if not CUSTOM_PRICES:
         return None
     if provider:
-        p = _custom.get(f"{provider}/{model}")
+        p = CUSTOM_PRICES.get(f"{provider}/{model}")
         if p is not None:
             return p
-    p = _custom.get(model)
+    p = CUSTOM_PRICES.get(model)
     if p is None and "/" in model:
-        p = _custom.get(model.split("/", 1)[1])
+        p = CUSTOM_PRICES.get(model.split("/", 1)[1])
     return p
 
 

@@ -24,10 +24,10 @@ from tokenmeter._acc import (
     one_call_acc,
 )
 from tokenmeter._frame import Frame
-from tokenmeter._pricing import _custom as _custom_prices
+from tokenmeter._pricing import CUSTOM_PRICES
 from tokenmeter._tree import PENDING_BATCH, Tree, add_kept_locked, count_deferred_with, settle
 
-from .extract import _cost_units, _int, _model_provider
+from .extract import cost_units, model_provider, to_int
 
 _perf_counter = time.perf_counter
 _time = time.time
@@ -36,10 +36,10 @@ _time = time.time
 #
 # Most calls end in a ``ModelResponse`` with LiteLLM's own ``Usage``. For those the
 # wrapper finds the scope's tally for the model and appends a row to the meter's
-# pending list (`_defer`): the tally and the numbers the response held when it was
+# pending list (`defer`): the tally and the numbers the response held when it was
 # returned, read into a tuple then (user code may change the response afterwards).
 # The meter counts the batch when something reads it, or once PENDING_BATCH rows
-# wait (`_apply`), with the columns of a run of rows for one tally summed by
+# wait (`apply`), with the columns of a run of rows for one tally summed by
 # builtins. The numbers are the general path's (`record_result`): the tests compare
 # the two.
 
@@ -62,7 +62,7 @@ _ROW_TIME = itemgetter(1)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
 
-def _defer(frame: Frame, result: Any, started: float) -> bool:
+def defer(frame: Frame, result: Any, started: float) -> bool:
     """Queue a plain ``ModelResponse`` on its meter; False leaves it to the general path.
 
     Plain: LiteLLM's own ``Usage``, not a cache hit, no custom prices, no per-call
@@ -76,7 +76,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     """
     hp = result.__pydantic_private__["_hidden_params"]
     usage = result.__pydantic_extra__.get("usage")
-    if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or _custom_prices:
+    if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or CUSTOM_PRICES:
         return False
     key = (
         hp.get("litellm_model_name"),
@@ -122,7 +122,7 @@ def _defer(frame: Frame, result: Any, started: float) -> bool:
     return True
 
 
-def _apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
+def apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
     # perf_counter() values to wall-clock time, as of now (the calls were just made,
     # or, for a batch counted by a reading, at most as long ago as that reading).
@@ -134,16 +134,16 @@ def _apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     for entry, group in groupby(batch, _ROW_ENTRY):
         rows = list(group)
         acc = entry[1]
-        if len(rows) >= _SHORT_RUN and _sum_run(acc, rows):
+        if len(rows) >= _SHORT_RUN and sum_run(acc, rows):
             continue
         for row in rows:
             try:
-                _count_one(acc, row)
+                count_one(acc, row)
             except Exception:
                 _errors.log_internal_error("call recording")
 
 
-def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
+def sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     """Add a run of rows for one tally, column by column; False if any needs a closer look.
 
     Nothing is added unless every value is what the general path would take as is:
@@ -158,7 +158,7 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
         n = len(rows)
         if x_read.count(None) != n or x_write.count(None) != n:
             return False
-        # An int sum of ints and bools is what `_int` takes as is; None raises, a float
+        # An int sum of ints and bools is what `to_int` takes as is; None raises, a float
         # makes the sum a float; a negative count fails min().
         total_in, total_out = sum(ins), sum(outs)
         if type(total_in) is not int or type(total_out) is not int:
@@ -189,7 +189,7 @@ def _sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
 
 
 def _column(raw: tuple[Any, ...], n: int) -> tuple[Any, int]:
-    """A column of counts (None as 0) and its sum, or -1 for a column `_int` would not
+    """A column of counts (None as 0) and its sum, or -1 for a column `to_int` would not
     take as is (a float sum, a negative count)."""
     if None in raw:
         if raw.count(None) == n:
@@ -202,16 +202,16 @@ def _column(raw: tuple[Any, ...], n: int) -> tuple[Any, int]:
 
 
 def _row_tokens(row: tuple[Any, ...]) -> tuple[int, int, int, int, int]:
-    """`_chat_tokens` of the usage a row was read from."""
-    i = _int(row[4])
-    o = _int(row[5])
-    cr = _int(row[9])
-    cw = _int(row[10])
+    """`chat_tokens` of the usage a row was read from."""
+    i = to_int(row[4])
+    o = to_int(row[5])
+    cr = to_int(row[9])
+    cw = to_int(row[10])
     if not cr:
-        cr = _int(row[6])
+        cr = to_int(row[6])
     if not cw:
-        cw = _int(row[7])
-    r = _int(row[8])
+        cw = to_int(row[7])
+    r = to_int(row[8])
     if cr + cw > i:
         i = cr + cw
     if r > o:
@@ -219,14 +219,14 @@ def _row_tokens(row: tuple[Any, ...]) -> tuple[int, int, int, int, int]:
     return i, o, cr, cw, r
 
 
-def _count_one(acc: list[int], row: tuple[Any, ...]) -> None:
+def count_one(acc: list[int], row: tuple[Any, ...]) -> None:
     """`record_result`'s numbers for one row, added to ``acc``."""
     key = row[3]
-    model, provider = _model_provider(str(key[0]), key[1])
+    model, provider = model_provider(str(key[0]), key[1])
     toks = _row_tokens(row)
     # Custom prices set after the call do not apply to it: none were set when it was made.
-    cost = _cost_units(model, provider, row[2], toks, custom=False)
+    cost = cost_units(model, provider, row[2], toks, custom=False)
     add_acc(acc, one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
 
 
-count_deferred_with(_apply)
+count_deferred_with(apply)

@@ -13,10 +13,10 @@ from tokenmeter._pricing import custom_price_for, litellm_knows, price_tokens
 from tokenmeter._usage import cost_to_units
 
 #: Kinds whose responses carry chat-style token usage (estimated when missing).
-_TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
+TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
 
 
-def _int(value: object) -> int:
+def to_int(value: object) -> int:
     """A token count as LiteLLM gives it: a positive int (a bool as 0 or 1), else 0."""
     if type(value) is int:
         return value if value > 0 else 0
@@ -27,7 +27,7 @@ def _int(value: object) -> int:
 _on_class: dict[tuple[type, str], bool] = {}
 
 
-def _attr(obj: object, name: str, default: Any = None) -> Any:
+def attr(obj: object, name: str, default: Any = None) -> Any:
     """``getattr(obj, name, default)``, without pydantic's slow path.
 
     LiteLLM's responses and usage objects are pydantic models: a private attribute
@@ -52,29 +52,29 @@ def _attr(obj: object, name: str, default: Any = None) -> Any:
     return getattr(obj, name, default)
 
 
-def _tokens(usage: object) -> tuple[int, int, int, int, int]:
+def tokens(usage: object) -> tuple[int, int, int, int, int]:
     """(input, output, cache_read, cache_write, reasoning) from a LiteLLM usage object."""
     if type(usage) is _LiteLLMUsage:
-        return _chat_tokens(usage)
-    g = _attr
+        return chat_tokens(usage)
+    g = attr
     i = g(usage, "prompt_tokens", None)
     if i is None:
         i = g(usage, "input_tokens", 0)  # Responses API naming
     o = g(usage, "completion_tokens", None)
     if o is None:
         o = g(usage, "output_tokens", 0)
-    i, o = _int(i), _int(o)
+    i, o = to_int(i), to_int(o)
     details = g(usage, "prompt_tokens_details", None) or g(usage, "input_tokens_details", None)
-    cr = _int(g(usage, "cache_read_input_tokens", 0))
+    cr = to_int(g(usage, "cache_read_input_tokens", 0))
     if not cr and details is not None:
-        cr = _int(g(details, "cached_tokens", 0))
-    cw = _int(g(usage, "cache_creation_input_tokens", 0))
+        cr = to_int(g(details, "cached_tokens", 0))
+    cw = to_int(g(usage, "cache_creation_input_tokens", 0))
     if not cw and details is not None:
-        cw = _int(g(details, "cache_creation_tokens", 0))
+        cw = to_int(g(details, "cache_creation_tokens", 0))
     out_details = g(usage, "completion_tokens_details", None) or g(
         usage, "output_tokens_details", None
     )
-    r = _int(g(out_details, "reasoning_tokens", 0)) if out_details is not None else 0
+    r = to_int(g(out_details, "reasoning_tokens", 0)) if out_details is not None else 0
     # Keep the invariants: the parts never exceed their totals.
     if cr + cw > i:
         i = cr + cw if i < cr + cw else i
@@ -86,32 +86,32 @@ def _tokens(usage: object) -> tuple[int, int, int, int, int]:
 _NO_ENTRIES: dict[str, Any] = {}
 
 
-def _chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
-    """`_tokens` for LiteLLM's own ``Usage`` class, read straight from its field dicts.
+def chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
+    """`tokens` for LiteLLM's own ``Usage`` class, read straight from its field dicts.
 
     The same values as the general path (LiteLLM mirrors the Anthropic cache
     fields into ``prompt_tokens_details``), without attribute lookups.
     """
     d = usage.__dict__
-    i = _int(d.get("prompt_tokens"))
-    o = _int(d.get("completion_tokens"))
+    i = to_int(d.get("prompt_tokens"))
+    o = to_int(d.get("completion_tokens"))
     extra = usage.__pydantic_extra__ or _NO_ENTRIES
     if not i and not o and extra:
         # LiteLLM 1.80 keeps an image response's input/output tokens in
         # the Usage's extras only, leaving prompt/completion tokens at 0.
-        i = _int(extra.get("input_tokens"))
-        o = _int(extra.get("output_tokens"))
-    cr = _int(extra.get("cache_read_input_tokens"))
-    cw = _int(extra.get("cache_creation_input_tokens"))
+        i = to_int(extra.get("input_tokens"))
+        o = to_int(extra.get("output_tokens"))
+    cr = to_int(extra.get("cache_read_input_tokens"))
+    cw = to_int(extra.get("cache_creation_input_tokens"))
     details = d.get("prompt_tokens_details")
     if details is not None:
         dd = details.__dict__
         if not cr:
-            cr = _int(dd.get("cached_tokens"))
+            cr = to_int(dd.get("cached_tokens"))
         if not cw:
-            cw = _int(dd.get("cache_creation_tokens"))
+            cw = to_int(dd.get("cache_creation_tokens"))
     out_details = d.get("completion_tokens_details")
-    r = _int(out_details.__dict__.get("reasoning_tokens")) if out_details is not None else 0
+    r = to_int(out_details.__dict__.get("reasoning_tokens")) if out_details is not None else 0
     if cr + cw > i:
         i = cr + cw
     if r > o:
@@ -122,7 +122,7 @@ def _chat_tokens(usage: Any) -> tuple[int, int, int, int, int]:
 _model_cache: dict[tuple[str, str | None], tuple[str, str | None]] = {}
 
 
-def _model_provider(name: str, provider: str | None) -> tuple[str, str | None]:
+def model_provider(name: str, provider: str | None) -> tuple[str, str | None]:
     """Split LiteLLM's model name into (model, provider) as LiteLLM resolved it."""
     key = (name, provider)
     hit = _model_cache.get(key)
@@ -141,14 +141,14 @@ def _model_provider(name: str, provider: str | None) -> tuple[str, str | None]:
     return model, provider
 
 
-def _requested_model(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+def requested_model(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     model = kwargs.get("model")
     if model is None and args and isinstance(args[0], str):
         model = args[0]
     return str(model) if model else "unknown"
 
 
-def _cost_units(
+def cost_units(
     model: str,
     provider: str | None,
     reported: object,
@@ -170,7 +170,7 @@ def _cost_units(
     return 0
 
 
-def _estimate_tokens(
+def estimate_tokens(
     model: str, kwargs: Mapping[str, Any], result: object
 ) -> tuple[int, int, int, int, int]:
     try:

@@ -19,7 +19,7 @@ from tokenmeter._forksafe import fork_safe_lock
 
 from . import responses_streams, streams, wrappers
 from .settings import FUNCTIONS
-from .wrappers import _wrap
+from .wrappers import wrap
 
 _MISSING: Any = object()
 
@@ -42,7 +42,7 @@ def _own(owner: object, name: str) -> Any:
 def _patch(owner: object, label: str, name: str, kind: str, wrapped: list[str]) -> None:
     before = getattr(owner, name)
     own = _own(owner, name)
-    setattr(owner, name, _wrap(before, kind))
+    setattr(owner, name, wrap(before, kind))
     _patched[(owner, name)] = (own, before)
     wrapped.append(f"{label}.{name}")
 

@@ -12,13 +12,13 @@ from tokenmeter._record import CallRecord
 from tokenmeter._tree import add
 
 from .extract import (
-    _TOKEN_KINDS,
-    _attr,
-    _cost_units,
-    _estimate_tokens,
-    _model_provider,
-    _requested_model,
-    _tokens,
+    TOKEN_KINDS,
+    attr,
+    cost_units,
+    estimate_tokens,
+    model_provider,
+    requested_model,
+    tokens,
 )
 
 
@@ -46,36 +46,36 @@ def record_result(
     state: CallState | None,
 ) -> None:
     """Record a finished, non-streaming call on ``frame``'s scope."""
-    hp: Any = _attr(result, "_hidden_params")
+    hp: Any = attr(result, "_hidden_params")
     if not isinstance(hp, dict) and not hasattr(hp, "get"):  # TextCompletionResponse: HiddenParams
         hp = {}
     name = hp.get("litellm_model_name")
     provider_name = hp.get("custom_llm_provider")
     reported_cost = hp.get("response_cost")
-    # The key `_defer` looks this scope's tally up by, next time (LiteLLM's names).
+    # The key `defer` looks this scope's tally up by, next time (LiteLLM's names).
     alias = (name, provider_name, frame.module, frame.operation) if name else None
     if not name:
-        name = _requested_model(args, kwargs)
+        name = requested_model(args, kwargs)
     if state is not None and state.answered is not None:
         # A fallback or Router attempt answered: its model, provider and cost.
         name, provider_name, reported_cost = state.answered
         alias = None
-    model, provider = _model_provider(str(name), provider_name)
+    model, provider = model_provider(str(name), provider_name)
     cache_hit = bool(hp.get("cache_hit"))
     estimated = False
-    usage = _attr(result, "usage")
+    usage = attr(result, "usage")
     if cache_hit:
         toks = (0, 0, 0, 0, 0)
         cost: int | None = 0
     else:
         if usage is not None:
-            toks = _tokens(usage)
-        elif kind in _TOKEN_KINDS:
-            toks = _estimate_tokens(model, kwargs, result)
+            toks = tokens(usage)
+        elif kind in TOKEN_KINDS:
+            toks = estimate_tokens(model, kwargs, result)
             estimated = True
         else:
             toks = (0, 0, 0, 0, 0)
-        cost = _cost_units(model, provider, reported_cost, toks)
+        cost = cost_units(model, provider, reported_cost, toks)
     meta: dict[str, Any] | None = None
     seconds = getattr(result, "duration", None) if kind == "transcription" else None
     if cache_hit or estimated or seconds or (state is not None and state.attempts > 1):
@@ -88,10 +88,10 @@ def record_result(
             meta["usage_missing"] = True
         if state is not None and state.attempts > 1:
             meta["attempts"] = state.attempts
-    _add(frame, kind, model, provider, toks, cost, False, estimated, started, hp, meta, alias)
+    add_call(frame, kind, model, provider, toks, cost, False, estimated, started, hp, meta, alias)
 
 
-def _add(
+def add_call(
     frame: Frame,
     kind: str,
     model: str,
@@ -158,8 +158,8 @@ def record_failure(
     exc: BaseException,
 ) -> None:
     """Record a call that raised: counted in ``failed_calls``, no tokens, no cost."""
-    model, provider = _model_provider(
-        _requested_model(args, kwargs), getattr(exc, "llm_provider", None) or None
+    model, provider = model_provider(
+        requested_model(args, kwargs), getattr(exc, "llm_provider", None) or None
     )
     meta = {"error": type(exc).__name__}
-    _add(frame, kind, model, provider, (0, 0, 0, 0, 0), 0, True, False, started, {}, meta)
+    add_call(frame, kind, model, provider, (0, 0, 0, 0, 0), 0, True, False, started, {}, meta)

@@ -19,10 +19,10 @@ from tokenmeter import _errors
 from tokenmeter._drain import drain_queued
 
 from . import streams
-from .extract import _attr, _cost_units, _model_provider, _requested_model, _tokens
-from .record import _add
+from .extract import attr, cost_units, model_provider, requested_model, tokens
+from .record import add_call
 from .stream_classes import add_stream_class
-from .streams import StreamCall, _abandoned, _claim, _in_call_context
+from .streams import StreamCall, abandoned, claim, in_call_context
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
@@ -40,12 +40,12 @@ def _record(
     error: BaseException | None,
 ) -> None:
     """Record a Responses stream: its terminal event's usage and bill, else an estimate."""
-    name = _requested_model(call.args, call.kwargs)
+    name = requested_model(call.args, call.kwargs)
     if model_hint and "/" not in name:
         name = str(model_hint)
-    model, provider = _model_provider(name, provider_hint)
-    response = _attr(terminal, "response") if terminal is not None else None
-    usage = _attr(response, "usage") if response is not None else None
+    model, provider = model_provider(name, provider_hint)
+    response = attr(terminal, "response") if terminal is not None else None
+    usage = attr(response, "usage") if response is not None else None
     meta: dict[str, Any] = {"stream": True}
     estimated = False
     if cache_hit:
@@ -53,19 +53,19 @@ def _record(
         cost: int | None = 0
         meta["cache_hit"] = True
     elif usage is not None:
-        toks = _tokens(usage)
-        cost = _cost_units(model, provider, _attr(usage, "cost"), toks)
+        toks = tokens(usage)
+        cost = cost_units(model, provider, attr(usage, "cost"), toks)
     else:
         toks = _estimate(model, call.kwargs, "".join(text))
-        cost = _cost_units(model, provider, None, toks)
+        cost = cost_units(model, provider, None, toks)
         estimated = True
-    if str(_attr(terminal, "type", "")) == "response.failed":
+    if str(attr(terminal, "type", "")) == "response.failed":
         failed = True
     if not complete:
         meta["abandoned"] = True
     if error is not None:
         meta["error"] = type(error).__name__
-    _add(
+    add_call(
         call.frame,
         call.kind,
         model,
@@ -101,10 +101,10 @@ def _finish(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete
             error: BaseException | None) -> None:  # fmt: skip
     if streams.ABANDONED:
         drain_queued()
-    if not _claim(call):
+    if not claim(call):
         return
     with _errors.internal_errors_swallowed("stream recording"):
-        _in_call_context(
+        in_call_context(
             call,
             _record,
             call,
@@ -121,17 +121,15 @@ def _finish(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete
 
 def _record_abandoned(call: StreamCall, model: Any, provider: Any) -> None:
     """A Responses stream dropped before its terminal event."""
-    if _claim(call):
+    if claim(call):
         text = call.text
-        _in_call_context(
-            call, _record, call, None, text, model, provider, False, False, False, None
-        )
+        in_call_context(call, _record, call, None, text, model, provider, False, False, False, None)
 
 
 def _attach(stream: Any, call: StreamCall) -> None:
     call.finalizer = weakref.finalize(
         stream,
-        _abandoned,
+        abandoned,
         _record_abandoned,
         call,
         getattr(stream, "model", None),

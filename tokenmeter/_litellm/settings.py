@@ -27,7 +27,7 @@ FUNCTIONS: dict[str, str] = {
     "acompletion_with_retries": "completion",
 }
 
-_settings = {"request_stream_usage": True}
+SETTINGS = {"request_stream_usage": True}
 
 
 def request_stream_usage(enabled: bool = True) -> None:
@@ -40,4 +40,4 @@ def request_stream_usage(enabled: bool = True) -> None:
     requests are left untouched, and a stream whose provider sends no usage is
     recorded with LiteLLM's estimate, flagged in ``estimated_calls``.
     """
-    _settings["request_stream_usage"] = bool(enabled)
+    SETTINGS["request_stream_usage"] = bool(enabled)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .extract import _attr, _int
+from .extract import attr, to_int
 
 
 def _chunk_usage(chunk: Any) -> Any:
@@ -18,7 +18,7 @@ def _chunk_usage(chunk: Any) -> Any:
     return getattr(chunk, "usage", None)
 
 
-def _usage_in(chunks: list[Any]) -> Any:
+def usage_in(chunks: list[Any]) -> Any:
     """The provider's usage, from the last chunk that carried any; None if none did.
 
     LiteLLM before 1.106 leaves an Anthropic stream's input tokens in its first chunk
@@ -30,9 +30,9 @@ def _usage_in(chunks: list[Any]) -> Any:
         u = _chunk_usage(chunk)
         if u is None:
             continue
-        i = _int(getattr(u, "prompt_tokens", None))
+        i = to_int(getattr(u, "prompt_tokens", None))
         if last is None:
-            if i or _int(getattr(u, "completion_tokens", None)):
+            if i or to_int(getattr(u, "completion_tokens", None)):
                 if i or getattr(u, "input_tokens", None) is not None:
                     return u
                 last = u
@@ -51,16 +51,16 @@ def _merged_usage(first: Any, last: Any) -> Any:
         merged.prompt_tokens = first.prompt_tokens
         merged.prompt_tokens_details = getattr(first, "prompt_tokens_details", None)
         for name in _PROMPT_SIDE:
-            value = _attr(first, name, None)
+            value = attr(first, name, None)
             if value is not None:
                 setattr(merged, name, value)
-        merged.total_tokens = _int(first.prompt_tokens) + _int(last.completion_tokens)
+        merged.total_tokens = to_int(first.prompt_tokens) + to_int(last.completion_tokens)
         return merged
     except Exception:
         return last
 
 
-def _usage_only(chunk: Any) -> bool:
+def usage_only(chunk: Any) -> bool:
     """Whether ``chunk`` carries usage and nothing else (the chunk ``include_usage`` adds)."""
     if _chunk_usage(chunk) is None:
         return False

@@ -18,11 +18,11 @@ from tokenmeter import _errors, _events
 from tokenmeter._drain import drain_queued, drain_queued_with
 from tokenmeter._frame import Frame
 
-from .extract import _cost_units, _model_provider, _requested_model, _tokens
-from .record import _add
+from .extract import cost_units, model_provider, requested_model, tokens
+from .record import add_call
 from .stream_classes import ATTACHERS, add_stream_class
 from .stream_exit import ended, opened
-from .stream_usage import _usage_in, _usage_only
+from .stream_usage import usage_in, usage_only
 
 
 class StreamCall:
@@ -75,7 +75,7 @@ class StreamCall:
         self.context = contextvars.copy_context() if _events.OBSERVERS else None
 
 
-def _claim(call: StreamCall) -> bool:
+def claim(call: StreamCall) -> bool:
     """Take the right to record ``call``: True once, for one caller; never waits."""
     try:
         call.open.pop()
@@ -109,24 +109,24 @@ def _finish_stream(
     final_usage: Any = None,
 ) -> None:
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
-    name = hp.get("litellm_model_name") or model_hint or _requested_model(call.args, call.kwargs)
-    model, provider = _model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
-    usage = _usage_in(chunks)
+    name = hp.get("litellm_model_name") or model_hint or requested_model(call.args, call.kwargs)
+    model, provider = model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
+    usage = usage_in(chunks)
     estimated = usage is None
     if usage is None:
         # No usage chunk: at the end of a stream LiteLLM has estimated it already (its
         # stream_chunk_builder); otherwise a cheap estimate of the text read so far.
-        usage = final_usage if _usage_in([_Carrier(final_usage)]) is not None else None
-    toks = _estimate_text(model, chunks, messages) if usage is None else _tokens(usage)
+        usage = final_usage if usage_in([_Carrier(final_usage)]) is not None else None
+    toks = _estimate_text(model, chunks, messages) if usage is None else tokens(usage)
     # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
     # call's own prices (``input_cost_per_token=...``, a Router deployment's).
-    cost = _cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
+    cost = cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
     meta: dict[str, Any] = {"stream": True}
     if not complete:
         meta["abandoned"] = True
     if error is not None:
         meta["error"] = type(error).__name__
-    _add(
+    add_call(
         call.frame,
         call.kind,
         model,
@@ -159,7 +159,7 @@ def _litellm_cost(
 
 
 class _Carrier:
-    """Something with a ``usage`` attribute, for `_usage_in`."""
+    """Something with a ``usage`` attribute, for `usage_in`."""
 
     __slots__ = ("usage",)
 
@@ -222,7 +222,7 @@ class _Ended:
 
 
 def _should_read_ahead(stream: Any, call: StreamCall, chunk: Any) -> bool:
-    return call.want_usage and _finishes(chunk) and _usage_in(stream.chunks) is None
+    return call.want_usage and _finishes(chunk) and usage_in(stream.chunks) is None
 
 
 def _ended(stream: Any, call: StreamCall, ahead: deque[Any], e: BaseException) -> None:
@@ -244,10 +244,10 @@ def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
     if ABANDONED:
         drain_queued()
-    if not _claim(call):
+    if not claim(call):
         return
     with _errors.internal_errors_swallowed("stream recording"):
-        _in_call_context(
+        in_call_context(
             call,
             _finish_stream,
             call,
@@ -270,7 +270,7 @@ def _final_usage(stream: Any) -> Any:
     return hidden.get("usage") if isinstance(hidden, dict) else None
 
 
-def _abandoned(record: Callable[..., None], *args: Any) -> None:
+def abandoned(record: Callable[..., None], *args: Any) -> None:
     """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
     ABANDONED.append((record, args))
 
@@ -291,9 +291,9 @@ def _record_abandoned(
     call: StreamCall, chunks: list[Any], messages: object, hp: Any, m: Any, p: Any, log: Any
 ) -> None:
     """A chat stream dropped before it ended, with the chunks it had read."""
-    if _claim(call):
+    if claim(call):
         args = (call, chunks, messages, hp or {}, m, p, False, False, None, log())
-        _in_call_context(call, _finish_stream, *args)
+        in_call_context(call, _finish_stream, *args)
 
 
 drain_queued_with(_drain_abandoned)
@@ -303,7 +303,7 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=ABANDONED.clear)
 
 
-def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
+def in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
     """Run ``fn`` in the context captured when ``call`` was made, if one was."""
     if call.context is None:
         fn(*args)
@@ -311,7 +311,7 @@ def _in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> N
         call.context.run(fn, *args)
 
 
-def _attach_stream(stream: Any, call: StreamCall) -> None:
+def attach_stream(stream: Any, call: StreamCall) -> None:
     if ABANDONED:
         drain_queued()
     stream.__dict__["_tokenmeter_call"] = call  # read back the same way, by the wrappers
@@ -322,7 +322,7 @@ def _attach_stream(stream: Any, call: StreamCall) -> None:
             return
     call.finalizer = weakref.finalize(
         stream,
-        _abandoned,
+        abandoned,
         _record_abandoned,
         call,
         stream.chunks,
@@ -357,14 +357,14 @@ def patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> No
     def pull(self: Any) -> Any:
         chunk = orig_next(self)
         if self.__dict__.get("_tokenmeter_skip_usage"):
-            while _usage_only(chunk):
+            while usage_only(chunk):
                 chunk = orig_next(self)
         return chunk
 
     async def apull(self: Any) -> Any:
         chunk = await orig_anext(self)
         if self.__dict__.get("_tokenmeter_skip_usage"):
-            while _usage_only(chunk):
+            while usage_only(chunk):
                 chunk = await orig_anext(self)
         return chunk
 
@@ -477,7 +477,7 @@ def patch_stream_class(cls: Any, originals: dict[tuple[object, str], Any]) -> No
         setattr(cls, name, fn)
 
 
-def _hide_usage_chunk(stream: Any) -> None:
+def hide_usage_chunk(stream: Any) -> None:
     # The caller did not ask for a usage chunk: keep the stream looking as it would
     # have (LiteLLM then keeps the provider's usage in .chunks without yielding it).
     if not hasattr(type(stream), "_record_usage_only_chunk"):

@@ -23,12 +23,12 @@ from tokenmeter._frame import Frame
 from tokenmeter._meter import DEFAULT_ROOT_FRAME
 from tokenmeter._scope import THREAD_CALL as _THREAD_CALL
 
-from .deferred import _defer
-from .extract import _model_provider, _requested_model
+from .deferred import defer
+from .extract import model_provider, requested_model
 from .record import CallState, record_failure, record_result
-from .settings import _settings
+from .settings import SETTINGS
 from .stream_classes import is_stream
-from .streams import StreamCall, _attach_stream, _hide_usage_chunk
+from .streams import StreamCall, attach_stream, hide_usage_chunk
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -75,7 +75,7 @@ def _server(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[str | Non
     base = kwargs.get("api_base") or kwargs.get("base_url")
     provider = kwargs.get("custom_llm_provider")
     if not provider:
-        provider = _model_provider(_requested_model(args, kwargs), None)[1]
+        provider = model_provider(requested_model(args, kwargs), None)[1]
     return (str(base) if base else None, str(provider) if provider else None)
 
 
@@ -86,12 +86,12 @@ def _prepare(kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     server, asks instead. Not to a server that refused it before.
     """
     if (
-        _settings["request_stream_usage"]
+        SETTINGS["request_stream_usage"]
         and kind == "completion"
         and kwargs.get("stream") is True
         and kwargs.get("stream_options") is None
         and not (args and isinstance(args[0], Router))
-        and _supports_stream_options(_requested_model(args, kwargs))
+        and _supports_stream_options(requested_model(args, kwargs))
         and _server(args, kwargs) not in _stream_options_refused
     ):
         kwargs["stream_options"] = {"include_usage": True}
@@ -160,10 +160,10 @@ def _after(
     try:
         if is_stream(result):
             if injected:
-                _hide_usage_chunk(result)
+                hide_usage_chunk(result)
             if state.streams == 0:  # else an attempt inside (Router) already attached its own
                 state.streams += 1
-                _attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
+                attach_stream(result, StreamCall(frame, kind, args, kwargs, started))
         else:
             record_result(frame, kind, result, args, kwargs, started, state)
     except Exception:
@@ -183,16 +183,16 @@ def _nested_result(
         hp: Any = getattr(result, "_hidden_params", None)
         if isinstance(hp, dict) or hasattr(hp, "get"):
             state.answered = (
-                hp.get("litellm_model_name") or _requested_model(args, kwargs),
+                hp.get("litellm_model_name") or requested_model(args, kwargs),
                 hp.get("custom_llm_provider"),
                 hp.get("response_cost"),
             )
         if is_stream(result):
             if injected:
-                _hide_usage_chunk(result)
+                hide_usage_chunk(result)
             state.streams += 1
             frame = CURRENT.get() or DEFAULT_ROOT_FRAME
-            _attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
+            attach_stream(result, StreamCall(frame, kind, args, kwargs, time.perf_counter()))
 
 
 # -- calls made by callbacks and hooks during a call ---------------------------------------
@@ -309,7 +309,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             thread_call.call = None
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
-                if _defer(frame, result, started):
+                if defer(frame, result, started):
                     return result
             except Exception:  # raised before queuing it: the general path records it
                 _errors.log_internal_error("call recording")
@@ -396,7 +396,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             IN_CALL.reset(token)
         if type(result) is _ModelResponse and state.attempts == 1 and not frame.budgets:
             try:
-                if _defer(frame, result, started):
+                if defer(frame, result, started):
                     return result
             except Exception:  # raised before queuing it: the general path records it
                 _errors.log_internal_error("call recording")
@@ -416,7 +416,7 @@ _STOP.update(
 )
 
 
-def _wrap(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
+def wrap(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(fn):
         return wrap_async(fn, kind)
     return wrap_sync(fn, kind)
