@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import gc
 import io
+import operator
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,6 +49,7 @@ from tests.fakeproviders import (
     FakeOpenAI,
     block_external_network,
 )
+from tokenmeter._acc import ACC_FIELDS, COST
 
 T = TypeVar("T")
 
@@ -68,15 +70,8 @@ WHISPER_COST = 0.00125
 RERANK_COST = 0.002
 
 
-def _tokens(u: tm.Usage) -> tuple[int, int, int, int, int, int]:
-    return (
-        u.calls,
-        u.input_tokens,
-        u.cache_read_tokens,
-        u.cache_write_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-    )
+#: A Usage's (calls, input, cache_read, cache_write, output, reasoning), as the tuples above.
+_tokens = operator.attrgetter(*ACC_FIELDS[:COST])
 
 
 def _flags(u: tm.Usage) -> tuple[int, int, int]:

@@ -6,7 +6,14 @@ import attrs
 import pytest
 
 import tokenmeter as tm
-from tokenmeter._usage import COST_SCALE, cost_to_units, units_to_cost
+from tokenmeter._usage import (
+    ACC_FIELDS,
+    COST_SCALE,
+    cost_to_units,
+    units_to_cost,
+    usage_from_acc,
+    usage_to_acc,
+)
 
 FULL = tm.Usage(
     calls=2,
@@ -102,3 +109,25 @@ def test_cost_units_round_trip() -> None:
     assert cost_to_units(1.5e-7) == 1500
     assert units_to_cost(1500) == 1.5e-7
     assert units_to_cost(cost_to_units(0.123456789)) == 0.123456789
+
+
+def test_an_accumulator_holds_usages_fields_in_acc_fields_order() -> None:
+    """ACC_FIELDS is Usage's field order; [1..6, 7e9 units, 8..10] is calls=1 .. $0.7 .. 10."""
+    assert tuple(a.name for a in attrs.fields(tm.Usage)) == ACC_FIELDS
+    acc = [1, 2, 3, 4, 5, 6, 7_000_000_000, 8, 9, 10]
+    u = usage_from_acc(acc)
+    assert type(u) is tm.Usage
+    assert u == tm.Usage(
+        calls=1,
+        input_tokens=2,
+        cache_read_tokens=3,
+        cache_write_tokens=4,
+        output_tokens=5,
+        reasoning_tokens=6,
+        cost_usd=0.7,
+        unpriced_calls=8,
+        failed_calls=9,
+        estimated_calls=10,
+    )
+    assert usage_to_acc(u) == acc
+    assert usage_from_acc is not tm.Usage._from_acc_init  # the fast build, on CPython

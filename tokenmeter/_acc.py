@@ -24,11 +24,34 @@ def units_to_cost(units: int) -> float:
     return units / COST_SCALE
 
 
-# Index of each counter in an accumulator list (the mutable per-node tally).
-CALLS, INPUT, CACHE_READ, CACHE_WRITE, OUTPUT, REASONING, COST, UNPRICED, FAILED, ESTIMATED = range(
-    10
+#: The counters of an accumulator list (the mutable per-node tally), in order: the
+#: fields of `Usage`, ``cost_usd`` held as integer cost units. `_usage` builds its
+#: conversions from this tuple.
+ACC_FIELDS = (
+    "calls",
+    "input_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "output_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "unpriced_calls",
+    "failed_calls",
+    "estimated_calls",
 )
-ACC_SIZE = 10
+ACC_SIZE = len(ACC_FIELDS)
+
+# Index of each counter in an accumulator list.
+CALLS = ACC_FIELDS.index("calls")
+INPUT = ACC_FIELDS.index("input_tokens")
+CACHE_READ = ACC_FIELDS.index("cache_read_tokens")
+CACHE_WRITE = ACC_FIELDS.index("cache_write_tokens")
+OUTPUT = ACC_FIELDS.index("output_tokens")
+REASONING = ACC_FIELDS.index("reasoning_tokens")
+COST = ACC_FIELDS.index("cost_usd")
+UNPRICED = ACC_FIELDS.index("unpriced_calls")
+FAILED = ACC_FIELDS.index("failed_calls")
+ESTIMATED = ACC_FIELDS.index("estimated_calls")
 
 
 def add_acc(into: list[int], other: Sequence[int]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from operator import attrgetter
 from typing import Any
 
 import attrs
 
 # The integer accounting lives in _acc (no attrs there); re-exported for the modules
 # that already have attrs loaded.
+from ._acc import ACC_FIELDS as ACC_FIELDS
 from ._acc import ACC_SIZE as ACC_SIZE
 from ._acc import CACHE_READ as CACHE_READ
 from ._acc import CACHE_WRITE as CACHE_WRITE
@@ -110,68 +112,49 @@ class Usage:
 
     @classmethod
     def _from_acc_init(cls, acc: Sequence[int]) -> Usage:
-        return cls(
-            acc[CALLS],
-            acc[INPUT],
-            acc[CACHE_READ],
-            acc[CACHE_WRITE],
-            acc[OUTPUT],
-            acc[REASONING],
-            units_to_cost(acc[COST]),
-            acc[UNPRICED],
-            acc[FAILED],
-            acc[ESTIMATED],
-        )
+        values: list[Any] = list(acc)
+        values[COST] = units_to_cost(values[COST])
+        return cls(**dict(zip(ACC_FIELDS, values, strict=True)))
 
 
-class _UsageFromAcc:
-    """`Usage`'s layout with no ``__init__`` of its own: see `_usage_from_acc`."""
+#: `Usage`'s layout with no ``__init__`` of its own: see `usage_from_acc`.
+_UsageFromAcc = type("_UsageFromAcc", (), {"__slots__": ACC_FIELDS})
 
-    __slots__ = (
-        "cache_read_tokens",
-        "cache_write_tokens",
-        "calls",
-        "cost_usd",
-        "estimated_calls",
-        "failed_calls",
-        "input_tokens",
-        "output_tokens",
-        "reasoning_tokens",
-        "unpriced_calls",
+
+def _compile_from_acc() -> Callable[[Sequence[int]], Usage]:
+    """``acc -> Usage`` as one unpacking of ``acc`` into the slots `ACC_FIELDS` names.
+
+    Written out from the tuple once, as attrs writes ``__init__``: a loop over the
+    names would cost a call per field.
+    """
+    targets = ", ".join("cost_units" if f == "cost_usd" else f"u.{f}" for f in ACC_FIELDS)
+    source = (
+        "def usage_from_acc(acc):\n"
+        "    u = new(UsageFromAcc)\n"
+        f"    {targets} = acc\n"
+        "    u.cost_usd = units_to_cost(cost_units)\n"
+        "    u.__class__ = Usage\n"
+        "    return u\n"
     )
-
-
-_new = object.__new__
-
-
-def _usage_from_acc(acc: Sequence[int]) -> Usage:
-    u: Any = _new(_UsageFromAcc)
-    # An accumulator lists its counters in Usage's field order (see ``_acc``).
-    (
-        u.calls,
-        u.input_tokens,
-        u.cache_read_tokens,
-        u.cache_write_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-        cost_units,
-        u.unpriced_calls,
-        u.failed_calls,
-        u.estimated_calls,
-    ) = acc
-    u.cost_usd = units_to_cost(cost_units)
-    u.__class__ = Usage
-    return u  # type: ignore[no-any-return]
+    namespace: dict[str, Any] = {
+        "new": object.__new__,
+        "UsageFromAcc": _UsageFromAcc,
+        "units_to_cost": units_to_cost,
+        "Usage": Usage,
+    }
+    exec(compile(source, "<tokenmeter._usage>", "exec"), namespace)
+    return namespace["usage_from_acc"]  # type: ignore[no-any-return]
 
 
 def _checked_from_acc() -> Callable[[Sequence[int]], Usage]:
-    """`_usage_from_acc` if it builds what `Usage._from_acc_init` does, else the latter."""
+    """The unpacking if it builds what `Usage._from_acc_init` does, else the latter."""
     probe = [1, 2, 3, 4, 5, 6, 7_000_000_000, 8, 9, 10]
     try:
-        if sorted(_UsageFromAcc.__slots__) == sorted(a.name for a in attrs.fields(Usage)):
-            built: object = _usage_from_acc(probe)
+        if sorted(ACC_FIELDS) == sorted(a.name for a in attrs.fields(Usage)):
+            fast = _compile_from_acc()
+            built: object = fast(probe)
             if type(built) is Usage and built == Usage._from_acc_init(probe):
-                return _usage_from_acc
+                return fast
     except TypeError:  # an interpreter that refuses the class assignment
         pass
     return Usage._from_acc_init
@@ -183,18 +166,11 @@ def _checked_from_acc() -> Callable[[Sequence[int]], Usage]:
 #: which is why `Usage` has no weak-reference slot), in a fraction of the time.
 usage_from_acc: Callable[[Sequence[int]], Usage] = _checked_from_acc()
 
+_acc_values = attrgetter(*ACC_FIELDS)
+
 
 def usage_to_acc(u: Usage) -> list[int]:
     """``u``'s numbers as an accumulator (the layout of ``_acc``), cost in integer units."""
-    return [
-        u.calls,
-        u.input_tokens,
-        u.cache_read_tokens,
-        u.cache_write_tokens,
-        u.output_tokens,
-        u.reasoning_tokens,
-        cost_to_units(u.cost_usd),
-        u.unpriced_calls,
-        u.failed_calls,
-        u.estimated_calls,
-    ]
+    acc: list[Any] = list(_acc_values(u))
+    acc[COST] = cost_to_units(acc[COST])
+    return acc
