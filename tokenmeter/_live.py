@@ -19,6 +19,9 @@ import time
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
+from ._acc import ACC_SIZE
+from ._meter import DEFAULT_METER
+
 if TYPE_CHECKING:
     from ._meter import Meter
     from ._usage import Usage
@@ -65,8 +68,6 @@ class Live:
     ) -> None:
         if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
             raise ValueError(f"interval must be a positive number of seconds, got {interval!r}")
-        from ._meter import DEFAULT_METER
-
         self.meter = meter if meter is not None else DEFAULT_METER
         self.interval = float(interval)
         self.file: IO[str] = file if file is not None else sys.stderr
@@ -124,7 +125,6 @@ class Live:
         start = self._start_usage
         if start is None or start.calls == 0:
             return now
-        from ._acc import ACC_SIZE
         from ._usage import usage_from_acc, usage_to_acc
 
         # Only what was spent since the ticker started (a meter may carry earlier work).

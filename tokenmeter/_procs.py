@@ -26,6 +26,7 @@ from typing import Any
 
 from ._errors import internal_errors_swallowed
 from ._importhook import AfterImport
+from ._threads import bind, propagating_to_threads
 
 _WATCHED = ("concurrent.futures.process", "multiprocessing.pool")
 _enabled = False
@@ -46,8 +47,6 @@ def _pool_job(pool: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
     from multiprocessing.pool import ThreadPool
 
     if isinstance(pool, ThreadPool):
-        from ._threads import bind, propagating_to_threads
-
         return bind(fn) if propagating_to_threads() else fn
     return _job(fn)
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from tokenmeter import _errors
 from tokenmeter._acc import cost_to_units
+from tokenmeter._budgets import set_limits_locked
+from tokenmeter._tree import child_locked, tree_lock
 
 if TYPE_CHECKING:
     from tokenmeter import Limits, Scope
@@ -28,9 +30,6 @@ def set_budget(scope: Scope, rel_path: tuple[str, ...], limits: Limits) -> Scope
     The budget then holds for every later entry of that node, as if the code had
     entered it with ``track(name, max_...=...)``; its ``entries`` stay 0 until it is.
     """
-    from tokenmeter._budgets import set_limits_locked
-    from tokenmeter._tree import child_locked, tree_lock
-
     with tree_lock(scope.meter):
         node = scope
         for part in rel_path:

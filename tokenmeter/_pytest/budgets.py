@@ -32,7 +32,7 @@ def marker_budgets(item: pytest.Item) -> dict[tuple[str, ...], dict[str, Any]]:
 
     Raises MarkerError naming the test and the bad argument.
     """
-    from tokenmeter import Limits
+    from tokenmeter._limits import Limits  # attrs, loaded on first use
 
     out: dict[tuple[str, ...], dict[str, Any]] = {}
     for mark in item.iter_markers("token_budget"):

@@ -89,7 +89,7 @@ class Plugin:
         state = TestState()
         opened: TestState | None = None
         with self.session.guard("opening the test scope"):
-            from tokenmeter import Limits
+            from tokenmeter._limits import Limits  # attrs, loaded on first use
 
             test_kwargs = markers.pop((), None) or {}
             track = Meter().track(item.nodeid, on_exceed=state.on_exceed, **test_kwargs)

@@ -12,6 +12,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from tokenmeter._version import __version__
+
 from ._load import EXIT_INPUT, EXIT_OK, EXIT_OVER, EXIT_USAGE, CliError, load_report, load_reports
 from ._load import write_file as write_file
 
@@ -55,7 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     from tokenmeter._export import FORMATS as EXPORT_FORMATS
     from tokenmeter._export import WEIGHTS
-    from tokenmeter._version import __version__
 
     from ._tables import DIMENSIONS, FORMATS
 

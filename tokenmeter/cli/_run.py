@@ -9,6 +9,9 @@ import sys
 import traceback
 from typing import IO
 
+import tokenmeter as tm
+from tokenmeter._meter import DEFAULT_METER
+
 from ._load import EXIT_OVER, EXIT_USAGE, CliError, write_file
 
 #: The options ``run`` takes before the program, and whether each takes a value.
@@ -92,9 +95,6 @@ def run_program(
     the report is printed to ``out`` and, with ``save``, written there with its
     records. Exit code: the program's own; 1 when the budget was crossed.
     """
-    import tokenmeter as tm
-    from tokenmeter._meter import DEFAULT_METER
-
     if script is not None and not os.path.isfile(script):
         raise CliError(f"run: {script}: no such file", EXIT_USAGE)
     name = os.path.basename(script) if script is not None else str(module)
