@@ -54,7 +54,7 @@ def general(frame: Frame, resp: ModelResponse) -> None:
 
 def queued_or_general(frame: Frame, resp: ModelResponse) -> bool:
     """What the wrapper does with a response: queue it, or record it at once. True if queued."""
-    if _litellm.defer(frame, resp, time.perf_counter()):
+    if _litellm.deferred.defer(frame, resp, time.perf_counter()):
         return True
     general(frame, resp)
     return False
@@ -236,7 +236,7 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
             prompt_tokens_details={"cached_tokens": k % 7},
             completion_tokens_details={"reasoning_tokens": k % 5},
         )
-        assert _litellm.defer(frame, response(u, cost=1e-6 * (k + 1)), 0.0)
+        assert _litellm.deferred.defer(frame, response(u, cost=1e-6 * (k + 1)), 0.0)
     usage = frame.scope.usage
     assert usage.calls == 300
     assert usage.input_tokens == sum(100 + k for k in range(300))
@@ -288,7 +288,7 @@ def test_responses_that_need_the_general_path_are_not_queued(why: str, resp: Any
     """A cache hit, a response without usage or without a model name is recorded at once."""
     frame = frame_of(tm.Meter(), "s")
     seen(frame)
-    assert _litellm.defer(frame, resp, 0.0) is False, why
+    assert _litellm.deferred.defer(frame, resp, 0.0) is False, why
     assert frame.scope.meter._pending == []
 
 
@@ -345,9 +345,9 @@ def test_the_queue_is_counted_once_it_holds_a_batch() -> None:
     seen(frame)
     resp = response(Usage(prompt_tokens=3, completion_tokens=4))
     for _ in range(_tree.PENDING_BATCH - 1):
-        assert _litellm.defer(frame, resp, 0.0)
+        assert _litellm.deferred.defer(frame, resp, 0.0)
     assert len(meter._pending) == _tree.PENDING_BATCH - 1
-    assert _litellm.defer(frame, resp, 0.0)
+    assert _litellm.deferred.defer(frame, resp, 0.0)
     assert meter._pending == []
     assert frame.scope._dims[("gpt-4o-mini", "openai", None, None)][:2] == [
         _tree.PENDING_BATCH,

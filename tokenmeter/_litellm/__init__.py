@@ -5,7 +5,7 @@ LiteLLM's public entry points (``litellm.completion``, ``acompletion``,
 the current frame in the caller's thread and context, checks budgets before the
 call starts, and records the result on that frame before returning it: counted
 at once (`record_result`), or, for a plain response, queued on the meter and
-counted by the meter's next reading (`defer`, `apply`), so a report taken
+counted by the meter's next reading (`deferred.defer`, `deferred.apply`), so a report taken
 right after a call already includes it. While a call is in progress it is
 marked (``THREAD_CALL`` for a synchronous call, ``IN_CALL`` for an asynchronous
 one): LiteLLM's own retries, fallbacks and Router attempts made inside it pass
@@ -25,8 +25,6 @@ wrapped entry points), ``install`` (putting the wrappers on litellm and back).
 
 from __future__ import annotations
 
-from .deferred import apply, count_one, defer, sum_run
-from .extract import attr, chat_tokens, cost_units, model_provider, tokens
 from .install import instrument, instrumented, status, uninstrument
 from .record import CallState, record_failure, record_result
 from .settings import FUNCTIONS, request_stream_usage
@@ -37,21 +35,12 @@ __all__ = [
     "FUNCTIONS",
     "CallState",
     "StreamCall",
-    "apply",
-    "attr",
-    "chat_tokens",
-    "cost_units",
-    "count_one",
-    "defer",
     "instrument",
     "instrumented",
-    "model_provider",
     "record_failure",
     "record_result",
     "request_stream_usage",
     "status",
-    "sum_run",
-    "tokens",
     "uninstrument",
     "wrap_async",
     "wrap_sync",
