@@ -81,7 +81,8 @@ def _public(obj: _typing.Any) -> _typing.Any:
     """Make reprs read ``tokenmeter.Usage``, not ``tokenmeter._usage.Usage``."""
     if hasattr(obj, "__module__"):
         try:
-            obj.__module__ = "tokenmeter"
+            # A bound method (``record``) reads its function's.
+            getattr(obj, "__func__", obj).__module__ = "tokenmeter"
         except (AttributeError, TypeError):  # pragma: no cover - builtins
             pass
     return obj

@@ -60,7 +60,8 @@ def add_acc(into: list[int], other: Sequence[int]) -> None:
         into[i] += other[i]
 
 
-def one_call_acc(
+def count_call(
+    acc: list[int],
     input_tokens: int,
     output_tokens: int,
     cache_read: int,
@@ -69,17 +70,20 @@ def one_call_acc(
     cost_units: int | None,
     failed: bool,
     estimated: bool,
-) -> list[int]:
-    """The accumulator of one call."""
-    return [
-        1,
-        input_tokens,
-        cache_read,
-        cache_write,
-        output_tokens,
-        reasoning,
-        0 if cost_units is None else cost_units,
-        1 if cost_units is None else 0,
-        1 if failed else 0,
-        1 if estimated else 0,
-    ]
+) -> None:
+    """Count one call into accumulator ``acc``, in place: the one place a call is counted."""
+    acc[CALLS] += 1
+    acc[INPUT] += input_tokens
+    acc[OUTPUT] += output_tokens
+    if cache_read or cache_write or reasoning:
+        acc[CACHE_READ] += cache_read
+        acc[CACHE_WRITE] += cache_write
+        acc[REASONING] += reasoning
+    if cost_units is None:
+        acc[UNPRICED] += 1
+    else:
+        acc[COST] += cost_units
+    if failed:
+        acc[FAILED] += 1
+    if estimated:
+        acc[ESTIMATED] += 1

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from types import MethodType
 from typing import TYPE_CHECKING, Any
 
-from . import _events, _scope
-from ._acc import (
-    cost_to_units,
-)
+from . import _scope
+from ._acc import COST_SCALE, cost_to_units
 from ._frame import Frame
 from ._handle import Scope
 from ._scope import use_default_tree
@@ -18,7 +17,6 @@ from ._tree import (
     DEFAULT_MAX_RECORDS,
     Tree,
     add,
-    add_priced,
     frame_under,
     reset_subtree,
     root_frame,
@@ -173,46 +171,74 @@ class Meter(Tree):
         estimated: bool = False,
         timestamp: float | None = None,
     ) -> CallRecord:
-        """Record a call LiteLLM did not make, on this meter's current scope.
+        """Record a call LiteLLM did not make, on the current scope, and return its record.
 
-        See `tokenmeter.record`.
+        ``provider`` is derived from the model when None; ``cost_usd`` is priced from
+        custom prices or LiteLLM's price map when None (a model with no known price
+        counts as unpriced, never as $0). Bad input raises ValueError naming the
+        field and records nothing. ``module``/``operation`` default to the scope's.
+        ``tokenmeter.record`` records on the current scope, whichever meter it is
+        of; ``meter.record`` on this meter's current scope (its root outside them).
         """
-        return self._record_manual(
-            self._current_frame(),
-            model,
-            input_tokens,
-            output_tokens,
-            provider,
-            cost_usd,
-            cache_read_tokens,
-            cache_write_tokens,
-            reasoning_tokens,
-            module,
-            operation,
-            metadata,
-            failed,
-            estimated,
-            timestamp,
-        )
-
-    def _record_manual(
-        self,
-        frame: Frame,
-        model: object,
-        input_tokens: object,
-        output_tokens: object,
-        provider: str | None,
-        cost_usd: object,
-        cache_read_tokens: object,
-        cache_write_tokens: object,
-        reasoning_tokens: object,
-        module: str | None,
-        operation: str | None,
-        metadata: Mapping[str, Any] | None,
-        failed: bool,
-        estimated: bool,
-        timestamp: float | None,
-    ) -> CallRecord:
+        frame = CURRENT.get()
+        if self is not _CURRENT_METER:
+            if frame is None or frame.scope.meter is not self:
+                frame = frame_under(self, frame)
+        elif frame is None:
+            frame = DEFAULT_ROOT_FRAME
+        if (
+            type(cost_usd) is float
+            and provider is None
+            and module is None
+            and operation is None
+            and metadata is None
+            and timestamp is None
+            and failed is False
+            and estimated is False
+            and _record_support
+            and plain_counts(
+                model,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                cost_usd,
+            )
+        ):
+            # The commonest call (valid counts and a cost, nothing else): the checks
+            # are `_record.plain_counts`, the provider `_pricing.provider_for`'s own
+            # cache first (a model with a "/" is never in it); kept as a compact row.
+            provider = _cached_provider(model) or provider_for(model, import_litellm=True)
+            mod = frame.module
+            op = frame.operation
+            ts = _time()
+            attributes = frame.attributes
+            rec = new_record(
+                model, provider, input_tokens, output_tokens, cache_read_tokens,
+                cache_write_tokens, reasoning_tokens, cost_usd, mod, op, frame.scope.path,
+                "manual", False, False, ts, None, None,
+                frozen_mapping(attributes) if attributes else _NO_MAPPING, _NO_MAPPING,
+            )  # fmt: skip
+            add(
+                frame.scope.meter,
+                frame,
+                (model, provider, mod, op),
+                input_tokens,  # type: ignore[arg-type]  # ints: plain_counts checked them
+                output_tokens,  # type: ignore[arg-type]
+                cache_read_tokens,
+                cache_write_tokens,
+                reasoning_tokens,
+                round(cost_usd * COST_SCALE),  # cost_to_units, without a call
+                False,
+                False,
+                ts,
+                rec,
+                False,
+                None,
+                True,
+            )
+            return rec
         if not _record_support:
             _load_record_support()
         if input_tokens is None:
@@ -234,38 +260,20 @@ class Meter(Tree):
             provider = check_label("provider", provider)
         module = frame.module if module is None else check_label("module", module)
         operation = frame.operation if operation is None else check_label("operation", operation)
-        ts = time.time() if timestamp is None else check_timestamp(timestamp)
+        ts = _time() if timestamp is None else check_timestamp(timestamp)
         if provider is None:
             # LiteLLM names the provider whether or not it was imported yet: the
             # provider of a record never depends on import order.
             provider = provider_for(m, import_litellm=True)
         if cost is None:
             cost = price_tokens(m, provider, i, o, cr, cw, r)
-        # Positional, in CallRecord's field order: matching 17 keywords would add about
-        # a fifth to record()'s cost (tests/test_record.py pins each field).
-        rec = CallRecord(
-            m,  # model
-            provider,
-            i,  # input_tokens
-            o,  # output_tokens
-            cr,  # cache_read_tokens
-            cw,  # cache_write_tokens
-            r,  # reasoning_tokens
-            cost,  # cost_usd
-            module,
-            operation,
-            frame.scope.path,
-            "manual",  # kind
-            failed,
-            estimated,
-            ts,  # timestamp
-            None,  # duration_s
-            None,  # call_id
-            frame.attributes,
-            metadata,
-        )
+        rec = new_record(
+            m, provider, i, o, cr, cw, r, cost, module, operation, frame.scope.path, "manual",
+            failed, estimated, ts, None, None, frozen_mapping(frame.attributes),
+            frozen_mapping(metadata),
+        )  # fmt: skip
         add(
-            self,
+            frame.scope.meter,
             frame,
             (m, provider, module, operation),
             i,
@@ -306,100 +314,22 @@ def current() -> Scope:
     return DEFAULT_METER.root if cur is None else cur.scope
 
 
-def record(
-    *,
-    model: str,
-    input_tokens: int | None = None,
-    output_tokens: int | None = None,
-    provider: str | None = None,
-    cost_usd: float | None = None,
-    cache_read_tokens: int = 0,
-    cache_write_tokens: int = 0,
-    reasoning_tokens: int = 0,
-    module: str | None = None,
-    operation: str | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    failed: bool = False,
-    estimated: bool = False,
-    timestamp: float | None = None,
-) -> CallRecord:
-    """Record a call LiteLLM did not make, on the current scope, and return its record.
+class _CurrentMeter:
+    """``self`` of `record`: the meter of the current scope, whichever it is."""
 
-    ``provider`` is derived from the model when None; ``cost_usd`` is priced from
-    custom prices or LiteLLM's price map when None (a model with no known price
-    counts as unpriced, never as $0). Bad input raises ValueError naming the
-    field and records nothing. ``module``/``operation`` default to the scope's.
-    """
-    frame = CURRENT.get() or DEFAULT_ROOT_FRAME
-    if (
-        type(cost_usd) is float
-        and provider is None
-        and module is None
-        and operation is None
-        and metadata is None
-        and timestamp is None
-        and failed is False
-        and estimated is False
-        and _record_support
-        and not frame.budgets
-        and plain_counts(
-            model,
-            input_tokens,
-            output_tokens,
-            cache_read_tokens,
-            cache_write_tokens,
-            reasoning_tokens,
-            cost_usd,
-        )
-    ):
-        # The commonest call (valid counts and a cost, nothing else, no budget) in one
-        # function: the checks are `_record.plain_counts`; the record and the tally are
-        # those of `Meter._record_manual` and `_tree.add` (`add_priced`, one call).
-        # `_pricing.provider_for`'s own cache first (a model with a "/" is never in it).
-        provider = _cached_provider(model) or provider_for(model, import_litellm=True)
-        scope = frame.scope
-        mod = frame.module
-        op = frame.operation
-        ts = _time()
-        attributes = frame.attributes
-        rec = new_record(
-            model, provider, input_tokens, output_tokens, cache_read_tokens,
-            cache_write_tokens, reasoning_tokens, cost_usd, mod, op, scope.path, "manual",
-            False, False, ts, None, None,
-            frozen_mapping(attributes) if attributes else _NO_MAPPING, _NO_MAPPING,
-        )  # fmt: skip
-        add_priced(
-            scope,
-            (model, provider, mod, op),
-            input_tokens,  # type: ignore[arg-type]  # ints: plain_counts checked them
-            output_tokens,  # type: ignore[arg-type]
-            cache_read_tokens,
-            cache_write_tokens,
-            reasoning_tokens,
-            cost_to_units(cost_usd),
-            ts,
-            rec,
-        )
-        if _events.OBSERVERS:
-            _events.emit_call(rec, frame)
-        return rec
-    return frame.scope.meter._record_manual(  # type: ignore[no-any-return]
-        frame,
-        model,
-        input_tokens,
-        output_tokens,
-        provider,
-        cost_usd,
-        cache_read_tokens,
-        cache_write_tokens,
-        reasoning_tokens,
-        module,
-        operation,
-        metadata,
-        failed,
-        estimated,
-        timestamp,
-    )
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<the current scope's meter>"
+
+
+_CURRENT_METER: Any = _CurrentMeter()
+
+# One signature for both: `Meter.record`, bound to "the current scope's meter".
+if TYPE_CHECKING:
+    record = DEFAULT_METER.record
+else:
+    record = MethodType(Meter.record, _CURRENT_METER)
 
 
 def report() -> Report:

@@ -13,7 +13,7 @@ import attrs
 from ._drain import drain_queued
 from ._errors import log_internal_error
 from ._frame import Frame
-from ._record import CallRecord
+from ._record import CallRecord, records_of
 from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._report_io import new_meta
@@ -227,9 +227,9 @@ class Report:
             kept = records is not None
             # Dropped by the max_records bound, meter-wide (whose they were is not known).
             dropped = max(0, seen - len(recs)) if kept else 0
+        recs = records_of(recs)  # kept rows made records, outside the lock
         if top.path:
-            n = len(top.path)
-            recs = [r for r in recs if r.path[:n] == top.path]
+            recs = [r for r in recs if r.path[: len(top.path)] == top.path]
         meta = new_meta(first, last)
         meta["records_kept"] = kept
         return cls(build_nodes(snap, _new_report_node), meta, recs, dropped)

@@ -78,8 +78,12 @@ def export_tree(meter: Meter) -> Tree:
         settle_locked(meter)
         rows = _export_rows_locked(meter.root)
         recs, seen, first, last = kept_locked(meter)
-        records = None if recs is None else [_record_fields(r) for r in recs]
-        return (rows, first, last, records, seen)
+        kept = None if recs is None else list(recs)
+    if kept is None:
+        return (rows, first, last, None, seen)
+    from ._record import records_of
+
+    return (rows, first, last, [_record_fields(r) for r in records_of(kept)], seen)
 
 
 def _record_fields(rec: Any) -> tuple[Any, ...]:

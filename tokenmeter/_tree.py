@@ -18,18 +18,9 @@ from typing import TYPE_CHECKING, Any
 from . import _events
 from ._acc import (
     ACC_SIZE,
-    CACHE_READ,
-    CACHE_WRITE,
     CALLS,
-    COST,
-    ESTIMATED,
-    FAILED,
-    INPUT,
-    OUTPUT,
-    REASONING,
-    UNPRICED,
     add_acc,
-    one_call_acc,
+    count_call,
 )
 from ._drain import drain_queued
 from ._errors import internal_errors_swallowed
@@ -37,7 +28,7 @@ from ._frame import Frame
 
 if TYPE_CHECKING:
     from ._limits import Limits
-    from ._record import CallRecord
+    from ._record import CallRecord, Kept
 
 #: A dimension key of the per-node breakdown: (model, provider, module, operation).
 DimKey = tuple[str, str | None, str | None, str | None]
@@ -195,7 +186,7 @@ class Tree:
             self.root, None, None, _EMPTY, self.root.budgets, None, None, frame_tables(self.root)
         )
         self.max_records = max_records
-        self._records: deque[CallRecord] | None = None
+        self._records: deque[Kept] | None = None
         # LiteLLM results not yet added to the tree (see `settle_locked`), above.
         self._records_seen = 0
         self._first_ts: float | None = None
@@ -225,7 +216,10 @@ class Tree:
         """The kept per-call records, oldest first (empty unless ``keep_records``)."""
         drain_queued()
         with self._lock:
-            return [] if self._records is None else list(self._records)
+            rows = [] if self._records is None else list(self._records)
+        from ._record import records_of
+
+        return records_of(rows)
 
     def _restart_after_fork(self) -> None:
         """In a forked child: a fresh, unlocked tree with the same nodes and budget tallies.
@@ -267,8 +261,11 @@ def frame_under(tree: Tree, frame: Frame | None) -> Frame:
     return tree._root_frame
 
 
-def kept_locked(tree: Tree) -> tuple[deque[CallRecord] | None, int, float | None, float | None]:
-    """``tree``'s kept records (None when not kept), how many were kept ever, its time span."""
+def kept_locked(tree: Tree) -> tuple[deque[Kept] | None, int, float | None, float | None]:
+    """``tree``'s kept records (None when not kept), how many were kept ever, its time span.
+
+    Kept records are rows: `_record.records_of` (outside the lock) makes them `CallRecord`s.
+    """
     return tree._records, tree._records_seen, tree._first_ts, tree._last_ts
 
 
@@ -288,48 +285,6 @@ def add_kept_locked(
 # -- counting ------------------------------------------------------------------------------
 
 
-def add_priced(
-    scope: Node,
-    key: DimKey,
-    input_tokens: int,
-    output_tokens: int,
-    cache_read: int,
-    cache_write: int,
-    reasoning: int,
-    cost_units: int,
-    timestamp: float,
-    rec: CallRecord,
-) -> None:
-    """`add` for a priced call that did not fail, on a path with no budget (``tm.record``)."""
-    tree = scope.meter
-    lock = tree._lock
-    lock.acquire()
-    try:
-        acc = scope._dims.get(key)
-        if acc is None:
-            acc = scope._dims[key] = [0] * ACC_SIZE
-        acc[CALLS] += 1
-        acc[INPUT] += input_tokens
-        acc[OUTPUT] += output_tokens
-        if cache_read or cache_write or reasoning:
-            acc[CACHE_READ] += cache_read
-            acc[CACHE_WRITE] += cache_write
-            acc[REASONING] += reasoning
-        acc[COST] += cost_units
-        first = tree._first_ts
-        if first is None or timestamp < first:
-            tree._first_ts = timestamp
-        last = tree._last_ts
-        if last is None or timestamp > last:
-            tree._last_ts = timestamp
-        records = tree._records
-        if records is not None:
-            tree._records_seen += 1
-            records.append(rec)
-    finally:
-        lock.release()
-
-
 def add(
     tree: Tree,
     frame: Frame,
@@ -346,55 +301,76 @@ def add(
     rec: CallRecord | None,
     reserved: bool,
     alias: tuple[Any, Any, str | None, str | None] | None = None,
+    plain: bool = False,
 ) -> None:
-    """Add one call's numbers to its scope's tally, under the lock; file it under ``alias``."""
+    """Count one call on ``frame``'s scope and budgets, under the lock; keep ``rec``.
+
+    ``reserved``: the call was already counted as started on the budgets. ``alias``
+    files the scope's tally under LiteLLM's own names too (``Node._fast``). ``plain``:
+    ``rec`` is a manual record with nothing but counts and a cost, its module and
+    operation the frame's; it is kept as a compact row (see `records_of`).
+    """
     scope = frame.scope
-    with tree._lock:
+    budgets = frame.budgets
+    lock = tree._lock
+    lock.acquire()
+    try:
         acc = scope._dims.get(key)
         if acc is None:
             acc = scope._dims[key] = [0] * ACC_SIZE
         if alias is not None and alias not in scope._fast and tree._records is None:
             scope._fast[alias] = (id(acc), acc)
-        acc[CALLS] += 1
-        acc[INPUT] += input_tokens
-        acc[OUTPUT] += output_tokens
-        acc[CACHE_READ] += cache_read
-        acc[CACHE_WRITE] += cache_write
-        acc[REASONING] += reasoning
-        if cost_units is None:
-            acc[UNPRICED] += 1
-        else:
-            acc[COST] += cost_units
-        if failed:
-            acc[FAILED] += 1
-        if estimated:
-            acc[ESTIMATED] += 1
-        if frame.budgets:
-            one = one_call_acc(
-                input_tokens,
-                output_tokens,
-                cache_read,
-                cache_write,
-                reasoning,
-                cost_units,
-                failed,
-                estimated,
-            )
-            for b in frame.budgets:
+        count_call(
+            acc,
+            input_tokens,
+            output_tokens,
+            cache_read,
+            cache_write,
+            reasoning,
+            cost_units,
+            failed,
+            estimated,
+        )
+        if budgets:
+            for b in budgets:
                 if b._incl is not None:
-                    add_acc(b._incl, one)
-        if not reserved:
-            for b in frame.budgets:
-                b._started += 1
-        if tree._first_ts is None or timestamp < tree._first_ts:
+                    count_call(
+                        b._incl,
+                        input_tokens,
+                        output_tokens,
+                        cache_read,
+                        cache_write,
+                        reasoning,
+                        cost_units,
+                        failed,
+                        estimated,
+                    )
+                if not reserved:
+                    b._started += 1
+        first = tree._first_ts
+        if first is None or timestamp < first:
             tree._first_ts = timestamp
-        if tree._last_ts is None or timestamp > tree._last_ts:
+        last = tree._last_ts
+        if last is None or timestamp > last:
             tree._last_ts = timestamp
         records = tree._records
         if records is not None:
             tree._records_seen += 1
             if rec is not None:
-                records.append(rec)
+                if not plain:
+                    records.append(rec)
+                elif cache_read or cache_write or reasoning:
+                    records.append(
+                        (frame, key[0], key[1], input_tokens, output_tokens, rec.cost_usd,
+                         timestamp, cache_read, cache_write, reasoning)
+                    )  # fmt: skip
+                else:
+                    records.append(
+                        (frame, key[0], key[1], input_tokens, output_tokens, rec.cost_usd,
+                         timestamp)
+                    )  # fmt: skip
+    finally:
+        lock.release()
     if rec is not None and _events.OBSERVERS:
         _events.emit_call(rec, frame)
 
@@ -477,8 +453,10 @@ def reset_subtree(tree: Tree, top: Node) -> None:
             tree._records_seen = 0
             tree._first_ts = tree._last_ts = None
         elif tree._records is not None:
+            from ._record import kept_path
+
             n = len(top.path)
-            keep = [r for r in tree._records if r.path[:n] != top.path]
+            keep = [r for r in tree._records if kept_path(r)[:n] != top.path]
             # Removed records are not "dropped" ones: take them out of the count too.
             tree._records_seen -= len(tree._records) - len(keep)
             tree._records.clear()

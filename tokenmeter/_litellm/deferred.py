@@ -20,8 +20,7 @@ from tokenmeter._acc import (
     INPUT,
     OUTPUT,
     REASONING,
-    add_acc,
-    one_call_acc,
+    count_call,
 )
 from tokenmeter._frame import Frame
 from tokenmeter._pricing import CUSTOM_PRICES
@@ -226,7 +225,7 @@ def count_one(acc: list[int], row: tuple[Any, ...]) -> None:
     toks = _row_tokens(row)
     # Custom prices set after the call do not apply to it: none were set when it was made.
     cost = cost_units(model, provider, row[2], toks, custom=False)
-    add_acc(acc, one_call_acc(toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False))
+    count_call(acc, toks[0], toks[1], toks[2], toks[3], toks[4], cost, False, False)
 
 
 count_deferred_with(apply)
