@@ -19,6 +19,13 @@ class Frame:
     allocates no frame. Only while no observer is registered: observers get a
     fresh frame per entry; ``kids`` is `NO_KIDS` until a child is cached. ``old`` is the
     exact value of the ContextVar before the entry, which leaving the scope sets back.
+
+    A top-level frame (``old`` None) is left by resetting ``tok``, the token of the
+    ``ContextVar.set`` that entered it, so the caller's context ends without the
+    variable when it had none (setting None back would leave it in the mapping). Only
+    `with` / `async with` entries keep ``tok``: they take the frame out of its cache
+    ``home`` (``_scope.TOP``) while it is entered, so one entry at a time owns it,
+    and put it back on leaving.
     ``fast`` and ``pending`` are the node's table of LiteLLM tallies and its tree's
     queue (``_tree.frame_tables``), for the LiteLLM adapter's deferred path; a frame
     made without them never defers.
@@ -28,6 +35,7 @@ class Frame:
         "attributes",
         "budgets",
         "fast",
+        "home",
         "kids",
         "module",
         "name",
@@ -36,6 +44,7 @@ class Frame:
         "pending",
         "prev",
         "scope",
+        "tok",
     )
 
     def __init__(
@@ -58,4 +67,6 @@ class Frame:
         self.prev = prev
         self.old: Frame | None = prev if old is ... else old  # type: ignore[assignment]
         self.kids: dict[str, Frame] = NO_KIDS
+        self.home: dict[str, Frame] | None = None
+        self.tok: Any = None
         self.fast, self.pending = tables

@@ -98,21 +98,25 @@ def enter_frame(
     attributes: Mapping[str, Any] | None,
     limits: Limits | None,
     cur: Frame | None,
+    claim: bool = False,
 ) -> Frame:
     """Count an entry of ``name`` under ``cur`` (the current frame); the frame to make current.
 
     ``meter`` None means the meter of the current scope (the default one outside
-    scopes). The frame is cached for the next plain entry (see `Frame`) when it can be.
+    scopes). The frame is cached for the next plain entry (see `Frame`) when it can be;
+    with ``claim``, a top-level frame is cached only when it is left (`release`).
     """
     old = prev = cur
     plain = module is None and operation is None and not attributes and not _events.OBSERVERS
     cache: dict[str, Frame] | None
+    home = None
     if cur is None:
         if meter is None:
             meter = _default_tree
             assert meter is not None, "the default meter is registered at import"
             assert _default_root is not None
-            cache = TOP if plain else None
+            home = TOP if plain else None
+            cache = None if claim else home
             prev = cur = _default_root
         else:
             cache = None
@@ -140,6 +144,8 @@ def enter_frame(
     frame.prev = prev
     frame.old = old
     frame.kids = NO_KIDS
+    frame.home = home
+    frame.tok = None
     frame.fast, frame.pending = tables
     if cache is not None:
         cache[name] = frame
@@ -212,7 +218,26 @@ def leave(name: str) -> None:
         return
     if _events.OBSERVERS:
         _events.emit_exit(f)
-    CURRENT.set(f.old)
+    if f.old is not None:
+        CURRENT.set(f.old)
+    else:
+        release(f)
+
+
+def release(f: Frame) -> None:
+    """Leave top-level frame ``f``: reset its token (the variable unset again if it was).
+
+    Then ``f`` goes back to its cache for the next entry. Without a usable token (left in
+    another Context, or not entered by `Track`) the variable is set to None instead.
+    """
+    try:
+        CURRENT.reset(f.tok)
+        f.tok = None
+    except (TypeError, ValueError, RuntimeError):
+        CURRENT.set(None)
+    h = f.home
+    if h is not None:
+        h[f.name] = f
 
 
 def restore(token: Token[Frame | None]) -> None:

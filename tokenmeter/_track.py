@@ -32,10 +32,6 @@ else:  # pragma: no cover - only for annotations
 R = TypeVar("R")
 F = TypeVar("F", bound=Callable[..., Any])
 
-_RESERVED = frozenset(
-    {"module", "operation", "max_tokens", "max_cost_usd", "max_calls", "on_exceed"}
-)
-
 
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or not name:
@@ -44,10 +40,7 @@ def _check_name(name: object) -> str:
 
 
 def _limits(
-    max_tokens: int | None,
-    max_cost_usd: float | None,
-    max_calls: int | None,
-    on_exceed: OnExceed,
+    max_tokens: int | None, max_cost_usd: float | None, max_calls: int | None, on_exceed: OnExceed
 ) -> Limits | None:
     if max_tokens is None and max_cost_usd is None and max_calls is None:
         return None
@@ -108,7 +101,8 @@ class Track:
     def __enter__(self) -> Scope:
         cur = CURRENT.get()
         if self._plain and not _events.OBSERVERS:
-            f = (TOP if cur is None else cur.kids).get(self._name)
+            # A top-level frame is taken out of its cache while entered: the entry owns ``tok``.
+            f = TOP.pop(self._name, None) if cur is None else cur.kids.get(self._name)
             if f is not None:
                 s = f.scope
                 if s.attached:
@@ -116,7 +110,10 @@ class Track:
                         s.entries += 1
                     else:
                         count_entry(s)
-                    CURRENT.set(f)
+                    if cur is None:
+                        f.tok = CURRENT.set(f)
+                    else:
+                        CURRENT.set(f)
                     return s  # type: ignore[no-any-return]
         f = enter_frame(
             self._meter,
@@ -126,8 +123,11 @@ class Track:
             self._attributes,
             self._limits,
             cur,
+            True,
         )
-        CURRENT.set(f)
+        tok = CURRENT.set(f)
+        if cur is None:
+            f.tok = tok
         if _events.OBSERVERS:
             _events.emit_enter(f)
         return f.scope  # type: ignore[no-any-return]
@@ -140,12 +140,19 @@ class Track:
     ) -> None:
         cur = CURRENT.get()
         if cur is not None and cur.name == self._name and not _events.OBSERVERS:
-            CURRENT.set(cur.old)
+            old = cur.old
+            if old is not None:
+                CURRENT.set(old)
+                return
+            try:  # top level: reset the entry's token (`_scope.release`, written out)
+                CURRENT.reset(cur.tok)
+                cur.tok = None
+            except (TypeError, ValueError, RuntimeError):
+                CURRENT.set(None)
+            if cur.home is not None:
+                cur.home[self._name] = cur
         else:
             leave(self._name)
-
-    def _exit(self) -> None:
-        leave(self._name)
 
     async def __aenter__(self) -> Scope:
         return self.__enter__()
@@ -156,7 +163,7 @@ class Track:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._exit()
+        self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: F) -> F:
         """Use the same scope as a decorator (each call enters it)."""
