@@ -12,7 +12,7 @@ from ._acc import COST_SCALE, cost_to_units
 from ._frame import Frame
 from ._handle import Scope
 from ._scope import use_default_tree
-from ._track import Track, make_track
+from ._track import make_track
 from ._tree import (
     DEFAULT_MAX_RECORDS,
     Tree,
@@ -28,7 +28,6 @@ from ._tree import (
 CURRENT = _scope.CURRENT
 
 if TYPE_CHECKING:
-    from ._limits import OnExceed
     from ._pricing import price_tokens, provider_for
     from ._record import (
         CallRecord,
@@ -111,31 +110,8 @@ class Meter(Tree):
 
     # -- scopes -------------------------------------------------------------------
 
-    def track(
-        self,
-        name: str,
-        /,
-        *,
-        module: str | None = None,
-        operation: str | None = None,
-        max_tokens: int | None = None,
-        max_cost_usd: float | None = None,
-        max_calls: int | None = None,
-        on_exceed: OnExceed = "raise",
-        **attributes: Any,
-    ) -> Track:
-        """A scope of this meter, for ``with`` / ``async with`` (see `tokenmeter.track`)."""
-        return make_track(
-            self,
-            name,
-            module,
-            operation,
-            max_tokens,
-            max_cost_usd,
-            max_calls,
-            on_exceed,
-            attributes,
-        )
+    #: A scope of this meter, for ``with`` / ``async with`` (see `tokenmeter.track`).
+    track = make_track
 
     def current(self) -> Scope:
         """The innermost open scope of this meter in the current context, else its root."""

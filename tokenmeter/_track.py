@@ -17,6 +17,7 @@ CURRENT = _scope.CURRENT
 
 if TYPE_CHECKING:
     from contextvars import Token
+    from typing import Concatenate
 
     from typing_extensions import ParamSpec
 
@@ -65,8 +66,8 @@ class Track:
 
     Entering returns the `Scope` handle. An exception inside the block
     restores the enclosing scope and keeps the usage already recorded.
-    A `Track` keeps no state per entry (leaving sets back the value the frame
-    recorded), so one `Track` may be open in several tasks or threads at once.
+    A `Track` keeps no state per entry (leaving sets back what the frame recorded,
+    or an outermost frame's token), so one may be open in several tasks or threads.
     """
 
     __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_plain")
@@ -186,14 +187,17 @@ _TRACKS_MAX = 4096
 def make_track(
     meter: Meter | None,
     name: str,
-    module: str | None,
-    operation: str | None,
-    max_tokens: int | None,
-    max_cost_usd: float | None,
-    max_calls: int | None,
-    on_exceed: OnExceed,
-    attributes: Mapping[str, Any],
+    /,
+    *,
+    module: str | None = None,
+    operation: str | None = None,
+    max_tokens: int | None = None,
+    max_cost_usd: float | None = None,
+    max_calls: int | None = None,
+    on_exceed: OnExceed = "raise",
+    **attributes: Any,
 ) -> Track:
+    """A scope of ``meter`` (None: the current one's): `track`'s and ``Meter.track``'s signature."""
     if type(name) is not str or not name:
         _check_name(name)
     if max_tokens is None and max_cost_usd is None and max_calls is None:
@@ -205,43 +209,36 @@ def make_track(
     return Track(meter, name, module, operation, attributes or None, limits)
 
 
-def track(
-    name: str,
-    /,
-    *,
-    module: str | None = None,
-    operation: str | None = None,
-    max_tokens: int | None = None,
-    max_cost_usd: float | None = None,
-    max_calls: int | None = None,
-    on_exceed: OnExceed = "raise",
-    **attributes: Any,
-) -> Track:
+def _meterless(
+    full: Callable[Concatenate[Any, P], R],
+) -> Callable[[Callable[..., R]], Callable[P, R]]:
+    """``full``'s signature without its first parameter, for typing and `inspect.signature`."""
+
+    def apply(front: Callable[..., R]) -> Callable[P, R]:
+        front.__wrapped__ = functools.partial(full, None)  # type: ignore[attr-defined]
+        return front
+
+    return apply
+
+
+@_meterless(make_track)
+def track(name: str, /, **options: Any) -> Track:
     """Open a scope named ``name`` under the current one, with ``with`` or ``async with``.
 
     Entering a name already used under the same parent reuses that node and
     counts one more entry. ``module`` and ``operation`` are dimensions of every
     call inside (inherited by nested scopes unless they set their own);
-    ``max_tokens``, ``max_cost_usd`` and ``max_calls`` set a budget; any other
-    keyword argument is an attribute carried onto each call record inside.
+    ``max_tokens``, ``max_cost_usd`` and ``max_calls`` set a budget (``on_exceed``:
+    ``"raise"``, ``"warn"`` or a callable); any other keyword argument is an
+    attribute carried onto each call record inside.
     The scope belongs to the meter of the current scope (the default meter
-    outside any scope).
+    outside any scope). Signature: `make_track` without its meter.
     """
-    if (
-        type(name) is str
-        and module is None
-        and operation is None
-        and max_tokens is None
-        and max_cost_usd is None
-        and max_calls is None
-        and not attributes
-    ):
+    if not options and type(name) is str:
         t = _TRACKS.get(name)
         if t is not None:
             return t
-    return make_track(
-        None, name, module, operation, max_tokens, max_cost_usd, max_calls, on_exceed, attributes
-    )
+    return make_track(None, name, **options)
 
 
 # -- @tracked --------------------------------------------------------------------------
