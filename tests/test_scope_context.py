@@ -119,13 +119,14 @@ def test_tracked_functions_leave_the_var_unset() -> None:
     assert _keys_after(body) == []
 
 
-def test_engine_enter_exit_leaves_the_var_unset() -> None:
-    """The scope engine's enter and exit leave CURRENT unset at the top level."""
+def test_enter_exit_called_directly_leave_the_var_unset() -> None:
+    """`Track.__enter__` / `__exit__` called as functions leave CURRENT unset at the top level."""
+    t = tm.track("ctx_calls")
 
     def body() -> None:
         for _ in range(2):
-            token, _s = _scope.enter(None, "ctx_engine", None, None, None, None)
-            _scope.exit_(token)
+            t.__enter__()
+            t.__exit__(None, None, None)
 
     assert _keys_after(body) == []
 

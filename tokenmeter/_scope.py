@@ -1,9 +1,10 @@
 """The scope stack: one ContextVar holding an immutable frame, entered and left.
 
 ``CURRENT`` holds the current `Frame` (None outside any scope). Entering a scope
-finds or makes its node in the tree, counts the entry, sets the node's budget if
-one is given, and sets a new frame; leaving resets the ContextVar to the frame
-before. Observers (``_events``) see each entry and exit.
+(``_track.Track.__enter__``: a cached frame, else `enter_frame`) finds or makes its
+node in the tree, counts the entry, sets the node's budget if one is given, and sets
+a new frame; leaving sets the ContextVar back to the frame before (`leave`, `release`).
+Observers (``_events``) see each entry and exit.
 """
 
 from __future__ import annotations
@@ -155,46 +156,8 @@ def enter_frame(
 _new_frame = object.__new__
 
 
-def enter(
-    meter: Tree | None,
-    name: str,
-    module: str | None,
-    operation: str | None,
-    attributes: Mapping[str, Any] | None,
-    limits: Limits | None,
-) -> tuple[Token[Frame | None], Any]:
-    """Enter scope ``name`` under the current one; returns the reset token and the scope.
-
-    ``meter`` None means the meter of the current scope (the default one outside scopes).
-    A plain entry (no options) of a name entered before reuses its cached frame.
-    """
-    cur = CURRENT.get()
-    if (
-        meter is None
-        and module is None
-        and operation is None
-        and not attributes
-        and limits is None
-        and not _events.OBSERVERS
-    ):
-        frame = (TOP if cur is None else cur.kids).get(name)
-        if frame is not None:
-            scope = frame.scope
-            if scope.attached:
-                if GIL_COUNT:
-                    scope.entries += 1
-                else:
-                    count_entry(scope)
-                return CURRENT.set(frame), scope
-    frame = enter_frame(meter, name, module, operation, attributes, limits, cur)
-    token = CURRENT.set(frame)
-    if _events.OBSERVERS:
-        _events.emit_enter(frame)
-    return token, frame.scope
-
-
 def exit_(token: Token[Frame | None]) -> None:
-    """Leave the scope entered by ``enter``: restore the frame current before it."""
+    """Set back the frame current before ``token``'s ``CURRENT.set`` (observers see an exit)."""
     if _events.OBSERVERS:
         _events.emit_exit(CURRENT.get())
     try:

@@ -8,7 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _events, _scope
-from ._scope import GIL_COUNT, TOP, count_entry, enter, enter_frame, exit_, leave
+from ._scope import GIL_COUNT, TOP, count_entry, enter_frame, exit_, leave
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -318,18 +318,20 @@ def _wrap(
     if not callable(func):
         raise TypeError(f"@tracked decorates a function, got {func!r}")
     scope_name = name or getattr(func, "__qualname__", None) or repr(func)
+    # Generator wrappers enter and leave through it: one entry path (`Track.__enter__`).
+    scope = Track(meter, scope_name, module, operation, attributes, limits)
 
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            scope.__enter__()
             inner: Frame | None
             try:
                 agen = func(*args, **kwargs)
             finally:
                 inner = CURRENT.get()
-                exit_(token)
+                scope.__exit__(None, None, None)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
@@ -363,13 +365,13 @@ def _wrap(
 
         @functools.wraps(func)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            token, _ = enter(meter, scope_name, module, operation, attributes, limits)
+            scope.__enter__()
             inner: Frame | None
             try:
                 gen = func(*args, **kwargs)
             finally:
                 inner = CURRENT.get()
-                exit_(token)
+                scope.__exit__(None, None, None)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
@@ -396,9 +398,7 @@ def _wrap(
 
         return gen_wrapper
 
-    plain = (
-        meter is None and module is None and operation is None and not attributes and limits is None
-    )
+    plain = scope._plain
 
     def enter_slow(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
         """Enter without the frame cache (options, a removed node, observers); set it current."""
