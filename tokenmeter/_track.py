@@ -72,15 +72,10 @@ class Track:
 
     __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_plain")
 
-    def __init__(
-        self,
-        meter: Meter | None,
-        name: str,
-        module: str | None,
-        operation: str | None,
-        attributes: Mapping[str, Any] | None,
-        limits: Limits | None,
-    ) -> None:
+    def __init__(  # the parts of a scope (`make_track` takes the options)
+        self, meter: Meter | None, name: str, module: str | None, operation: str | None,
+        attributes: Mapping[str, Any] | None, limits: Limits | None,
+    ) -> None:  # fmt: skip
         self._meter = meter
         self._name = name
         self._module = module
@@ -102,20 +97,28 @@ class Track:
     def __enter__(self) -> Scope:
         cur = CURRENT.get()
         if self._plain and not _events.OBSERVERS:
-            # A top-level frame is taken out of its cache while entered: the entry owns ``tok``.
-            f = TOP.pop(self._name, None) if cur is None else cur.kids.get(self._name)
-            if f is not None:
-                s = f.scope
-                if s.attached:
-                    if GIL_COUNT:
-                        s.entries += 1
-                    else:
-                        count_entry(s)
-                    if cur is None:
-                        f.tok = CURRENT.set(f)
-                    else:
+            if cur is not None:
+                f = cur.kids.get(self._name)
+                if f is not None:
+                    s = f.scope
+                    if s.attached:
+                        if GIL_COUNT:
+                            s.entries += 1
+                        else:
+                            count_entry(s)
                         CURRENT.set(f)
-                    return s  # type: ignore[no-any-return]
+                        return s  # type: ignore[no-any-return]
+            else:  # a top-level frame leaves its cache while entered: this entry owns ``tok``
+                f = TOP.pop(self._name, None)
+                if f is not None:
+                    s = f.scope
+                    if s.attached:
+                        if GIL_COUNT:
+                            s.entries += 1
+                        else:
+                            count_entry(s)
+                        f.tok = CURRENT.set(f)
+                        return s  # type: ignore[no-any-return]
         f = enter_frame(
             self._meter,
             self._name,
@@ -168,15 +171,8 @@ class Track:
 
     def __call__(self, func: F) -> F:
         """Use the same scope as a decorator (each call enters it)."""
-        return _wrap(  # type: ignore[no-any-return]
-            func,
-            self._meter,
-            self._name,
-            self._module,
-            self._operation,
-            self._attributes,
-            self._limits,
-        )
+        t = self
+        return _wrap(func, t._meter, t._name, t._module, t._operation, t._attributes, t._limits)  # type: ignore[no-any-return]
 
 
 #: Plain `Track` objects by name: ``track(name)`` without options returns a shared one.
@@ -225,17 +221,19 @@ def _meterless(
 def track(name: str, /, **options: Any) -> Track:
     """Open a scope named ``name`` under the current one, with ``with`` or ``async with``.
 
-    Entering a name already used under the same parent reuses that node and
-    counts one more entry. ``module`` and ``operation`` are dimensions of every
-    call inside (inherited by nested scopes unless they set their own);
-    ``max_tokens``, ``max_cost_usd`` and ``max_calls`` set a budget (``on_exceed``:
-    ``"raise"``, ``"warn"`` or a callable); any other keyword argument is an
-    attribute carried onto each call record inside.
-    The scope belongs to the meter of the current scope (the default meter
-    outside any scope). Signature: `make_track` without its meter.
+    Entering a name already used under the same parent reuses that node and counts
+    one more entry. ``module`` and ``operation`` are dimensions of every call inside
+    (inherited by nested scopes unless they set their own); ``max_tokens``,
+    ``max_cost_usd`` and ``max_calls`` set a budget (``on_exceed``: ``"raise"``,
+    ``"warn"`` or a callable); any other keyword argument is an attribute carried
+    onto each call record inside. The scope belongs to the meter of the current
+    scope (the default meter outside any scope). Signature: `make_track`'s, no meter.
     """
-    if not options and type(name) is str:
-        t = _TRACKS.get(name)
+    if not options:
+        try:
+            t = _TRACKS.get(name)
+        except TypeError:  # an unhashable name: make_track says what is wrong with it
+            t = None
         if t is not None:
             return t
     return make_track(None, name, **options)
