@@ -187,6 +187,24 @@ def coro_tracked() -> Runner:
     return run
 
 
+def gen_tracked() -> Runner:
+    """A generator of one item, ``@tm.tracked``, called and run to its end."""
+    import tokenmeter as tm
+
+    def items() -> Iterator[int]:
+        yield 1
+
+    wrapped = tm.tracked(items)
+
+    def run(loops: int) -> None:
+        for _ in repeat(None, loops):
+            for _item in wrapped():
+                pass
+
+    _check_counted(items.__qualname__, run)
+    return run
+
+
 CASES = [
     Case("track_flat", '`with tm.track("x")` enter+exit', track_case(0), hot=True),
     Case("track_depth1", '`with tm.track("x")`, nested at depth 1', track_case(1)),
@@ -214,4 +232,5 @@ CASES = [
     Case(
         "coro_tracked", "coroutine, `@tm.tracked` (driven by `send(None)`)", coro_tracked, hot=True
     ),
+    Case("gen_tracked", "generator of one item, `@tm.tracked`, run to its end", gen_tracked),
 ]
