@@ -316,20 +316,40 @@ def _wrap(
     if not callable(func):
         raise TypeError(f"@tracked decorates a function, got {func!r}")
     scope_name = name or getattr(func, "__qualname__", None) or repr(func)
-    # Generator wrappers enter and leave through it: one entry path (`Track.__enter__`).
-    scope = Track(meter, scope_name, module, operation, attributes, limits)
+    plain = (
+        meter is None and module is None and operation is None and not attributes and limits is None
+    )
+
+    def enter_slow(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
+        """Enter without the frame cache (options, a removed node, observers); set it current."""
+        f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
+        tok = CURRENT.set(f)
+        if _events.OBSERVERS:
+            _events.emit_enter(f)
+        return f, tok
+
+    def enter_counted(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
+        """Enter, through the frame cache when plain, counting under the lock if need be."""
+        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
+        if f is not None and f.scope.attached and not _events.OBSERVERS:
+            if GIL_COUNT:
+                f.scope.entries += 1
+            else:
+                count_entry(f.scope)
+            return f, CURRENT.set(f)
+        return enter_slow(cur)
 
     if inspect.isasyncgenfunction(func):
 
         @functools.wraps(func)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            scope.__enter__()
+            token = enter_counted(CURRENT.get())[1]
             inner: Frame | None
             try:
                 agen = func(*args, **kwargs)
             finally:
                 inner = CURRENT.get()
-                scope.__exit__(None, None, None)
+                exit_(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
@@ -363,13 +383,13 @@ def _wrap(
 
         @functools.wraps(func)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            scope.__enter__()
+            token = enter_counted(CURRENT.get())[1]
             inner: Frame | None
             try:
                 gen = func(*args, **kwargs)
             finally:
                 inner = CURRENT.get()
-                scope.__exit__(None, None, None)
+                exit_(token)
             sent: Any = None
             thrown: BaseException | None = None
             while True:
@@ -395,27 +415,6 @@ def _wrap(
                     thrown, sent = e, None
 
         return gen_wrapper
-
-    plain = scope._plain
-
-    def enter_slow(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
-        """Enter without the frame cache (options, a removed node, observers); set it current."""
-        f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
-        tok = CURRENT.set(f)
-        if _events.OBSERVERS:
-            _events.emit_enter(f)
-        return f, tok
-
-    def enter_counted(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
-        """Enter, through the frame cache when plain, counting under the lock if need be."""
-        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
-        if f is not None and f.scope.attached and not _events.OBSERVERS:
-            if GIL_COUNT:
-                f.scope.entries += 1
-            else:
-                count_entry(f.scope)
-            return f, CURRENT.set(f)
-        return enter_slow(cur)
 
     if inspect.iscoroutinefunction(func):
         if plain and GIL_COUNT:
