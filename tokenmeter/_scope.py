@@ -1,7 +1,7 @@
 """The scope stack: one ContextVar holding an immutable frame, entered and left.
 
 ``CURRENT`` holds the current `Frame` (None outside any scope). Entering a scope
-(``_track.Track.__enter__``: a cached frame, else `enter_frame`) finds or makes its
+(in ``_track``: a cached frame, else `enter_frame`) finds or makes its
 node in the tree, counts the entry, sets the node's budget if one is given, and sets
 a new frame; leaving sets the ContextVar back to the frame before (`leave`, `release`).
 Observers (``_events``) see each entry and exit.
