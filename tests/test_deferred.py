@@ -246,6 +246,33 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
     assert usage.cost_usd == sum(round(1e-6 * (k + 1) * 10**10) for k in range(300)) / 10**10
 
 
+@pytest.mark.parametrize("cost", [2.5e-10, 1.5e-6, 0.1 + 0.2, 7.35e-5, 0.0, float("nan")])
+def test_a_run_of_one_cost_counts_what_the_general_path_counts(cost: float) -> None:
+    """300 calls with the same cost (a repeated call): each call's cost rounded, as one by one."""
+    one_by_one, queued = tm.Meter(), tm.Meter()
+    frame_a, frame_b = frame_of(one_by_one, "a"), frame_of(queued, "a")
+    seen(frame_b)
+    for _ in range(300):
+        resp = response(Usage(prompt_tokens=9, completion_tokens=3), cost=cost)
+        general(frame_a, resp)
+        assert queued_or_general(frame_b, resp)
+    assert tallies(queued) == tallies(one_by_one)
+
+
+def test_a_run_of_one_cost_rounds_each_call() -> None:
+    """300 calls of 2.5e-10 dollars: 2 units each (rounded half to even), 600 units in all."""
+    meter = tm.Meter()
+    frame = frame_of(meter, "run")
+    seen(frame)
+    for _ in range(300):
+        assert _litellm.deferred.defer(
+            frame, response(Usage(prompt_tokens=9, completion_tokens=3), cost=2.5e-10), 0.0
+        )
+    usage = frame.scope.usage
+    assert (usage.calls, usage.input_tokens, usage.output_tokens) == (300, 2700, 900)
+    assert usage.cost_usd == 600 / 10**10
+
+
 # -- what is queued and what is not ---------------------------------------------------------
 
 

@@ -123,12 +123,18 @@ def defer(frame: Frame, result: Any, started: float) -> bool:
 
 def apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
+    cols = tuple(zip(*batch))  # noqa: B905 (every row is 11 long)
+    times = cols[1]
     # perf_counter() values to wall-clock time, as of now (the calls were just made,
     # or, for a batch counted by a reading, at most as long ago as that reading).
     to_wall = _time() - _perf_counter()
-    first = min(map(_ROW_TIME, batch)) + to_wall
-    last = max(map(_ROW_TIME, batch)) + to_wall
-    add_kept_locked(meter, first, last, 0, ())
+    add_kept_locked(meter, min(times) + to_wall, max(times) + to_wall, 0, ())
+    n = len(batch)
+    entries = cols[0]
+    first = entries[0]
+    # The commonest batch: every row for one tally (one model in one scope).
+    if n >= _SHORT_RUN and entries.count(first) == n and _sum_columns(first[1], cols, n):
+        return
     # One entry object per tally: consecutive rows of a tally compare by identity.
     for entry, group in groupby(batch, _ROW_ENTRY):
         rows = list(group)
@@ -143,18 +149,28 @@ def apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
 
 
 def sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
-    """Add a run of rows for one tally, column by column; False if any needs a closer look.
+    """Add a run of rows for one tally, column by column; False if any needs a closer look."""
+    try:
+        cols = tuple(zip(*rows))  # noqa: B905 (every row is 11 long)
+    except Exception:
+        return False
+    return _sum_columns(acc, cols, len(rows))
+
+
+def _sum_columns(acc: list[int], cols: tuple[tuple[Any, ...], ...], n: int) -> bool:
+    """Add ``n`` rows for one tally, given as columns; False if any needs a closer look.
 
     Nothing is added unless every value is what the general path would take as is:
     non-negative ints, a positive finite float cost, no Anthropic-style extra fields,
     parts within their totals.
     """
     try:
-        _, _, costs, _, ins, outs, raw_cr, raw_cw, raw_r, x_read, x_write = zip(*rows)  # noqa: B905 (every row is 11 long)
-        # None raises, 0 fails min(), NaN and infinity fail the sum: counted one by one.
-        if not min(costs) > 0.0 or not sum(costs) < 1e12:
+        _, _, costs, _, ins, outs, raw_cr, raw_cw, raw_r, x_read, x_write = cols
+        # None raises, 0 fails the test, NaN and infinity fail the sum: counted one by one.
+        cost = costs[0]
+        same_cost = costs.count(cost) == n  # one price, one usage: a run of the same call
+        if not (cost if same_cost else min(costs)) > 0.0 or not sum(costs) < 1e12:
             return False
-        n = len(rows)
         if x_read.count(None) != n or x_write.count(None) != n:
             return False
         # An int sum of ints and bools is what `to_int` takes as is; None raises, a float
@@ -174,7 +190,11 @@ def sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
             return False
         if reasoning and any(map(gt, rs, outs)):
             return False
-        units = sum(map(round, map(mul, costs, repeat(COST_SCALE))))  # cost_to_units, each
+        # cost_to_units, each (n times the same units when every row has the same cost)
+        if same_cost:
+            units = round(cost * COST_SCALE) * n
+        else:
+            units = sum(map(round, map(mul, costs, repeat(COST_SCALE))))
     except Exception:
         return False
     acc[CALLS] += n
