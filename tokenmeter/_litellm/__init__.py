@@ -19,8 +19,10 @@ litellm itself is imported.
 
 Modules: ``settings`` (what is wrapped, stream usage), ``extract`` (usage, model,
 cost from LiteLLM's objects), ``record`` (recording a call), ``deferred`` (the
-queue counted in batches), ``streams`` (recording streams), ``wrappers`` (the
-wrapped entry points), ``install`` (putting the wrappers on litellm and back).
+queue counted in batches), ``stream_call`` (a stream's call, recorded once however
+it ends), ``streams`` and ``responses_streams`` (how each stream class finds its
+usage), ``wrappers`` (the wrapped entry points), ``install`` (putting the wrappers
+on litellm and back).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from __future__ import annotations
 from .install import instrument, instrumented, status, uninstrument
 from .record import CallState, record_failure, record_result
 from .settings import FUNCTIONS, request_stream_usage
-from .streams import StreamCall
+from .stream_call import StreamCall
 from .wrappers import wrap_async, wrap_sync
 
 __all__ = [

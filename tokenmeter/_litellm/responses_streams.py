@@ -16,13 +16,10 @@ from typing import Any
 import litellm
 
 from tokenmeter import _errors
-from tokenmeter._drain import drain_queued
 
-from . import streams
 from .extract import attr, cost_units, model_provider, requested_model, tokens
-from .record import add_call
+from .stream_call import StreamCall, abandoned, add_stream, claim, finish, in_call_context
 from .stream_classes import add_stream_class
-from .streams import StreamCall, abandoned, claim, in_call_context
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
@@ -61,23 +58,7 @@ def _record(
         estimated = True
     if str(attr(terminal, "type", "")) == "response.failed":
         failed = True
-    if not complete:
-        meta["abandoned"] = True
-    if error is not None:
-        meta["error"] = type(error).__name__
-    add_call(
-        call.frame,
-        call.kind,
-        model,
-        provider,
-        toks,
-        cost,
-        failed,
-        estimated,
-        call.started,
-        {},
-        meta,
-    )
+    add_stream(call, model, provider, toks, cost, failed, estimated, complete, error, {}, meta)
 
 
 def _estimate(model: str, kwargs: Mapping[str, Any], text: str) -> tuple[int, int, int, int, int]:
@@ -99,24 +80,23 @@ def _estimate(model: str, kwargs: Mapping[str, Any], text: str) -> tuple[int, in
 
 def _finish(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete: bool,
             error: BaseException | None) -> None:  # fmt: skip
-    if streams.ABANDONED:
-        drain_queued()
-    if not claim(call):
-        return
-    with _errors.internal_errors_swallowed("stream recording"):
-        in_call_context(
-            call,
-            _record,
-            call,
-            terminal,
-            call.text,
-            getattr(stream, "model", None),
-            getattr(stream, "custom_llm_provider", None),
-            bool(getattr(stream, "_completed_response_cache_hit", False)),
-            failed,
-            complete,
-            error,
-        )
+    finish(call, _record_from, stream, call, terminal, failed, complete, error)
+
+
+def _record_from(stream: Any, call: StreamCall, terminal: Any, failed: bool, complete: bool,
+                 error: BaseException | None) -> None:  # fmt: skip
+    """Record a Responses stream that ended (claimed, errors swallowed)."""
+    _record(
+        call,
+        terminal,
+        call.text,
+        getattr(stream, "model", None),
+        getattr(stream, "custom_llm_provider", None),
+        bool(getattr(stream, "_completed_response_cache_hit", False)),
+        failed,
+        complete,
+        error,
+    )
 
 
 def _record_abandoned(call: StreamCall, model: Any, provider: Any) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import atexit
-import contextvars
-import os
 import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -14,85 +11,21 @@ import litellm
 from litellm.types.utils import ModelResponse as _ModelResponse
 from litellm.types.utils import Usage as _LiteLLMUsage
 
-from tokenmeter import _errors, _events
-from tokenmeter._drain import drain_queued, drain_queued_with
-from tokenmeter._frame import Frame
+from tokenmeter._drain import drain_queued
 
 from .extract import cost_units, model_provider, requested_model, tokens
-from .record import add_call
+from .stream_call import (
+    ABANDONED,
+    StreamCall,
+    abandoned,
+    add_stream,
+    claim,
+    finish,
+    in_call_context,
+)
 from .stream_classes import ATTACHERS, add_stream_class
-from .stream_exit import ended, opened
+from .stream_exit import opened
 from .stream_usage import usage_in, usage_only
-
-
-class StreamCall:
-    """What a stream needs to be recorded on the caller's scope when it ends."""
-
-    __slots__ = (
-        "ahead",
-        "args",
-        "context",
-        "finalizer",
-        "frame",
-        "in_next",
-        "kind",
-        "kwargs",
-        "open",
-        "started",
-        "text",
-        "want_usage",
-    )
-
-    def __init__(
-        self,
-        frame: Frame,
-        kind: str,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        started: float,
-    ) -> None:
-        self.frame = frame
-        self.kind = kind
-        self.args = args
-        self.kwargs = kwargs
-        self.started = started
-        # One token: whoever pops it records the stream (list.pop is atomic, takes no lock).
-        self.open = [True]
-        self.in_next = False
-        # Chunks read ahead after the finish chunk, handed out before anything else.
-        self.ahead: deque[Any] | None = None
-        # Responses API streams: the text deltas read so far (for an estimate).
-        self.text: list[str] = []
-        # A usage chunk was asked for (by the caller, or by `_prepare`), for one choice.
-        options = kwargs.get("stream_options")
-        self.want_usage = (
-            isinstance(options, Mapping)
-            and bool(options.get("include_usage"))
-            and kwargs.get("n") in (None, 1)
-        )
-        self.finalizer: weakref.finalize[Any, Any] | None = None
-        # Observers see a stream in (a copy of) the context its call was made in.
-        self.context = contextvars.copy_context() if _events.OBSERVERS else None
-
-
-def claim(call: StreamCall) -> bool:
-    """Take the right to record ``call``: True once, for one caller; never waits."""
-    try:
-        call.open.pop()
-    except IndexError:
-        return False
-    ended(call)
-    finalizer = call.finalizer
-    if finalizer is not None:
-        finalizer.detach()
-    return True
-
-
-# Streams dropped before they ended. A finalizer may run (cyclic GC) on a thread holding a
-# tree's lock, so it only appends here (atomic); `_drain_abandoned` records them with no lock
-# held: before a tree is read or a budget checked, when a stream starts or ends, at exit
-# (where the streams still open are recorded too, see ``stream_exit``).
-ABANDONED: deque[tuple[Any, ...]] = deque()
 
 
 def _finish_stream(
@@ -121,24 +54,8 @@ def _finish_stream(
     # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
     # call's own prices (``input_cost_per_token=...``, a Router deployment's).
     cost = cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
-    meta: dict[str, Any] = {"stream": True}
-    if not complete:
-        meta["abandoned"] = True
-    if error is not None:
-        meta["error"] = type(error).__name__
-    add_call(
-        call.frame,
-        call.kind,
-        model,
-        provider,
-        toks,
-        cost,
-        failed,
-        estimated or not complete,
-        call.started,
-        hp,
-        meta,
-    )
+    add_stream(call, model, provider, toks, cost, failed, estimated or not complete, complete,
+               error, hp, {"stream": True})  # fmt: skip
 
 
 def _litellm_cost(
@@ -242,49 +159,30 @@ def _replay(call: StreamCall, ahead: deque[Any]) -> Any:
 
 
 def _finish_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
-    if ABANDONED:
-        drain_queued()
-    if not claim(call):
-        return
-    with _errors.internal_errors_swallowed("stream recording"):
-        in_call_context(
-            call,
-            _finish_stream,
-            call,
-            getattr(stream, "chunks", None) or [],
-            getattr(stream, "messages", None),
-            getattr(stream, "_hidden_params", None) or {},
-            getattr(stream, "model", None),
-            getattr(stream, "custom_llm_provider", None),
-            failed,
-            complete,
-            error,
-            getattr(stream, "logging_obj", None),
-            _final_usage(stream) if complete else None,
-        )
+    finish(call, _record_from, stream, call, failed, complete, error)
+
+
+def _record_from(stream: Any, call: StreamCall, failed: bool, complete: bool, error: Any) -> None:
+    """Record a chat stream that ended (claimed, errors swallowed): what it holds now."""
+    _finish_stream(
+        call,
+        getattr(stream, "chunks", None) or [],
+        getattr(stream, "messages", None),
+        getattr(stream, "_hidden_params", None) or {},
+        getattr(stream, "model", None),
+        getattr(stream, "custom_llm_provider", None),
+        failed,
+        complete,
+        error,
+        getattr(stream, "logging_obj", None),
+        _final_usage(stream) if complete else None,
+    )
 
 
 def _final_usage(stream: Any) -> Any:
     """The usage LiteLLM computed at the end of a stream without a usage chunk, if any."""
     hidden = getattr(stream, "_last_returned_hidden_params", None)
     return hidden.get("usage") if isinstance(hidden, dict) else None
-
-
-def abandoned(record: Callable[..., None], *args: Any) -> None:
-    """weakref.finalize callback: a stream dropped before it ended. Queues it, nothing more."""
-    ABANDONED.append((record, args))
-
-
-def _drain_abandoned() -> None:
-    """Record the queued abandoned streams; the calling thread holds no tree's lock."""
-    queue = ABANDONED
-    while queue:
-        try:
-            record, args = queue.popleft()
-        except IndexError:  # another thread took the last one
-            return
-        with _errors.internal_errors_swallowed("abandoned stream recording"):
-            record(*args)
 
 
 def _record_abandoned(
@@ -294,21 +192,6 @@ def _record_abandoned(
     if claim(call):
         args = (call, chunks, messages, hp or {}, m, p, False, False, None, log())
         in_call_context(call, _finish_stream, *args)
-
-
-drain_queued_with(_drain_abandoned)
-atexit.register(drain_queued)
-if hasattr(os, "register_at_fork"):
-    # A forked child's trees start empty: the parent's dropped streams are the parent's.
-    os.register_at_fork(after_in_child=ABANDONED.clear)
-
-
-def in_call_context(call: StreamCall, fn: Callable[..., None], *args: Any) -> None:
-    """Run ``fn`` in the context captured when ``call`` was made, if one was."""
-    if call.context is None:
-        fn(*args)
-    else:
-        call.context.run(fn, *args)
 
 
 def attach_stream(stream: Any, call: StreamCall) -> None:

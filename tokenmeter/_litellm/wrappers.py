@@ -27,8 +27,9 @@ from .deferred import defer
 from .extract import model_provider, requested_model
 from .record import CallState, record_failure, record_result
 from .settings import SETTINGS
+from .stream_call import StreamCall
 from .stream_classes import is_stream
-from .streams import StreamCall, attach_stream, hide_usage_chunk
+from .streams import attach_stream, hide_usage_chunk
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
