@@ -76,7 +76,7 @@ def test_an_internal_error_gives_a_report_that_says_so(
     """A failing snapshot: the error is logged; the report says it is unavailable; save refuses."""
     monkeypatch.setattr(_errors, "RAISE_INTERNAL_ERRORS", False)
 
-    def broken(top: object) -> object:
+    def broken(*args: object) -> object:
         raise RuntimeError("snapshot broke")
 
     monkeypatch.setattr(_report, "snap_locked", broken)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 import attrs
@@ -17,7 +17,7 @@ from ._record import CallRecord, records_of
 from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._report_io import new_meta
-from ._report_snap import build_nodes, snap_locked
+from ._report_snap import snap_locked
 from ._subtree import add_record
 from ._tree import DimKey, Node, Tree, child_locked, kept_locked, settle_locked, tree_lock
 from ._usage import ACC_SIZE, Usage, add_acc, usage_from_acc, usage_to_acc
@@ -129,50 +129,30 @@ class ReportNode:
 
 
 class _NewReportNode:
-    """`ReportNode`'s layout, for `_report_node`: a report builds one node per scope, and
+    """`ReportNode`'s layout, for `snap_locked`: a report builds one node per scope, and
     plain slot stores, then the class, are faster than attrs' frozen ``__init__``."""
 
     __slots__ = ("breakdown", "children", "entries", "name", "path", "self_usage", "usage")
 
 
-_new = object.__new__
-
-
-def _report_node(
-    name: str,
-    path: tuple[str, ...],
-    entries: int,
-    self_usage: Usage,
-    usage: Usage,
-    children: Mapping[str, ReportNode],
-    breakdown: Mapping[DimKey, Usage],
-) -> ReportNode:
-    node: Any = _new(_NewReportNode)
-    node.name = name
-    node.path = path
-    node.entries = entries
-    node.self_usage = self_usage
-    node.usage = usage
-    node.children = children
-    node.breakdown = breakdown
-    node.__class__ = ReportNode
-    return node  # type: ignore[no-any-return]
-
-
-def _checked_node_builder() -> Callable[..., ReportNode]:
-    """`_report_node` if it builds what `ReportNode` does, else `ReportNode`."""
+def _checked_node_layout() -> type[_NewReportNode] | None:
+    """`_NewReportNode` if a node built from it is what `ReportNode` builds, else None."""
     args: tuple[Any, ...] = ("n", ("n",), 1, Usage(), Usage(calls=1), {}, {})
     try:
         if sorted(_NewReportNode.__slots__) == sorted(a.name for a in attrs.fields(ReportNode)):
-            built: object = _report_node(*args)
+            built: Any = object.__new__(_NewReportNode)
+            names = [a.name for a in attrs.fields(ReportNode)]
+            for name, value in zip(names, args, strict=True):
+                setattr(built, name, value)
+            built.__class__ = ReportNode
             if type(built) is ReportNode and built == ReportNode(*args):
-                return _report_node
+                return _NewReportNode
     except TypeError:  # an interpreter that refuses the class assignment
         pass
-    return ReportNode
+    return None
 
 
-_new_report_node = _checked_node_builder()
+_NODE_LAYOUT = _checked_node_layout()
 
 
 class Report:
@@ -221,7 +201,7 @@ class Report:
         drain_queued()
         with tree_lock(meter):
             settle_locked(meter)
-            snap = snap_locked(top)
+            root = snap_locked(top, ReportNode, _NODE_LAYOUT)
             records, seen, first, last = kept_locked(meter)
             recs = list(records) if records is not None else []
             kept = records is not None
@@ -232,7 +212,7 @@ class Report:
             recs = [r for r in recs if r.path[: len(top.path)] == top.path]
         meta = new_meta(first, last)
         meta["records_kept"] = kept
-        return cls(build_nodes(snap, _new_report_node), meta, recs, dropped)
+        return cls(root, meta, recs, dropped)
 
     @classmethod
     def empty(cls) -> Report:

@@ -1,100 +1,145 @@
-"""Snapshots: a tree node's subtree copied under the lock, then built into report nodes."""
+"""Snapshots: a tree node's subtree built into report nodes, in one pass under the lock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from operator import add
 from typing import Any
 
-from ._acc import ACC_SIZE
+from ._acc import ACC_SIZE, COST_SCALE
 from ._tree import Node
 from ._tree import dims as node_dims
-from ._usage import Usage, usage_from_acc
-
-#: One scope's copy: (name, path, entries, dims or None, number of kept children).
-_Snap = tuple[str, tuple[str, ...], int, "dict[Any, list[int]] | None", int]
+from ._usage import USAGE_LAYOUT, Usage, usage_from_acc
 
 #: The usage of a scope with no calls of its own (frozen: one object serves all).
 _NO_USAGE = Usage()
 _ZEROS = (0,) * ACC_SIZE
 
 
-def snap_locked(top: Node) -> list[_Snap]:
-    """Copy a scope's subtree; the caller holds the meter lock (any depth, no recursion).
+def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None) -> Any:
+    """The report node of ``top`` and its subtree; the caller holds the meter lock.
 
-    The copies come in postorder, each scope after its kept children (in their
-    order), ``top`` last; a scope never entered since a reset, with nothing below,
-    is left out. Only copies are made here: `build_nodes` sums them, after the lock
-    is released.
+    Any depth, no recursion. A scope never entered since a reset, with nothing
+    below, is left out; children keep their order. ``node_class`` is built as
+    ``node_class(name, path, entries, self_usage, usage, children, breakdown)``,
+    or, when ``node_layout`` is given (a class of the same slots that `_report`
+    checked), as a ``node_layout`` filled by plain slot stores and then given
+    ``node_class`` as its class; `Usage` objects likewise when
+    ``_usage.USAGE_LAYOUT`` is set. The report is built here, not copied first:
+    building it costs about what the copy did.
+
+    Usage objects are frozen, so one is shared where the numbers are the same: a
+    scope with one dimension has it as its own usage, a scope without children (or
+    with one child and no calls of its own) the same inclusive usage as that.
     """
+    fast = node_layout is not None and USAGE_LAYOUT is not None
+    new = object.__new__
+    ul: Any = USAGE_LAYOUT
+    layout: Any = node_layout
+    u_cls = Usage
     # A preorder that pops the last child pushed, reversed, is a postorder that
     # visits each node's children in their order, each child's subtree whole before
-    # its parent: a node's children are then the last entries of ``kept``.
+    # its parent: a node's kept children are then the last entries of ``done``.
     order: list[Node] = []
     stack = [top]
+    pop, push, visit = stack.pop, stack.extend, order.append
     while stack:
-        s = stack.pop()
-        order.append(s)
-        stack.extend(s.children.values())
-    out: list[_Snap] = []
-    kept: list[int] = []  # 1 per visited node that was kept, else 0
+        s = pop()
+        visit(s)
+        kids = s.children
+        if kids:
+            push(kids.values())
+    # Per visited node, (report node, inclusive numbers), or None when left out.
+    done: list[tuple[Any, list[int] | tuple[int, ...]] | None] = []
+    put = done.append
     for s in reversed(order):
-        dims = None
-        for k, v in node_dims(s).items():
-            if any(v):
-                if dims is None:
-                    dims = {}
-                dims[k] = v[:]
+        d = node_dims(s)
+        own: list[int] | tuple[int, ...] | None = None
+        self_usage = _NO_USAGE
+        breakdown: dict[Any, Usage] = {}
+        if len(d) == 1:
+            for key, v in d.items():
+                if any(v):
+                    own = v  # live: read here, under the lock, only
+                    if fast:
+                        u = new(ul)
+                        # An accumulator lists its counters in Usage's field order.
+                        (
+                            u.calls,
+                            u.input_tokens,
+                            u.cache_read_tokens,
+                            u.cache_write_tokens,
+                            u.output_tokens,
+                            u.reasoning_tokens,
+                            cost,
+                            u.unpriced_calls,
+                            u.failed_calls,
+                            u.estimated_calls,
+                        ) = v
+                        u.cost_usd = cost / COST_SCALE
+                        u.__class__ = u_cls
+                    else:
+                        u = usage_from_acc(v)
+                    self_usage = breakdown[key] = u
+        elif d:
+            acc: list[int] | tuple[int, ...] = _ZEROS
+            for key, v in d.items():
+                if any(v):
+                    breakdown[key] = usage_from_acc(v)
+                    acc = list(map(add, acc, v))
+            if breakdown:
+                own, self_usage = acc, usage_from_acc(acc)
         n = len(s.children)
+        children: dict[str, Any] = {}
+        incl, usage = own, self_usage
         if n:
-            nk = sum(kept[-n:])
-            del kept[-n:]
+            incls = [] if own is None else [own]
+            for kid in done[-n:]:
+                if kid is not None:
+                    node, kid_incl = kid
+                    children[node.name] = node
+                    incls.append(kid_incl)
+                    if own is None:
+                        usage = node.usage  # the one child's, if it is the only one
+            del done[-n:]
+            if len(incls) > 1:
+                incl = list(map(sum, zip(*incls, strict=True)))  # column sums, in C
+                if fast:
+                    u = new(ul)
+                    (
+                        u.calls,
+                        u.input_tokens,
+                        u.cache_read_tokens,
+                        u.cache_write_tokens,
+                        u.output_tokens,
+                        u.reasoning_tokens,
+                        cost,
+                        u.unpriced_calls,
+                        u.failed_calls,
+                        u.estimated_calls,
+                    ) = incl
+                    u.cost_usd = cost / COST_SCALE
+                    u.__class__ = u_cls
+                else:
+                    u = usage_from_acc(incl)
+                usage = u
+            elif incls:
+                incl = incls[0]
+        if incl is None:
+            if not (children or s.entries or s is top):
+                put(None)
+                continue
+            incl = _ZEROS
+        if fast:
+            node = new(layout)
+            node.name = s.name
+            node.path = s.path
+            node.entries = s.entries
+            node.self_usage = self_usage
+            node.usage = usage
+            node.children = children
+            node.breakdown = breakdown
+            node.__class__ = node_class
         else:
-            nk = 0
-        if nk or dims or s.entries or s is top:
-            out.append((s.name, s.path, s.entries, dims, nk))
-            kept.append(1)
-        else:
-            kept.append(0)
-    return out
-
-
-def build_nodes(snaps: list[_Snap], make_node: Callable[..., Any]) -> Any:
-    """The report nodes of a snapshot; returns the top node.
-
-    ``make_node(name, path, entries, self_usage, usage, children, breakdown)``. Usage
-    objects are frozen, so one is shared where the numbers are the same: a scope with
-    one dimension has it as its own usage, a scope without children has its own
-    usage as its inclusive one.
-    """
-    done: list[tuple[str, Any, list[int] | tuple[int, ...]]] = []
-    for name, path, entries, dims, nk in snaps:
-        own: list[int] | tuple[int, ...]
-        incl: list[int] | tuple[int, ...]
-        if dims is None:
-            own, self_usage, breakdown = _ZEROS, _NO_USAGE, {}
-        elif len(dims) == 1:
-            for key, own in dims.items():
-                self_usage = usage_from_acc(own)
-                breakdown = {key: self_usage}
-        else:
-            breakdown = {}
-            own = _ZEROS
-            for key, acc in dims.items():
-                breakdown[key] = usage_from_acc(acc)
-                own = list(map(add, own, acc))
-            self_usage = usage_from_acc(own)
-        children = {}
-        if nk:
-            incls = [own]
-            for kid_name, kid, kid_incl in done[-nk:]:
-                children[kid_name] = kid
-                incls.append(kid_incl)
-            del done[-nk:]
-            incl = list(map(sum, zip(*incls, strict=True)))  # column sums, in C
-            usage = usage_from_acc(incl)
-        else:
-            incl, usage = own, self_usage
-        node = make_node(name, path, entries, self_usage, usage, children, breakdown)
-        done.append((name, node, incl))
-    return done[-1][1]
+            node = node_class(s.name, s.path, s.entries, self_usage, usage, children, breakdown)
+        put((node, incl))
+    return done[-1][0]  # type: ignore[index]

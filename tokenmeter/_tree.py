@@ -13,6 +13,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from . import _events
@@ -139,9 +140,8 @@ def child_locked(node: Any, name: str) -> Any:
     return child
 
 
-def dims(node: Node) -> dict[DimKey, list[int]]:
-    """``node``'s own tallies by dimension key (live: read and change them under the lock)."""
-    return node._dims
+#: ``dims(node)``: its own tallies by dimension key (live: use them under the lock).
+dims: Callable[[Node], dict[DimKey, list[int]]] = attrgetter("_dims")
 
 
 def budget_tally(node: Node) -> tuple[list[int] | None, int]:

@@ -168,6 +168,10 @@ usage_from_acc: Callable[[Sequence[int]], Usage] = _checked_from_acc()
 
 _acc_values = attrgetter(*ACC_FIELDS)
 
+#: `Usage`'s layout as a class of its own, for code that builds many Usage objects
+#: inline the way `usage_from_acc` does (a report); None where that is not possible.
+USAGE_LAYOUT: type[Any] | None = None if usage_from_acc is Usage._from_acc_init else _UsageFromAcc
+
 
 def usage_to_acc(u: Usage) -> list[int]:
     """``u``'s numbers as an accumulator (the layout of ``_acc``), cost in integer units."""
