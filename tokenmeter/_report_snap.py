@@ -36,22 +36,28 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
     ul: Any = USAGE_LAYOUT
     layout: Any = node_layout
     u_cls = Usage
-    # A preorder that pops the last child pushed, reversed, is a postorder that
-    # visits each node's children in their order, each child's subtree whole before
-    # its parent: a node's kept children are then the last entries of ``done``.
-    order: list[Node] = []
-    stack = [top]
-    pop, push, visit = stack.pop, stack.extend, order.append
-    while stack:
-        s = pop()
-        visit(s)
-        kids = s.children
-        if kids:
-            push(kids.values())
+    # Depth first, children in their order, each node after its subtree: a node's
+    # kept children are then the last entries of ``done``. A leaf is built when it is
+    # met, while its node is still in the processor's cache (a big tree is not).
+    its = [iter(top.children.values())]
+    parents = [top]
+    nxt = next
     # Per visited node, (report node, inclusive numbers), or None when left out.
     done: list[tuple[Any, list[int] | tuple[int, ...]] | None] = []
     put = done.append
-    for s in reversed(order):
+    while its:
+        s = nxt(its[-1], None)
+        if s is None:
+            its.pop()
+            s = parents.pop()
+            n = len(s.children)
+        else:
+            kids = s.children
+            if kids:
+                parents.append(s)
+                its.append(iter(kids.values()))
+                continue
+            n = 0
         d = node_dims(s)
         own: list[int] | tuple[int, ...] | None = None
         self_usage = _NO_USAGE
@@ -88,7 +94,6 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
                     acc = list(map(add, acc, v))
             if breakdown:
                 own, self_usage = acc, usage_from_acc(acc)
-        n = len(s.children)
         children: dict[str, Any] = {}
         incl, usage = own, self_usage
         if n:
