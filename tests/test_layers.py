@@ -5,13 +5,16 @@ Every import statement counts: at module level, inside functions, and under
 the suite. A module the map does not place is an error too: place new modules
 in `LAYERS`. A module reads or sets ``x._name`` only where it defines ``_name``
 itself (`private_reads`), and imports no ``_name`` from another module of
-tokenmeter (`private_imports`); neither do the tests.
+tokenmeter (`private_imports`); neither do the tests. A module is loaded late in one
+way only (`lazy_imports`).
 """
 
 from __future__ import annotations
 
 import ast
 import fnmatch
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -302,6 +305,104 @@ def private_reads(root: Path = PACKAGE) -> list[str]:
     return problems
 
 
+def core_modules(root: Path = PACKAGE) -> set[str]:
+    """The modules of ``root`` that ``import tokenmeter`` loads, in a fresh interpreter."""
+    code = (
+        "import sys, tokenmeter\n"
+        "print(*[m for m in sys.modules if m.partition('.')[0] == 'tokenmeter'], sep='\\n')"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENMETER")}
+    env["PYTHONPATH"] = str(root.parent)
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return set(run.stdout.split())
+
+
+#: The calls that load a module by its name, which the import walk cannot follow.
+_DYNAMIC = {"import_module", "importlib.import_module", "__import__", "importlib.__import__"}
+
+
+def lazy_imports(root: Path = PACKAGE, core: set[str] | None = None) -> list[str]:
+    """Every late load of a module other than by the one idiom (docs/architecture.md,
+    "Loading on first use"), one line each:
+
+    - an import statement inside a function that imports a module ``import tokenmeter``
+      loads anyway (``core``): it costs a lookup on every call and defers nothing;
+    - a function binding a module global by an import (``global``) that is not a
+      loader: a loader is named ``_load_<what>`` and returns nothing;
+    - ``import_module``, ``__import__`` or ``globals()[...] = ...`` outside the front
+      door (``tokenmeter/__init__.py``, whose ``__getattr__`` loads the public names).
+    """
+    core = core_modules(root) if core is None else core
+    files = sorted(root.rglob("*.py"))
+    modules = {module_name(f, root) for f in files}
+    problems: list[str] = []
+    for f in files:
+        name = module_name(f, root)
+        where = f.relative_to(root.parent)
+        tree = ast.parse(f.read_text(), str(f))
+        functions = [
+            n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        ]
+        inside = {
+            id(n)
+            for fn in functions
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Import | ast.ImportFrom)
+        }
+        needless = {
+            (node.lineno, target)
+            for node, _, dotted in imported_names(tree, name, f.name == "__init__.py")
+            if id(node) in inside
+            and (target := nearest_module(dotted, modules)) in core
+            and target != name
+        }
+        problems += [
+            f"{where}:{line}: imports {target} inside a function; "
+            "import tokenmeter loads it already: import it at the top"
+            for line, target in sorted(needless)
+        ]
+        for fn in functions:
+            rebound = {g for n in ast.walk(fn) if isinstance(n, ast.Global) for g in n.names}
+            imported = {
+                (a.asname or a.name).partition(".")[0]
+                for n in ast.walk(fn)
+                if isinstance(n, ast.Import | ast.ImportFrom)
+                for a in n.names
+            }
+            # Globals bound by an import, or assigned from what an import bound.
+            by_import = rebound & imported | {
+                t.id
+                for n in ast.walk(fn)
+                if isinstance(n, ast.Assign)
+                and any(isinstance(v, ast.Name) and v.id in imported for v in ast.walk(n.value))
+                for t in n.targets
+                if isinstance(t, ast.Name) and t.id in rebound
+            }
+            if not by_import:
+                continue
+            returns = any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(fn))
+            if not fn.name.startswith("_load_") or returns:
+                problems.append(
+                    f"{where}:{fn.lineno}: {fn.name} binds module globals by an import; "
+                    "only a loader does (named _load_<what>, returning nothing)"
+                )
+        if f == root / "__init__.py":
+            continue
+        for n in ast.walk(tree):
+            if isinstance(n, ast.Call) and ast.unparse(n.func) in _DYNAMIC:
+                problems.append(
+                    f"{where}:{n.lineno}: {ast.unparse(n.func)}() outside the front door"
+                )
+            elif isinstance(n, ast.Assign | ast.AugAssign) and any(
+                isinstance(t, ast.Subscript) and ast.unparse(t.value) == "globals()"
+                for t in (n.targets if isinstance(n, ast.Assign) else [n.target])
+            ):
+                problems.append(f"{where}:{n.lineno}: globals()[...] set outside the front door")
+    return problems
+
+
 def long_modules(root: Path = PACKAGE) -> list[str]:
     """Every module under ``root`` over 500 lines, with its length."""
     return [
@@ -374,6 +475,11 @@ def test_no_module_or_test_imports_a_private_name() -> None:
     """No module of tokenmeter/ and no test imports ``_name`` from a module of tokenmeter/."""
     tests = sorted(Path(__file__).resolve().parent.rglob("*.py"))
     assert private_imports(sorted(PACKAGE.rglob("*.py")) + tests) == []
+
+
+def test_modules_load_late_one_way() -> None:
+    """No module of tokenmeter/ loads another late except by the idiom of architecture.md."""
+    assert lazy_imports() == []
 
 
 def test_no_module_reads_private_names_of_another() -> None:
@@ -540,6 +646,72 @@ def test_importing_a_private_name_fails(tmp_path: Path) -> None:
     ]
 
 
+def test_late_loads_other_than_the_idiom_are_named(tmp_path: Path) -> None:
+    """An in-function import of a module import tokenmeter loads, a global bound by an
+    import outside a ``_load_`` function or by one that returns a value, and a load by
+    name outside the front door are named; an in-function import of a late module, a
+    loader and the front door's ``__getattr__`` pass."""
+    root = _package(
+        tmp_path,
+        {
+            "__init__.py": (
+                "from ._meter import record\n"
+                "def __getattr__(name):\n"
+                "    from importlib import import_module\n"
+                "    globals()[name] = obj = import_module('tokenmeter._record').R\n"
+                "    return obj\n"
+            ),
+            "_acc.py": "def g(): pass\n",
+            "_record.py": "R = 1\n",
+            "_limits.py": "L = 1\n",
+            "_meter.py": (
+                "from ._acc import g\n"
+                "def record():\n"
+                "    from ._acc import g\n"
+                "    from ._record import R\n"
+                "def _load_support():\n"
+                "    global R\n"
+                "    from ._record import R\n"
+                "def _limits_class():\n"
+                "    global L\n"
+                "    from ._limits import L\n"
+                "def _load_limits():\n"
+                "    global L\n"
+                "    from ._limits import L\n"
+                "    return L\n"
+                "def _load_limits_class():\n"
+                "    global _limits_class\n"
+                "    from ._limits import L\n"
+                "    _limits_class = L\n"
+                "    return L\n"
+                "def by_name():\n"
+                "    import importlib\n"
+                "    globals()['R'] = importlib.import_module('tokenmeter._record')\n"
+            ),
+        },
+    )
+    core = {"tokenmeter", "tokenmeter._meter", "tokenmeter._acc"}
+    assert lazy_imports(root, core) == [
+        "tokenmeter/_meter.py:3: imports tokenmeter._acc inside a function; "
+        "import tokenmeter loads it already: import it at the top",
+        "tokenmeter/_meter.py:8: _limits_class binds module globals by an import; "
+        "only a loader does (named _load_<what>, returning nothing)",
+        "tokenmeter/_meter.py:11: _load_limits binds module globals by an import; "
+        "only a loader does (named _load_<what>, returning nothing)",
+        "tokenmeter/_meter.py:15: _load_limits_class binds module globals by an import; "
+        "only a loader does (named _load_<what>, returning nothing)",
+        "tokenmeter/_meter.py:22: globals()[...] set outside the front door",
+        "tokenmeter/_meter.py:22: importlib.import_module() outside the front door",
+    ]
+
+
+def test_core_modules_are_what_import_tokenmeter_loads() -> None:
+    """import tokenmeter loads _scope and _meter, not _report or _litellm (docs/performance.md)."""
+    core = core_modules()
+    assert {"tokenmeter", "tokenmeter._scope", "tokenmeter._meter"} <= core
+    assert not core & {"tokenmeter._report", "tokenmeter._litellm", "tokenmeter._usage"}
+
+
 if __name__ == "__main__":
     tests = sorted(Path(__file__).resolve().parent.rglob("*.py"))
     problems = (
@@ -547,6 +719,7 @@ if __name__ == "__main__":
         + long_modules()
         + private_reads()
         + private_imports(sorted(PACKAGE.rglob("*.py")) + tests)
+        + lazy_imports()
     )
     for problem in problems:
         print(problem)

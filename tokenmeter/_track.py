@@ -45,20 +45,22 @@ def _limits(
 ) -> Limits | None:
     if max_tokens is None and max_cost_usd is None and max_calls is None:
         return None
-    return (_limits_class or _load_limits_class())(max_tokens, max_cost_usd, max_calls, on_exceed)
+    if not _limits_loaded:
+        _load_limits()
+    return Limits(max_tokens, max_cost_usd, max_calls, on_exceed)
 
 
-#: ``Limits``, loaded with the first budget: ``import tokenmeter`` does not load attrs,
-#: and an import statement on every budgeted ``track()`` would cost microseconds.
-_limits_class: type[Limits] | None = None
+#: Whether `_load_limits` has run.
+_limits_loaded = False
 
 
-def _load_limits_class() -> type[Limits]:
-    global _limits_class
+def _load_limits() -> None:
+    """Bind ``Limits`` here with the first budget: ``import tokenmeter`` does not load
+    attrs, and an import statement on every budgeted ``track()`` would cost microseconds."""
+    global Limits, _limits_loaded
     from ._limits import Limits
 
-    _limits_class = Limits
-    return Limits
+    _limits_loaded = True
 
 
 class Track:
