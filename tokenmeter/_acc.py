@@ -12,6 +12,9 @@ from collections.abc import Sequence
 #: sums are then exact and independent of order and threads. ``cost_usd`` floats
 #: are derived from them. The grid is finer than any per-token price published.
 COST_SCALE = 10_000_000_000
+#: A cost above this, for one call, is taken for a mistake (and its exact sum would
+#: leave the range of a float).
+MAX_COST_USD = 1e12
 
 
 def cost_to_units(cost_usd: float) -> int:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import math
 import os
 import sys
 from typing import Any
 
 import attrs
 
+from ._acc import MAX_COST_USD
 from ._errors import internal_errors_swallowed
 from ._forksafe import fork_safe_lock
 
@@ -138,6 +140,23 @@ def litellm_knows(model: str, provider: str | None) -> bool:
     return bool(provider) and f"{provider}/{model}" in cost_map
 
 
+def litellm_rates_finite(model: str, provider: str | None) -> bool:
+    """Whether LiteLLM's price map has an entry for this model whose rates are all numbers.
+
+    A rate of inf or NaN (a price map entry set by hand, say) makes every cost of the
+    model no figure: LiteLLM reports such a cost as 0.
+    """
+    import litellm
+
+    cost_map: dict[str, Any] = litellm.model_cost
+    entry = cost_map.get(model)
+    if entry is None and provider:
+        entry = cost_map.get(f"{provider}/{model}")
+    if not isinstance(entry, dict):
+        return False
+    return all(math.isfinite(v) for k, v in entry.items() if type(v) is float and "cost" in k)
+
+
 def _litellm_price(
     model: str,
     provider: str | None,
@@ -168,7 +187,8 @@ def _litellm_price(
         )
     except Exception:
         return None
-    return float(prompt_cost) + float(completion_cost)
+    cost = float(prompt_cost) + float(completion_cost)
+    return cost if 0.0 <= cost <= MAX_COST_USD else None  # inf, NaN: no price
 
 
 def provider_for(model: str, *, import_litellm: bool = False) -> str | None:

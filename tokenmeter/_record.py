@@ -9,6 +9,8 @@ from typing import Any, TypeVar, cast
 
 import attrs
 
+from ._acc import MAX_COST_USD as MAX_COST_USD
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _INF = float("inf")
 
@@ -220,9 +222,6 @@ def _iso(ts: float) -> str | None:
 
 #: Token counts are below this (they fit a signed 64-bit integer, as exporters need).
 MAX_TOKENS = 2**63
-#: A cost above this, for one call, is taken for a mistake (and its exact sum would
-#: leave the range of a float).
-MAX_COST_USD = 1e12
 
 
 def check_count(field: str, value: object) -> int:

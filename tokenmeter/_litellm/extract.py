@@ -9,7 +9,8 @@ import litellm
 from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
-from tokenmeter._pricing import custom_price_for, litellm_knows, price_tokens
+from tokenmeter._acc import MAX_COST_USD
+from tokenmeter._pricing import custom_price_for, litellm_knows, litellm_rates_finite, price_tokens
 from tokenmeter._usage import cost_to_units
 
 #: Kinds whose responses carry chat-style token usage (estimated when missing).
@@ -155,19 +156,26 @@ def cost_units(
     toks: tuple[int, int, int, int, int],
     custom: bool = True,
 ) -> int | None:
-    """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced."""
+    """Cost in units: a custom price, else LiteLLM's response_cost; None when unpriced.
+
+    A reported cost is taken when it is a number of dollars (finite, 0 to
+    `MAX_COST_USD`); anything else (inf, NaN, a negative or absurd cost, not a
+    number) is priced from the tokens as if none was reported. A reported 0 is free
+    only where LiteLLM's map prices the model with finite rates: LiteLLM reports a
+    cost it cannot compute (rates of inf or NaN) as 0 too.
+    """
     price = custom_price_for(model, provider) if custom else None  # None when none is set
     if price is not None:
         return cost_to_units(price.cost(toks[0], toks[1], toks[2], toks[3]))
-    if isinstance(reported, (int, float)) and reported > 0:
-        return cost_to_units(float(reported))
-    # 0 or None: free only if LiteLLM really has a price for the model.
+    if type(reported) is float or type(reported) is int:
+        if 0 < reported <= MAX_COST_USD:
+            return cost_to_units(reported)
+        if reported == 0:
+            return 0 if litellm_rates_finite(model, provider) else None
     if not litellm_knows(model, provider):
         return None
-    if reported is None:
-        c = price_tokens(model, provider, *toks)
-        return None if c is None else cost_to_units(c)
-    return 0
+    c = price_tokens(model, provider, *toks)
+    return None if c is None else cost_to_units(c)
 
 
 def estimate_tokens(
