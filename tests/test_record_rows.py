@@ -6,6 +6,8 @@ import gc
 import inspect
 import tracemalloc
 
+import pytest
+
 import tokenmeter as tm
 from tokenmeter._acc import ACC_SIZE, count_call
 from tokenmeter._subtree import add_tree, export_tree
@@ -141,3 +143,22 @@ def test_count_call_adds_one_call_to_an_accumulator() -> None:
     count_call(acc, 4, 6, 0, 0, 0, None, True, True)
     # calls, input, cache read, cache write, output, reasoning, cost, unpriced, failed, est.
     assert acc == [2, 14, 3, 2, 11, 1, 700, 1, 1, 1]
+
+
+def test_counts_past_the_plain_check_are_recorded_exactly() -> None:
+    """Counts of 2**30 and 2**62 (beyond plain_counts' one-digit range) and explicit cache
+    counts are accepted and tallied exactly; 2**63 is refused naming the field."""
+    meter = tm.Meter()
+    a = meter.record(model="m/x", input_tokens=2**30, output_tokens=2**62, cost_usd=0.5)
+    b = meter.record(
+        model="m/x", input_tokens=9, output_tokens=4, cache_read_tokens=int("3"),
+        cache_write_tokens=2, reasoning_tokens=1, cost_usd=0.25,
+    )  # fmt: skip
+    assert (a.input_tokens, a.output_tokens) == (2**30, 2**62)
+    assert (b.cache_read_tokens, b.cache_write_tokens, b.reasoning_tokens) == (3, 2, 1)
+    u = meter.report().total
+    assert (u.calls, u.input_tokens, u.output_tokens) == (2, 2**30 + 9, 2**62 + 4)
+    assert (u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens) == (3, 2, 1)
+    with pytest.raises(ValueError, match="input_tokens"):
+        meter.record(model="m/x", input_tokens=2**63, output_tokens=1, cost_usd=0.5)
+    assert meter.report().total.calls == 2

@@ -163,7 +163,7 @@ class Meter(Tree):
         elif frame is None:
             frame = DEFAULT_ROOT_FRAME
         if (
-            type(cost_usd) is float
+            cost_usd is not None  # a float: plain_counts checks it
             and provider is None
             and module is None
             and operation is None

@@ -222,6 +222,8 @@ def _iso(ts: float) -> str | None:
 
 #: Token counts are below this (they fit a signed 64-bit integer, as exporters need).
 MAX_TOKENS = 2**63
+#: The largest count `plain_counts` compares directly; 0, which it tests by identity.
+_ONE_DIGIT, _ZERO = 2**30 - 1, 0
 
 
 def check_count(field: str, value: object) -> int:
@@ -297,17 +299,27 @@ def plain_counts(
     and ``tokenmeter.record()``'s fast path calls it before anything else. False
     means "not this simple case", not "invalid": `validate_counts` then decides.
     """
+    # Counts up to 2**30 - 1 compare as CPython's one-digit ints (a cheap, specialised
+    # comparison); larger ones take `validate_counts`'s checks. Cache and reasoning
+    # counts left at their default are the int 0 itself, tested by identity.
     return (
         type(model) is str
         and type(input_tokens) is int
         and type(output_tokens) is int
-        and type(cache_read_tokens) is int
-        and type(cache_write_tokens) is int
-        and type(reasoning_tokens) is int
-        and cache_read_tokens >= 0
-        and cache_write_tokens >= 0
-        and cache_read_tokens + cache_write_tokens <= input_tokens < MAX_TOKENS
-        and 0 <= reasoning_tokens <= output_tokens < MAX_TOKENS
+        and 0 <= input_tokens <= _ONE_DIGIT
+        and 0 <= output_tokens <= _ONE_DIGIT
+        and (
+            cache_read_tokens is cache_write_tokens is reasoning_tokens is _ZERO
+            or (
+                type(cache_read_tokens) is int
+                and type(cache_write_tokens) is int
+                and type(reasoning_tokens) is int
+                and cache_read_tokens >= 0
+                and cache_write_tokens >= 0
+                and cache_read_tokens + cache_write_tokens <= input_tokens
+                and 0 <= reasoning_tokens <= output_tokens
+            )
+        )
         and (cost_usd is None or (type(cost_usd) is float and 0.0 <= cost_usd <= MAX_COST_USD))
         and model.strip() != ""
     )
