@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import gc
 import inspect
+import os
+import subprocess
+import sys
 import tracemalloc
 
 import pytest
@@ -162,3 +165,26 @@ def test_counts_past_the_plain_check_are_recorded_exactly() -> None:
     with pytest.raises(ValueError, match="input_tokens"):
         meter.record(model="m/x", input_tokens=2**63, output_tokens=1, cost_usd=0.5)
     assert meter.report().total.calls == 2
+
+
+def test_record_priced_by_a_custom_price_leaves_litellm_out() -> None:
+    """In a fresh process, record(provider=...) of a model with a custom price and no cost
+    prices it ($0.003) without importing litellm; without provider= LiteLLM names it."""
+    code = (
+        "import sys\n"
+        "import tokenmeter as tm\n"
+        "tm.set_price('gpt-4o-mini', input_per_mtok=1.0, output_per_mtok=2.0)\n"
+        "r = tm.record(model='gpt-4o-mini', input_tokens=1000, output_tokens=1000,"
+        " provider='openai')\n"
+        "print(r.cost_usd, 'litellm' in sys.modules)\n"
+        "r = tm.record(model='gpt-4o-mini', input_tokens=1000, output_tokens=1000)\n"
+        "print(r.provider, 'litellm' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:2] == ["0.003 False", "openai True"]
