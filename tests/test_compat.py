@@ -246,6 +246,29 @@ def test_from_import_before_tokenmeter_is_recorded() -> None:
     assert out.stdout.split() == ["2", "True", "True"]
 
 
+@pytest.mark.parametrize(
+    "first", ["import tokenmeter._litellm", "from tokenmeter._litellm.extract import tokens"]
+)
+def test_adapter_imported_before_litellm_still_instruments_it(first: str) -> None:
+    """tokenmeter's LiteLLM adapter imported first (it imports litellm): calls recorded."""
+    code = (
+        "import tokenmeter as tm\n"
+        f"{first}\n"
+        "import litellm\n"
+        "with tm.track('a'):\n"
+        "    litellm.completion(model='gpt-4o-mini', mock_response='x',\n"
+        "                       messages=[{'role': 'user', 'content': 'hi'}])\n"
+        "print(tm.report().node('a').usage.calls, tm.instrumented().complete)\n"
+    )
+    env = dict(os.environ, LITELLM_LOCAL_MODEL_COST_MAP="True")
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1", "True"]
+    assert "tokenmeter internal error" not in out.stderr
+
+
 class _Hostile:
     """Stands in for an odd object another library put in sys.modules: reading it raises."""
 

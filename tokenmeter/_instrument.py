@@ -21,13 +21,27 @@ from ._unattributed import set_unattributed
 _wanted = False
 
 
-def _litellm_loaded(module: ModuleType) -> None:
+def _loaded(module: ModuleType) -> None:
+    """litellm, or tokenmeter's LiteLLM adapter (which imports litellm), has loaded."""
+    if "litellm" not in sys.modules:
+        return
+    adapter = sys.modules.get(_ADAPTER)
+    if adapter is not None and module is not adapter and _initializing(adapter):
+        # The adapter's own import loaded litellm: it is half made until it returns, and
+        # LiteLLM is instrumented when it has loaded (this function, called again).
+        return
     _finder.remove()
     if _wanted:
         _instrument_now()
 
 
-_finder = AfterImport(("litellm",), _litellm_loaded)
+def _initializing(module: ModuleType) -> bool:
+    """Whether ``module``'s body is still running (an import of it in progress)."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
+
+
+_ADAPTER = "tokenmeter._litellm"
+_finder = AfterImport(("litellm", _ADAPTER), _loaded)
 
 
 def _instrument_now() -> None:
