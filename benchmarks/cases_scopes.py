@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from itertools import repeat
 from typing import Any
 
-from harness import Case, Runner, Unavailable
+from harness import Case, Runner
 
 TITLE = "Scopes"
 ORDER = 10
@@ -107,17 +107,15 @@ def track_options() -> Runner:
 def engine_enter_exit() -> Runner:
     """The scope engine's entry and exit, called as functions (no ``with`` statement).
 
-    ``_scope.enter`` + ``exit_`` where the engine has them; since the generator
-    wrappers enter through a ``Track``, ``Track.__enter__`` + ``__exit__``.
+    ``_scope.enter`` + ``exit_`` where the engine has them; where ``_scope.enter`` is
+    gone, ``Track.__enter__`` + ``__exit__`` of ``tm.track("step")``.
     """
     try:
         from tokenmeter._scope import enter, exit_
     except ImportError:
-        try:
-            from tokenmeter._track import Track
-        except ImportError as e:
-            raise Unavailable(str(e)) from e
-        step = Track(None, "step", None, None, None, None)
+        import tokenmeter as tm
+
+        step = tm.track("step")
         enter_track, exit_track = step.__enter__, step.__exit__
 
         def run_track(loops: int) -> None:

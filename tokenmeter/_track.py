@@ -73,25 +73,13 @@ class Track:
     """
 
     __slots__ = ("_attributes", "_limits", "_meter", "_module", "_name", "_operation", "_plain")
-
-    def __init__(  # the parts of a scope (`make_track` takes the options)
-        self, meter: Meter | None, name: str, module: str | None, operation: str | None,
-        attributes: Mapping[str, Any] | None, limits: Limits | None,
-    ) -> None:  # fmt: skip
-        self._meter = meter
-        self._name = name
-        self._module = module
-        self._operation = operation
-        self._attributes = attributes
-        self._limits = limits
-        # Plain: entered through the frame cache (see `_scope.Frame`).
-        self._plain = (
-            meter is None
-            and module is None
-            and operation is None
-            and not attributes
-            and limits is None
-        )
+    _meter: Meter | None
+    _name: str
+    _module: str | None
+    _operation: str | None
+    _attributes: Mapping[str, Any] | None
+    _limits: Limits | None
+    _plain: bool  # entered through the frame cache (see `_frame.Frame`)
 
     def __repr__(self) -> str:
         return f"<tokenmeter.track {self._name!r}>"
@@ -198,13 +186,26 @@ def make_track(
     """A scope of ``meter`` (None: the current one's): `track`'s and ``Meter.track``'s signature."""
     if type(name) is not str or not name:
         _check_name(name)
-    if max_tokens is None and max_cost_usd is None and max_calls is None:
-        t = Track(meter, name, module, operation, attributes or None, None)
-        if t._plain and len(_TRACKS) < _TRACKS_MAX:
-            _TRACKS[name] = t
-        return t
-    limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
-    return Track(meter, name, module, operation, attributes or None, limits)
+    limits = None
+    if max_tokens is not None or max_cost_usd is not None or max_calls is not None:
+        limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
+    # Built with plain slot stores, no __init__: the one signature is this function's.
+    t = _new_track(Track)
+    t._meter = meter
+    t._name = name
+    t._module = module
+    t._operation = operation
+    t._attributes = attributes or None
+    t._limits = limits
+    t._plain = plain = (
+        meter is None and module is None and operation is None and not attributes and limits is None
+    )
+    if plain and len(_TRACKS) < _TRACKS_MAX:
+        _TRACKS[name] = t
+    return t
+
+
+_new_track = object.__new__
 
 
 def _meterless(
