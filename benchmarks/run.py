@@ -20,6 +20,7 @@ gain. Exits non-zero if a case or probe fails on the working tree.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -65,6 +66,17 @@ def failures(results: dict[str, Any]) -> list[str]:
     return bad
 
 
+def positive(text: str) -> int:
+    """A whole number of at least 1, for argparse."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {n}")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="each case once: check it runs")
@@ -74,8 +86,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--render", metavar="PATH", help="render the page from the results here")
     parser.add_argument("--modules", help="only these case modules (comma-separated names)")
     parser.add_argument("--no-probes", action="store_true", help="skip import/memory/whole calls")
+    parser.add_argument("--rounds", type=positive, help="interleaved rounds (full run: 25)")
+    parser.add_argument(
+        "--restart-every",
+        type=positive,
+        metavar="N",
+        help="fresh worker processes every N rounds (full run: 1)",
+    )
     args = parser.parse_args(argv)
     cfg = harness.QUICK_RUN if args.quick else harness.FULL_RUN
+    if args.rounds:
+        cfg = dataclasses.replace(cfg, rounds=args.rounds)
+    if args.restart_every:
+        cfg = dataclasses.replace(cfg, restart_every=args.restart_every)
     versions: list[tuple[str, str | None]] = [("current", None)]
     if args.baseline:
         versions.append(("baseline", args.baseline))
