@@ -182,6 +182,10 @@ def changes(results: dict[str, Any]) -> str:
         c["key"] for c in listed[0]["results"]["cases"] if c["key"] not in (FLOOR_KEY, OTEL_KEY)
     ]
     labels = {c["key"]: c["label"] for c in results["cases"]}
+    labels.update({w: label.replace("tokenmeter's own work per ", "") for w, _, label in OWN_WORK})
+    labels[FLOOR_KEY] = "the floor (same code before and after: the noise)"
+    if any(c["key"] == FLOOR_KEY for c in listed[0]["results"]["cases"]):
+        keys.insert(0, FLOOR_KEY)
     # A label that leans on the row above it ("the same, ...") is named by its key here.
     heads = [
         f"`{k}`" if labels.get(k, k).startswith("the same") else labels.get(k, k) for k in keys
