@@ -448,3 +448,43 @@ def test_deeply_nested_json_is_a_one_line_error(
     assert capsys.readouterr().err == (
         f"tokenmeter: error: {bad}: not a tokenmeter report (nested too deeply)\n"
     )
+
+
+def test_a_number_too_long_to_read_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 5,000-digit number (past Python's int parsing limit): exit 3, one line, no traceback."""
+    from tokenmeter.cli import main
+
+    bad = tmp_path / "long.json"
+    bad.write_text('{"calls": ' + "9" * 5000 + "}")
+    assert main(["report", str(bad)]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith(
+        f"tokenmeter: error: {bad}: not a tokenmeter report (invalid JSON: Exceeds the limit"
+    )
+    assert err.count("\n") == 1
+
+
+def test_names_that_are_not_unicode_are_shown_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scope and model names from undecodable bytes (surrogates) show as \\udcXX: exit 0."""
+    from tokenmeter.cli import main
+
+    meter = tm.Meter()
+    with meter.track("caf\udce9"):
+        meter.record(model="m\udcff", input_tokens=3, output_tokens=2, cost_usd=0.5)
+    path = tmp_path / "odd.json"
+    meter.report().save(path)
+    assert main(["report", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert (out.splitlines()[0], err) == ("tokenmeter report: 1 calls, 5 tokens, $0.500000", "")
+    assert "caf\\udce9" in out
+    assert "m\\udcff" in out
+    assert main(["diff", str(path), str(path), "--scope", "caf\udce9"]) == 0
+    assert "caf\\udce9" in capsys.readouterr().out
+    assert main(["html", str(path), "-o", str(tmp_path / "odd.html")]) == 0
+    assert "&nbsp;caf\\udce9</td>" in (tmp_path / "odd.html").read_text(encoding="utf-8")
+    assert main(["export", str(path), "--format", "folded", "-o", str(tmp_path / "f.txt")]) == 0
+    assert (tmp_path / "f.txt").read_text(encoding="utf-8") == "caf\\udce9 5000000000\n"

@@ -201,3 +201,14 @@ def test_browser_blocks_a_script_the_csp_does_not_name(browser: Any, tmp_path: P
     w.page.wait_for_timeout(300)
     assert w.dialogs == []
     assert any("Content Security Policy" in e for e in w.errors)
+
+
+def test_save_html_writes_a_name_from_undecodable_bytes(tmp_path: Path) -> None:
+    """A scope named with a lone surrogate (os.fsdecode of bad bytes) is written as \\udce9."""
+    meter = tm.Meter()
+    with meter.track("caf\udce9"):
+        meter.record(model="gpt-4o", input_tokens=1, output_tokens=1, cost_usd=0.25)
+    meter.report().save_html(tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "&nbsp;caf\\udce9</td>" in page
+    assert '"name": "caf\\udce9"' in page

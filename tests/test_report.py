@@ -595,3 +595,23 @@ def test_report_nodes_equal_ones_built_field_by_field() -> None:
     assert (two.self_usage.calls, two.self_usage.input_tokens, two.usage.cost_usd) == (2, 20, 1.25)
     assert sorted(k[0] for k in two.breakdown) == ["gpt-4o", "gpt-4o-mini"]
     assert rep.total.calls == 3
+
+
+def test_print_shows_a_name_the_stream_cannot_encode_escaped() -> None:
+    """rep.print() to a strict UTF-8 or ASCII stream shows a lone surrogate, or é, escaped."""
+    import io
+
+    meter = tm.Meter()
+    with meter.track("caf\udce9"):
+        meter.record(model="gpt-4o", input_tokens=1, output_tokens=1, cost_usd=0.25)
+    with meter.track("café"):
+        meter.record(model="gpt-4o", input_tokens=1, output_tokens=1, cost_usd=0.25)
+    rep = meter.report()
+    cases = (("utf-8", ["caf\\udce9", "café"]), ("ascii", ["caf\\udce9", "caf\\xe9"]))
+    for encoding, shown in cases:
+        buf = io.BytesIO()
+        out = io.TextIOWrapper(buf, encoding=encoding)
+        rep.print(file=out)
+        out.flush()
+        text = buf.getvalue().decode(encoding)
+        assert [line.split()[0] for line in text.splitlines()[4:6]] == shown

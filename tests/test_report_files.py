@@ -246,13 +246,15 @@ def test_the_good_data_loads_in_both_versions() -> None:
         ('{"schema": "tokenmeter.report", "cost": NaN}', "NaN is not a JSON number"),
         ('{"a": Infinity}', "Infinity is not a JSON number"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply to be a report"),
+        (b'{"schema": "\xff"}', "not UTF-8"),
+        ('{"calls": ' + "9" * 5000 + "}", "not a JSON report file"),
     ],
-    ids=["empty", "truncated", "bare-nan", "bare-infinity", "deep-lists"],
+    ids=["empty", "truncated", "bare-nan", "bare-infinity", "deep-lists", "latin-1", "5000-digits"],
 )
-def test_bad_files_name_the_file(tmp_path: Path, text: str, message: str) -> None:
-    """Report.load of a file that is not JSON, or holds NaN, names the file and the problem."""
+def test_bad_files_name_the_file(tmp_path: Path, text: str | bytes, message: str) -> None:
+    """Report.load of a file not JSON, not UTF-8, or with NaN names the file and the problem."""
     path = tmp_path / "usage.json"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     with pytest.raises(ValueError, match=re.escape(f"{path}: ") + ".*" + re.escape(message)):
         tm.Report.load(path)
 

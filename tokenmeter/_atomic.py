@@ -34,14 +34,18 @@ _NAME_KEPT = 40
 
 
 def write_atomic(
-    path: str | os.PathLike[str], data: str | bytes, *, encoding: str = "utf-8"
+    path: str | os.PathLike[str],
+    data: str | bytes,
+    *,
+    encoding: str = "utf-8",
+    errors: str = "strict",
 ) -> Path:
     """Write ``data`` to ``path`` atomically; return the path of the file written.
 
-    ``str`` data is encoded with ``encoding``. When ``path`` is a symbolic link, the
-    file it points to is written and the link kept.
+    ``str`` data is encoded with ``encoding`` and ``errors`` (as `str.encode`). When
+    ``path`` is a symbolic link, the file it points to is written and the link kept.
     """
-    raw = data.encode(encoding) if isinstance(data, str) else bytes(data)
+    raw = data.encode(encoding, errors) if isinstance(data, str) else bytes(data)
     target = _resolve(os.fspath(path))
     directory, name = os.path.split(target)
     if not os.path.isdir(directory):

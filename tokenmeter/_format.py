@@ -4,9 +4,23 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ._usage import Usage
+
+
+def print_text(text: str, file: IO[str]) -> None:
+    """``print(text, file=file)``; what ``file`` cannot encode is written as backslash escapes.
+
+    A name made from undecodable bytes (``os.fsdecode`` gives ``"caf\\udce9"``), or
+    any name on a terminal of a narrower encoding, then shows as ``caf\\udce9``
+    instead of raising UnicodeEncodeError.
+    """
+    try:
+        print(text, file=file)
+    except UnicodeEncodeError:
+        encoding = getattr(file, "encoding", None) or "utf-8"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), file=file)
 
 
 class Node(Protocol):

@@ -266,7 +266,8 @@ own calls. Hover for details, click to zoom in, use the buttons above to zoom ou
 
 
 def save_html(report: Report, path: str, title: str = "tokenmeter report") -> None:
-    """Write ``to_html(report)`` to ``path`` atomically."""
+    """Write ``to_html(report)`` to ``path`` atomically (lone surrogates as ``\\udcXX``)."""
     from ._atomic import write_atomic
 
-    write_atomic(path, to_html(report, title))
+    # A name from undecodable bytes (a lone surrogate) is written as \udcXX, not an error.
+    write_atomic(path, to_html(report, title), errors="backslashreplace")

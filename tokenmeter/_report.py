@@ -375,8 +375,10 @@ class Report:
         per_entry: bool = False,
     ) -> None:
         """Print the report's text (see `format` for the options) to ``file`` or stdout."""
+        from ._format import print_text
+
         text = self.format(detailed, width=width, by=by, per_entry=per_entry)
-        print(text, file=file if file is not None else sys.stdout)
+        print_text(text, file if file is not None else sys.stdout)
 
     def __str__(self) -> str:
         return self.format(False)
@@ -453,8 +455,14 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
         """Read a report written by `save`; ValueError (naming the file) if it is not one."""
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{os.fspath(path)}: not a JSON report file (not UTF-8 text: byte {e.start})"
+            ) from None
         try:
             data = json.loads(text, parse_constant=_no_constant)
         except RecursionError:

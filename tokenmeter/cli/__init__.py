@@ -135,6 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+def echo(text: str) -> None:
+    """Print ``text`` on stdout; what stdout cannot encode shows as backslash escapes."""
+    from tokenmeter._format import print_text
+
+    print_text(text, sys.stdout)
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "run":
@@ -161,7 +168,7 @@ def _cmd_report(ns: argparse.Namespace) -> int:
     rep = load_reports(ns.files)
     if ns.depth is not None:
         rep = prune(rep, ns.depth)
-    print(render(rep, ns.format, ns.by, ns.width))
+    echo(render(rep, ns.format, ns.by, ns.width))
     return EXIT_OK
 
 
@@ -185,7 +192,7 @@ def _cmd_diff(ns: argparse.Namespace) -> int:
     else:
         before, after = base.total, new.total
     over = threshold is not None and threshold.exceeded(before, after)
-    print(render(base, new, ns.format, threshold, ns.scope, over))
+    echo(render(base, new, ns.format, threshold, ns.scope, over))
     return EXIT_OVER if over else EXIT_OK
 
 
@@ -193,7 +200,7 @@ def _cmd_merge(ns: argparse.Namespace) -> int:
     rep = load_reports(ns.files)
     write_file(ns.output, rep.to_json(include_records=True))
     t = rep.total
-    print(
+    echo(
         f"merged {len(ns.files)} reports into {ns.output}: {t.calls:,} calls, "
         f"{t.total_tokens:,} tokens, ${t.cost_usd:.6f}"
     )
@@ -205,7 +212,7 @@ def _cmd_html(ns: argparse.Namespace) -> int:
 
     rep = load_report(ns.file)
     write_file(ns.output, to_html(rep))
-    print(f"wrote {ns.output}")
+    echo(f"wrote {ns.output}")
     return EXIT_OK
 
 
@@ -218,7 +225,7 @@ def _cmd_export(ns: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(f"export: {ns.file}: {e}", EXIT_INPUT) from None
     write_file(ns.output, text)
-    print(f"wrote {ns.output} ({ns.format})")
+    echo(f"wrote {ns.output} ({ns.format})")
     return EXIT_OK
 
 

@@ -46,6 +46,8 @@ def load_report(path: str) -> Report:
             f"{path}: not a tokenmeter report (invalid JSON at line {e.lineno} column {e.colno})",
             EXIT_INPUT,
         ) from None
+    except ValueError as e:  # a number past Python's int parsing limit
+        raise CliError(f"{path}: not a tokenmeter report (invalid JSON: {e})", EXIT_INPUT) from None
     if not isinstance(data, dict):
         raise CliError(f"{path}: not a tokenmeter report (a JSON object was expected)", EXIT_INPUT)
     try:
@@ -79,6 +81,6 @@ def write_file(path: str, text: str) -> None:
     if not os.path.isdir(directory):
         raise CliError(f"{path}: cannot write: no directory {directory}", EXIT_INPUT)
     try:
-        write_atomic(path, text)
+        write_atomic(path, text, errors="backslashreplace")  # lone surrogates as \udcXX
     except OSError as e:
         raise CliError(f"{path}: cannot write: {e.strerror or e}", EXIT_INPUT) from None
