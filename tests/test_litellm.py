@@ -157,6 +157,17 @@ def test_custom_price_overrides_litellm() -> None:
     assert tm.report().total.cost_usd == pytest.approx((10 * 1.0 + 20 * 2.0) / 1e6, rel=1e-12)
 
 
+def test_a_custom_price_past_any_real_cost_leaves_a_litellm_call_unpriced() -> None:
+    """A LiteLLM call that a 1e300/Mtok custom price would cost ~$1e295 is recorded unpriced."""
+    tm.set_price("gpt-4o-mini", input_per_mtok=1e300, output_per_mtok=1e300)
+    with tm.track("a"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+    u = tm.report().node("a").usage
+    assert (u.calls, u.input_tokens, u.output_tokens, u.unpriced_calls, u.cost_usd) == (
+        1, 10, 20, 1, 0.0,
+    )  # fmt: skip
+
+
 def test_custom_price_prices_an_unknown_model() -> None:
     """A custom price makes an otherwise unpriced model priced."""
     tm.set_price("openai/in-house-1", input_per_mtok=3.0, output_per_mtok=3.0)

@@ -237,7 +237,21 @@ def test_set_price_validates() -> None:
         tm.set_price("m", input_per_mtok=float("nan"), output_per_mtok=1.0)
 
 
-def test_provider_is_derived_from_the_model() -> None:
+def test_set_price_refuses_a_rate_no_float_can_hold() -> None:
+    """A rate of 10**400 (an int past the largest float) raises ValueError naming it."""
+    with pytest.raises(ValueError, match="input_per_mtok must be a non-negative finite number"):
+        tm.set_price("m", input_per_mtok=10**400, output_per_mtok=1.0)
+
+
+def test_a_custom_price_past_any_real_cost_leaves_the_call_unpriced() -> None:
+    """Rates of 1e300/Mtok: a call costing over $1e12 (or overflowing) is recorded unpriced."""
+    tm.set_price("absurd", input_per_mtok=1e300, output_per_mtok=1e300)
+    small = tm.record(model="absurd", input_tokens=10, output_tokens=20)
+    huge = tm.record(model="absurd", input_tokens=10**12, output_tokens=10**12)
+    assert (small.cost_usd, huge.cost_usd) == (None, None)
+    u = tm.report().total
+    assert (u.calls, u.unpriced_calls, u.cost_usd) == (2, 2, 0.0)
+
     """provider None: 'anthropic/x' -> 'anthropic', 'gpt-4o-mini' -> 'openai'; explicit wins."""
     assert tm.record(model="anthropic/x", input_tokens=1, output_tokens=1).provider == "anthropic"
     assert tm.record(**GOOD).provider == "openai"

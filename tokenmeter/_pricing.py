@@ -32,7 +32,9 @@ class Price:
             v = getattr(self, f.name)
             if v is None and f.default is None:
                 continue
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+            # 10**400 is finite but no float: its costs could not be computed.
+            ok = isinstance(v, (int, float)) and 0 <= v <= sys.float_info.max
+            if isinstance(v, bool) or not ok:
                 raise ValueError(f"{f.name} must be a non-negative finite number, got {v!r}")
 
     def cost(
@@ -104,6 +106,18 @@ def custom_price_for(model: str, provider: str | None) -> Price | None:
     return p
 
 
+def custom_cost(
+    price: Price, input_tokens: int, output_tokens: int, cache_read: int, cache_write: int
+) -> float | None:
+    """``price.cost(...)``, or None (unpriced) past `MAX_COST_USD`.
+
+    An absurd rate makes the call unpriced, as a LiteLLM cost of inf does, never a
+    figure that no report could hold.
+    """
+    cost = price.cost(input_tokens, output_tokens, cache_read, cache_write)
+    return cost if cost <= MAX_COST_USD else None  # inf too
+
+
 def price_tokens(
     model: str,
     provider: str | None,
@@ -116,7 +130,9 @@ def price_tokens(
     """The cost of one call: a custom price, else LiteLLM's map; None when unknown."""
     custom = custom_price_for(model, provider)
     if custom is not None:
-        return custom.cost(input_tokens, output_tokens, cache_read_tokens, cache_write_tokens)
+        return custom_cost(
+            custom, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens
+        )
     with internal_errors_swallowed("pricing"):
         return _litellm_price(
             model,

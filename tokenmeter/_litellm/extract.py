@@ -10,7 +10,13 @@ from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
 from tokenmeter._acc import MAX_COST_USD
-from tokenmeter._pricing import custom_price_for, litellm_knows, litellm_rates_finite, price_tokens
+from tokenmeter._pricing import (
+    custom_cost,
+    custom_price_for,
+    litellm_knows,
+    litellm_rates_finite,
+    price_tokens,
+)
 from tokenmeter._usage import cost_to_units
 
 #: Kinds whose responses carry chat-style token usage (estimated when missing).
@@ -166,7 +172,8 @@ def cost_units(
     """
     price = custom_price_for(model, provider) if custom else None  # None when none is set
     if price is not None:
-        return cost_to_units(price.cost(toks[0], toks[1], toks[2], toks[3]))
+        cost = custom_cost(price, toks[0], toks[1], toks[2], toks[3])
+        return None if cost is None else cost_to_units(cost)
     if type(reported) is float or type(reported) is int:
         if 0 < reported <= MAX_COST_USD:
             return cost_to_units(reported)
