@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -262,6 +263,25 @@ def test_invalid_json_file_is_a_value_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"records": [], "n": ' + b"9" * 5000 + b"}", "invalid JSON (Exceeds the limit"),
+        (b'{"records": ["\xff"]}', "not UTF-8 text (byte 14)"),
+    ],
+    ids=["deep", "5000-digits", "latin-1"],
+)
+def test_unreadable_json_file_is_a_value_error_naming_it(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    """A file nested too deeply, with a number too long, or not UTF-8: ValueError naming it."""
+    path = tmp_path / "odd.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=re.escape(f"{path}: not an LLM-PPOpt export: {message}")):
+        load_llm_ppopt(path)
+
+
+@pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("input_tokens", -5, r"record 3: input_tokens must be a non-negative integer, got -5"),
@@ -272,6 +292,12 @@ def test_invalid_json_file_is_a_value_error(tmp_path: Path) -> None:
         ),
         ("input_tokens", True, r"record 3: input_tokens must be a non-negative integer, got True"),
         ("input_tokens", 1.5, r"record 3: input_tokens must be a non-negative integer, got 1.5"),
+        (
+            "output_tokens",
+            2**63,
+            r"record 3: output_tokens must be below 2\*\*63 \(as in tm.record\), "
+            r"got 9223372036854775808",
+        ),
         ("model", "", r"record 3: model must be a non-empty string, got ''"),
         ("module", None, r"record 3: module must be a non-empty string, got None"),
         ("operation", 7, r"record 3: operation must be a non-empty string, got 7"),

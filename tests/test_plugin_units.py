@@ -250,6 +250,15 @@ def _umask() -> int:
         ("{not json", "cannot read {path}: "),
         ('{"schema": "other"}', "{path} is not a tokenmeter pytest run"),
         ('{"schema": "tokenmeter.pytest", "schema_version": 2}', "{path} was written by a newer"),
+        ("[" * 100_000 + "]" * 100_000, "cannot read {path}: nested too deeply"),
+        (
+            '{"schema": "tokenmeter.pytest", "schema_version": 0}',
+            "{path}: schema_version must be a positive integer, got 0",
+        ),
+        (
+            '{"schema": "tokenmeter.pytest", "schema_version": "1"}',
+            "{path}: schema_version must be a positive integer, got '1'",
+        ),
         (
             '{"schema": "tokenmeter.pytest", "schema_version": 1, "tests": {"t::a": {}}}',
             "{path}: tests['t::a'] is not a test's usage",

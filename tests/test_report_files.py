@@ -269,3 +269,15 @@ def test_nan_cost_in_a_file_never_reaches_by_model(tmp_path: Path) -> None:
         tm.Report.load(path)
     with pytest.raises(ValueError, match=r"nodes\[1\]\.breakdown\[0\]\.usage\.cost_usd"):
         tm.Report.from_dict(data)
+
+
+def test_sums_past_2_63_load_back(tmp_path: Path) -> None:
+    """Two calls of 2**63-1 input tokens each: the saved report loads with the same sums."""
+    meter = tm.Meter()
+    with meter.track("a"):
+        for _ in range(2):
+            meter.record(model="m", input_tokens=2**63 - 1, output_tokens=0, cost_usd=0.0)
+    meter.report().save(tmp_path / "big.json")
+    again = tm.Report.load(tmp_path / "big.json")
+    assert again.total.input_tokens == again.node("a").usage.input_tokens == 2**64 - 2
+    assert again.by_model()["m"].input_tokens == 2**64 - 2

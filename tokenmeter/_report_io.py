@@ -68,6 +68,9 @@ _USAGE_INTS = (
 
 #: Largest total cost a file may hold (far above any real spend; keeps sums floats).
 MAX_TOTAL_COST_USD = 1e15
+#: Bound of a count in a usage of a file: sums of calls of up to 2**63 tokens each,
+#: as a report of such calls writes them (a bound, so a file cannot hold any integer).
+MAX_SUM = MAX_TOKENS * MAX_TOKENS
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -110,7 +113,7 @@ def usage_acc(value: object, where: str) -> list[int]:
     acc = [0] * ACC_SIZE
     for name, index in _USAGE_INTS:
         v = value.get(name, 0)
-        if type(v) is not int or not 0 <= v < MAX_TOKENS:
+        if type(v) is not int or not 0 <= v < MAX_SUM:
             raise ValueError(f"{where}.{name} must be a non-negative integer, got {_short(v)}")
         acc[index] = v
     cost = value.get("cost_usd", 0.0)

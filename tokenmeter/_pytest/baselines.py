@@ -170,10 +170,19 @@ def load_baseline(storage: Path, name: str) -> Baseline:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise SettingsError(f"--tokenmeter-compare: cannot read {path}: {e}") from None
+    except RecursionError:
+        raise SettingsError(
+            f"--tokenmeter-compare: cannot read {path}: nested too deeply"
+        ) from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise SettingsError(f"--tokenmeter-compare: {path} is not a tokenmeter pytest run")
     version = data.get("schema_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version > SCHEMA_VERSION:
+    if type(version) is not int or version < 1:
+        raise SettingsError(
+            f"--tokenmeter-compare: {path}: schema_version must be a positive integer, "
+            f"got {version!r:.40}"
+        )
+    if version > SCHEMA_VERSION:
         raise SettingsError(
             f"--tokenmeter-compare: {path} was written by a newer tokenmeter; upgrade tokenmeter"
         )

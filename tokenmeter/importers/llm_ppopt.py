@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
 from tokenmeter._pricing import price_tokens, provider_for
-from tokenmeter._record import CallRecord
+from tokenmeter._record import MAX_TOKENS, CallRecord
 from tokenmeter._report import Report
 
 __all__ = ["TREE_FIELDS", "llm_ppopt_statistics", "load_llm_ppopt", "read_llm_ppopt"]
@@ -147,11 +147,17 @@ def llm_ppopt_statistics(source: Report | Iterable[CallRecord]) -> dict[str, Any
 def _load(source: Source) -> Any:
     if isinstance(source, (str, os.PathLike)):
         path = os.fspath(source)
-        with open(path, encoding="utf-8") as f:
-            try:
-                return json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: not an LLM-PPOpt export: invalid JSON ({e})") from None
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            why = f"not UTF-8 text (byte {e.start})"
+        except RecursionError:
+            why = "nested too deeply"
+        except ValueError as e:  # JSONDecodeError, or a number past Python's int parsing limit
+            why = f"invalid JSON ({e})"
+        raise ValueError(f"{path}: not an LLM-PPOpt export: {why}")
     return source
 
 
@@ -257,7 +263,9 @@ def _text(raw: Mapping[str, Any], field: str) -> str:
 def _count(raw: Mapping[str, Any], field: str) -> int:
     value = raw.get(field)
     if type(value) is not int or value < 0:
-        raise ValueError(f"{field} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{field} must be a non-negative integer, got {value!r:.60}")
+    if value >= MAX_TOKENS:  # a report holding it could not be loaded back
+        raise ValueError(f"{field} must be below 2**63 (as in tm.record), got {value!r:.60}")
     return value
 
 
