@@ -27,6 +27,9 @@ from .stream_classes import ATTACHERS, add_stream_class
 from .stream_exit import opened
 from .stream_usage import usage_in, usage_only
 
+#: The provider LiteLLM names on a stream its cache serves.
+CACHED = "cached_response"
+
 
 def _finish_stream(
     call: StreamCall,
@@ -42,6 +45,13 @@ def _finish_stream(
     final_usage: Any = None,
 ) -> None:
     """Record a stream: provider usage if any chunk carried it, else LiteLLM's estimate."""
+    if provider_hint == CACHED:
+        # LiteLLM's cache served it: free, as the same call's cache hit unstreamed (the
+        # chunks replay the usage of the call that filled the cache).
+        model, provider = model_provider(requested_model(call.args, call.kwargs), None)
+        add_stream(call, model, provider, (0, 0, 0, 0, 0), 0, failed, False, complete, error,
+                   hp, {"stream": True, "cache_hit": True})  # fmt: skip
+        return
     name = hp.get("litellm_model_name") or model_hint or requested_model(call.args, call.kwargs)
     model, provider = model_provider(str(name), provider_hint or hp.get("custom_llm_provider"))
     usage = usage_in(chunks)
