@@ -107,3 +107,118 @@ def test_a_cache_hit_served_as_a_stream_is_one_free_call(mode: str, srv: FakeOpe
         0,
         0.0,
     )
+
+
+# -- responses that carry no usage ---------------------------------------------------------
+
+
+class _NoUsage(FakeOpenAI):
+    """An OpenAI-compatible server that sends no ``usage`` (LiteLLM then reports 0 tokens, $0)."""
+
+    def _chat(self, request: Any) -> Any:
+        return {k: v for k, v in super()._chat(request).items() if k != "usage"}
+
+    def _text(self, request: Any) -> Any:
+        return {k: v for k, v in super()._text(request).items() if k != "usage"}
+
+    def _embeddings(self, request: Any) -> Any:
+        return {k: v for k, v in super()._embeddings(request).items() if k != "usage"}
+
+    def _response(self, request: Any) -> Any:
+        return {k: v for k, v in super()._response(request).items() if k != "usage"}
+
+
+@pytest.fixture(scope="module")
+def _bare_server() -> Iterator[_NoUsage]:
+    with _NoUsage(content=CONTENT) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bare(_bare_server: _NoUsage) -> Iterator[_NoUsage]:
+    _bare_server.clear()
+    with block_external_network() as attempted:
+        yield _bare_server
+    assert attempted == []
+
+
+def _call(mode: str, name: str, **kwargs: Any) -> Any:
+    if mode == "sync":
+        return getattr(litellm, name)(**kwargs)
+
+    async def call() -> Any:
+        return await getattr(litellm, "a" + name)(**kwargs)
+
+    return asyncio.run(call())
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_chat_answer_without_usage_is_estimated_and_priced(mode: str, bare: _NoUsage) -> None:
+    """No usage sent, twice: 2 calls of 8 in ("hi") / 4 out ("one two three four"), $7.2e-6."""
+    meter = tm.Meter(keep_records=True)
+    with meter.track("c"):
+        for _ in range(2):
+            reply = _call(mode, "completion", **_chat(bare))
+            assert reply.choices[0].message.content == CONTENT
+    u = meter.report().node("c").usage
+    assert _usage(u) == (2, 16, 8, 2, 0, 0)
+    assert u.cost_usd == pytest.approx(2 * (8 * 1.5e-7 + 4 * 6e-7), rel=1e-12)
+    assert [dict(r.metadata) for r in meter.records()] == [{"usage_missing": True}] * 2
+
+
+def test_plain_answers_without_usage_are_estimated_where_queued_answers_would_be(
+    bare: _NoUsage,
+) -> None:
+    """A served call, then 2 without usage (queued if plain): 100+16 in, 7+8 out, 2 estimated."""
+    served = FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT)
+    with served, tm.track("q"):
+        litellm.completion(**_chat(served))
+        for _ in range(2):
+            litellm.completion(**_chat(bare))
+    u = tm.report().node("q").usage
+    assert _usage(u) == (3, 116, 15, 2, 0, 0)
+    assert u.cost_usd == pytest.approx(SERVED_COST + 2 * (8 * 1.5e-7 + 4 * 6e-7), rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_other_kinds_without_usage_are_estimated_and_priced(mode: str, bare: _NoUsage) -> None:
+    """No usage sent: text 1 in / 4 out, embedding 2 in, Responses 1 in / 4 out; each priced."""
+    meter = tm.Meter(keep_records=True)
+    base = {"api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
+    with meter.track("text"):
+        _call(mode, "text_completion", model="openai/gpt-3.5-turbo-instruct", prompt="hi", **base)
+    with meter.track("embedding"):
+        _call(mode, "embedding", model="openai/text-embedding-3-small", input=["hi there"], **base)
+    with meter.track("responses"):
+        _call(mode, "responses", model="openai/gpt-4o-mini", input="hi", **base)
+    rep = meter.report()
+    text, embedding, responses = (rep.node(n).usage for n in ("text", "embedding", "responses"))
+    # gpt-3.5-turbo-instruct: $1.5e-6 in, $2e-6 out; text-embedding-3-small: $2e-8 in.
+    assert _usage(text) == (1, 1, 4, 1, 0, 0)
+    assert text.cost_usd == pytest.approx(1 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
+    assert _usage(embedding) == (1, 2, 0, 1, 0, 0)
+    assert embedding.cost_usd == pytest.approx(2 * 2e-8, rel=1e-12)
+    assert _usage(responses) == (1, 1, 4, 1, 0, 0)
+    assert responses.cost_usd == pytest.approx(1 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
+
+
+def test_an_unknown_model_without_usage_is_estimated_and_unpriced(bare: _NoUsage) -> None:
+    """A model LiteLLM has no price for, no usage sent: 8 in / 4 out estimated, unpriced, not $0."""
+    with tm.track("local"):
+        litellm.completion(**_chat(bare, model="openai/acme-local-1"))
+    u = tm.report().node("local").usage
+    assert _usage(u) == (1, 8, 4, 1, 0, 1)
+    assert (u.priced_calls, u.cost_usd) == (0, 0.0)
+
+
+def test_a_mock_answer_with_usage_none_is_priced_from_its_estimate() -> None:
+    """A mock answer with usage None: 8 in ("hi") / 2 out ("ok fine") estimated, $2.4e-6."""
+    answer = litellm.ModelResponse(
+        model="gpt-4o-mini", choices=[{"message": {"role": "assistant", "content": "ok fine"}}]
+    )
+    answer.usage = None
+    with tm.track("mock"):
+        litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response=answer)
+    u = tm.report().node("mock").usage
+    assert _usage(u) == (1, 8, 2, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 2 * 6e-7, rel=1e-12)

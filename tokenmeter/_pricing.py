@@ -202,7 +202,18 @@ def _litellm_price(
             model=model, custom_llm_provider=provider, usage_object=usage
         )
     except Exception:
-        return None
+        # Listed under another provider's name (gpt-3.5-turbo-instruct, called through
+        # "openai", is LiteLLM's "text-completion-openai"): priced by that entry.
+        entry = litellm.model_cost.get(model)
+        listed = entry.get("litellm_provider") if isinstance(entry, dict) else None
+        if not listed or listed == provider:
+            return None
+        try:
+            prompt_cost, completion_cost = litellm.cost_per_token(
+                model=model, custom_llm_provider=listed, usage_object=usage
+            )
+        except Exception:
+            return None
     cost = float(prompt_cost) + float(completion_cost)
     return cost if 0.0 <= cost <= MAX_COST_USD else None  # inf, NaN: no price
 

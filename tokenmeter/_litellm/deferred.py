@@ -87,6 +87,8 @@ def defer(frame: Frame, result: Any, started: float) -> bool:
     if entry is None or _events.OBSERVERS:
         return False
     prompt, completion, details, out_details = _USAGE_FIELDS(usage.__dict__)
+    if not prompt and not completion:  # no tokens: estimated by the general path
+        return False
     if details is None:
         cached = created = None
     else:

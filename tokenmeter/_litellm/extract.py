@@ -19,8 +19,9 @@ from tokenmeter._pricing import (
 )
 from tokenmeter._usage import cost_to_units
 
-#: Kinds whose responses carry chat-style token usage (estimated when missing).
-TOKEN_KINDS = frozenset({"completion", "text_completion", "responses"})
+#: Kinds whose calls always spend tokens: a response without them (no usage, or LiteLLM's
+#: all-zero ``Usage`` for a server that sent none) is estimated.
+TOKEN_KINDS = frozenset({"completion", "text_completion", "responses", "embedding"})
 
 
 def to_int(value: object) -> int:
@@ -188,13 +189,65 @@ def cost_units(
 def estimate_tokens(
     model: str, kwargs: Mapping[str, Any], result: object
 ) -> tuple[int, int, int, int, int]:
+    """LiteLLM's token counts of the request's input and of the response's text."""
     try:
-        i = litellm.token_counter(model=model, messages=kwargs.get("messages") or [])
-        text = ""
-        for choice in getattr(result, "choices", None) or ():
-            msg = getattr(choice, "message", None)
-            text += str(getattr(msg, "content", None) or getattr(choice, "text", "") or "")
-        o = litellm.token_counter(model=model, text=text) if text else 0
-        return int(i), int(o), 0, 0, 0
+        i = _input_tokens(model, kwargs)
     except Exception:
-        return 0, 0, 0, 0, 0
+        i = 0
+    try:
+        text = _output_text(result)
+        o = litellm.token_counter(model=model, text=text) if text else 0
+    except Exception:
+        o = 0
+    return int(i), int(o), 0, 0, 0
+
+
+def _input_tokens(model: str, kwargs: Mapping[str, Any]) -> int:
+    """Chat ``messages``, a text completion's ``prompt``, an embedding's or Responses ``input``."""
+    messages = kwargs.get("messages")
+    if messages:
+        return int(litellm.token_counter(model=model, messages=messages))
+    given = kwargs.get("prompt")
+    if given is None:
+        given = kwargs.get("input")
+    if isinstance(given, str):
+        given = [given]
+    if not isinstance(given, list):
+        return 0
+    texts = [g for g in given if isinstance(g, str) and g]
+    if texts:
+        return sum(int(litellm.token_counter(model=model, text=t)) for t in texts)
+    said = [m for m in given if isinstance(m, dict) and isinstance(m.get("content"), str)]
+    return int(litellm.token_counter(model=model, messages=said)) if said else 0
+
+
+def _get(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+
+def _output_text(result: object) -> str:
+    """The text (and tool arguments) of a chat, text completion or Responses API answer."""
+    parts: list[str] = []
+    for choice in getattr(result, "choices", None) or ():
+        message = getattr(choice, "message", None)
+        content = getattr(message, "content", None)
+        if isinstance(content, str):
+            parts.append(content)
+        for tool in getattr(message, "tool_calls", None) or ():
+            arguments = _get(_get(tool, "function"), "arguments")
+            if isinstance(arguments, str):
+                parts.append(arguments)
+        text = getattr(choice, "text", None)  # a text completion's choice
+        if isinstance(text, str):
+            parts.append(text)
+    for item in getattr(result, "output", None) or ():  # Responses API
+        if not isinstance(item, (dict, BaseModel)):
+            continue
+        for part in _get(item, "content") or ():
+            text = _get(part, "text")
+            if isinstance(text, str):
+                parts.append(text)
+        arguments = _get(item, "arguments")
+        if isinstance(arguments, str):
+            parts.append(arguments)
+    return "".join(parts)

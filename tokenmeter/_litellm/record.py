@@ -68,13 +68,14 @@ def record_result(
         toks = (0, 0, 0, 0, 0)
         cost: int | None = 0
     else:
-        if usage is not None:
-            toks = tokens(usage)
-        elif kind in TOKEN_KINDS:
+        toks = (0, 0, 0, 0, 0) if usage is None else tokens(usage)
+        if not (toks[0] or toks[1]) and kind in TOKEN_KINDS:
+            # No usage, or LiteLLM's all-zero one for a server that sent none: estimated,
+            # and priced from the estimate (LiteLLM's cost of no tokens is $0).
             toks = estimate_tokens(model, kwargs, result)
             estimated = True
-        else:
-            toks = (0, 0, 0, 0, 0)
+            if reported_cost == 0:
+                reported_cost = None
         cost = cost_units(model, provider, reported_cost, toks)
     meta: dict[str, Any] | None = None
     seconds = getattr(result, "duration", None) if kind == "transcription" else None
