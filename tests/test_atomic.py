@@ -134,3 +134,33 @@ def test_failed_write_leaves_old_file_and_no_temp(
         write_atomic(target, "new")
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
     assert target.read_text() == "old"
+
+
+def test_a_fifo_is_written_through_not_replaced(tmp_path: Path) -> None:
+    """Saving to a named pipe writes the text into the pipe; the pipe stays a pipe."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert got == [b"through the pipe\n"]
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_a_symlink_loop_is_an_error_not_replaced(tmp_path: Path) -> None:
+    """Saving onto a link in a loop raises OSError (ELOOP) as open() does; both links stay."""
+    import errno
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.symlink_to(b)
+    b.symlink_to(a)
+    with pytest.raises(OSError) as info:
+        write_atomic(a, "x")
+    assert info.value.errno == errno.ELOOP
+    assert (a.is_symlink(), b.is_symlink()) == (True, True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]

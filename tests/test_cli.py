@@ -488,3 +488,13 @@ def test_names_that_are_not_unicode_are_shown_escaped(
     assert "&nbsp;caf\\udce9</td>" in (tmp_path / "odd.html").read_text(encoding="utf-8")
     assert main(["export", str(path), "--format", "folded", "-o", str(tmp_path / "f.txt")]) == 0
     assert (tmp_path / "f.txt").read_text(encoding="utf-8") == "caf\\udce9 5000000000\n"
+
+
+def test_output_to_dev_stdout_goes_down_the_pipe(base: Path) -> None:
+    """`export -o /dev/stdout` with stdout a pipe writes the profile into the pipe: exit 0."""
+    r = cli("export", base, "--format", "folded", "-o", "/dev/stdout")
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout.splitlines() == [
+        "agent 10000000", "agent;search 4000000", "agent;write 30000000", "agent;legacy 1000000",
+        "wrote /dev/stdout (folded)",
+    ]  # fmt: skip

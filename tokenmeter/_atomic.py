@@ -10,6 +10,10 @@ one, never half of either, and a crash mid-write leaves the old file whole.
 - A missing directory is a `FileNotFoundError` that names the directory.
 - Saving onto a symbolic link writes the file the link points to and keeps the
   link (a plain rename would replace the link with a file).
+- A path that exists but is not a regular file (a named pipe, a device,
+  ``/dev/stdout``) is written in place, as ``open(path, "w")`` would: renaming
+  over it would replace the pipe or device with a file.
+- A symbolic link in a loop is an OSError (ELOOP), as for ``open()``.
 - The temporary file's name fits the file system however long the target's is.
 - `dumps_json` writes strict JSON: a NaN or infinity (which JSON cannot hold) is a
   `ValueError` naming where it is, never a bare ``NaN`` that other readers reject.
@@ -46,6 +50,10 @@ def write_atomic(
     ``path`` is a symbolic link, the file it points to is written and the link kept.
     """
     raw = data.encode(encoding, errors) if isinstance(data, str) else bytes(data)
+    if _not_a_regular_file(os.fspath(path)):
+        with open(path, "wb") as f:  # a pipe or device: there is no old file to keep
+            f.write(raw)
+        return Path(os.path.abspath(path))
     target = _resolve(os.fspath(path))
     directory, name = os.path.split(target)
     if not os.path.isdir(directory):
@@ -85,11 +93,23 @@ def write_atomic(
     return Path(target)
 
 
+def _not_a_regular_file(path: str) -> bool:
+    """Whether ``path`` exists and is neither a regular file nor a directory."""
+    try:
+        mode = os.stat(path).st_mode  # through links: /dev/stdout is the pipe or terminal
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 def _resolve(target: str) -> str:
     """The absolute path to write: a symbolic link's final target, else ``target``."""
     target = os.path.abspath(target)
     if os.path.islink(target):
-        return os.path.realpath(target)
+        real = os.path.realpath(target)
+        if os.path.islink(real):  # what realpath gives up on: a loop of links
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), target)
+        return real
     # A link among the parent directories is fine: the rename happens inside it.
     return target
 
