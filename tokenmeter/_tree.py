@@ -312,9 +312,9 @@ def add(
     """
     scope = frame.scope
     budgets = frame.budgets
-    lock = tree._lock
-    lock.acquire()
-    try:
+    # ``with``, not acquire() then ``try``: a signal handled just after acquire() returned
+    # (a KeyboardInterrupt) would leave the lock held, and every later call would hang.
+    with tree._lock:
         acc = scope._dims.get(key)
         if acc is None:
             acc = scope._dims[key] = [0] * ACC_SIZE
@@ -369,8 +369,6 @@ def add(
                         (frame, key[0], key[1], input_tokens, output_tokens, rec.cost_usd,
                          timestamp)
                     )  # fmt: skip
-    finally:
-        lock.release()
     if rec is not None and _events.OBSERVERS:
         _events.emit_call(rec, frame)
 
