@@ -217,3 +217,57 @@ def test_a_module_lock_held_by_another_thread_at_the_fork_is_free_in_the_child(
         release.set()
         t.join(10)
     assert answer == {"acquired": True}
+
+
+def test_a_child_forked_while_another_thread_exports_a_call_can_export_its_own() -> None:
+    """Another thread holds the OpenTelemetry exporter's locks at the fork: the child's call
+    is counted and exported (1 call in its report and in its metric sums)."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+
+    import tokenmeter.otel as otel
+
+    reader = InMemoryMetricReader()
+    otel.instrument(TracerProvider(), MeterProvider(metric_readers=[reader]))
+    try:
+        observer = otel._observer[0]
+        assert observer.metrics is not None
+        locks = [observer._lock, observer.metrics._lock]
+        holding = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            for lock in locks:
+                lock.acquire()
+            holding.set()
+            release.wait(30)
+            for lock in locks:
+                lock.release()
+
+        t = threading.Thread(target=hold)
+        t.start()
+        assert holding.wait(10)
+        try:
+
+            def child() -> dict[str, Any]:
+                with tm.track("job"):
+                    _call(5)
+                points = [
+                    p.value
+                    for rm in reader.get_metrics_data().resource_metrics
+                    for sm in rm.scope_metrics
+                    for m in sm.metrics
+                    if m.name == "tokenmeter.calls"
+                    for p in m.data.data_points
+                ]
+                return {**_child_summary(), "exported": sum(points)}
+
+            got = _fork_and_read(child, timeout=10)
+        finally:
+            release.set()
+            t.join(10)
+    finally:
+        otel.uninstrument()
+    assert got == {"path": [], "calls": 1, "input_tokens": 5, "job_calls": 1, "exported": 1}

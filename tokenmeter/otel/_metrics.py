@@ -10,7 +10,6 @@ lookup and a few additions instead of an SDK measurement per counter. One
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -22,6 +21,9 @@ from opentelemetry.util.types import AttributeValue
 from tokenmeter._forksafe import fork_safe_lock
 
 from . import _names as N
+
+#: Guards every provider's sums; free again in a child forked while another thread held it.
+_SUMS_LOCK = fork_safe_lock()
 
 # Columns of a sums row.
 _CALLS, _COST = 0, 1
@@ -56,7 +58,8 @@ class Metrics:
 
     def __init__(self, provider: MeterProvider | None, version: str) -> None:
         meter = otel_metrics.get_meter("tokenmeter", version, provider, schema_url=N.SCHEMA_URL)
-        self._lock = threading.Lock()
+        # One lock for every provider's sums, free again in a forked child.
+        self._lock = _SUMS_LOCK
         self._sets: dict[tuple[Any, ...], _Set] = {}
         self.token_usage = meter.create_histogram(
             N.TOKEN_USAGE,

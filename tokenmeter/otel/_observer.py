@@ -11,7 +11,6 @@ context their call was made in.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,10 +19,16 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 from opentelemetry.util.types import AttributeValue
 
+from tokenmeter._forksafe import fork_safe_lock
+
 from . import _names as N
 from ._metrics import metrics_for
 
 logger = logging.getLogger("tokenmeter")
+
+#: Guards the scope entries' running totals. A lock another thread holds at a fork stays
+#: held in the child: this one is made free again there (`fork_safe_lock`).
+_ENTRIES_LOCK = fork_safe_lock()
 
 _COST_SCALE = 10_000_000_000  # dollars -> whole 1e-10 units, as tokenmeter adds costs
 
@@ -107,7 +112,8 @@ class OTelObserver:
         self.include_metadata = include_metadata
         self.old_names = not N.latest_only()
         self._entries: dict[Any, _Entry] = {}
-        self._lock = threading.Lock()
+        # One lock for every observer, free again in a forked child (`fork_safe_lock`).
+        self._lock = _ENTRIES_LOCK
         self.tracer = (
             trace.get_tracer("tokenmeter", version, tracer_provider, schema_url=N.SCHEMA_URL)
             if spans
