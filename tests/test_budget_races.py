@@ -131,3 +131,31 @@ def test_a_budget_on_an_ancestor_set_later_holds_below_it() -> None:
         budget_set.set()
         t.join(10)
     assert outcomes == ["ok", "refused", "refused"]
+
+
+def test_calls_in_flight_when_a_budget_is_set_count_against_it_once_they_end() -> None:
+    """3 calls running in "job" when max_calls=3 is set there: once they end, no 4th starts."""
+    meter = tm.Meter()
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    call = _blocking_call(release, started)
+    outcomes: list[str] = []
+    with meter.track("job"):
+        threads = [threading.Thread(target=call, kwargs={"model": "gpt-4o-mini"}) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for _ in range(3):
+            assert started.acquire(timeout=10)
+    with meter.track("job", max_calls=3) as job:
+        release.set()
+        for t in threads:
+            t.join(10)
+        for _ in range(2):
+            try:
+                litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="x")
+                outcomes.append("ok")
+            except tm.BudgetExceeded as e:
+                outcomes.append(str(e))
+    refused = "token budget exceeded in scope 'job': max_calls=3, spent 3"
+    assert outcomes == [refused, refused]
+    assert job.usage.calls == 3

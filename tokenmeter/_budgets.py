@@ -15,6 +15,7 @@ from ._drain import drain_queued
 from ._errors import BudgetExceeded
 from ._tree import (
     budget_tally,
+    budgets_set_since,
     set_budget_tally_locked,
     settle_locked,
     start_calls_locked,
@@ -114,3 +115,16 @@ def before_call(frame: Frame | None) -> None:
         with lock:
             start_calls_locked(frame.budgets, -1)
         raise
+
+
+def count_unchecked_start(frame: Frame, started: float) -> None:
+    """Count a call ending now as started under the budgets set while it ran.
+
+    It started (at ``started``, a ``time.perf_counter()``) before they existed, so it
+    was never checked against them and no slot was reserved for it there; it counts
+    against their ``max_calls`` once it ends (docs/budgets.md).
+    """
+    late = budgets_set_since(frame.budgets, started)
+    if late:
+        with tree_lock(frame.scope.meter):
+            start_calls_locked(late, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ DimKey = tuple[str, str | None, str | None, str | None]
 _apply_pending: Callable[[Tree, list[tuple[Any, ...]]], None] | None = None
 
 _EMPTY: Mapping[str, Any] = {}
+_perf_counter = time.perf_counter
 _ZEROS = (0,) * ACC_SIZE
 
 #: A tree settles its deferred results once this many are waiting.
@@ -61,6 +63,7 @@ class Node:
         "_dims",
         "_fast",
         "_incl",
+        "_since",
         "_started",
         "attached",
         "budgets",
@@ -89,6 +92,8 @@ class Node:
         # Inclusive tally and started-call count, kept only while the node has a budget.
         self._incl: list[int] | None = None
         self._started = 0
+        # When the budget's tally was made (``time.perf_counter()``): see `budgets_set_since`.
+        self._since = 0.0
         # The budgeted nodes on the path here, outermost first: one list, changed in place
         # and shared by the node's frames (a task already inside sees a later budget).
         self.budgets: list[Any] = [] if parent is None else list(parent.budgets)
@@ -150,8 +155,17 @@ def budget_tally(node: Node) -> tuple[list[int] | None, int]:
 
 
 def set_budget_tally_locked(node: Node, incl: list[int] | None, started: int) -> None:
-    """Set ``node``'s budget tally and started-call count."""
+    """Set ``node``'s budget tally and started-call count (a new budget counts from now)."""
     node._incl, node._started = incl, started
+    node._since = _perf_counter()
+
+
+def budgets_set_since(budgets: Sequence[Node], started: float) -> list[Node]:
+    """Those of ``budgets`` whose tally was made after ``started`` (a ``time.perf_counter()``).
+
+    A call that started then was never checked against them: no slot was reserved for it.
+    Read without the lock (a budget set this instant is missed, as before the check)."""
+    return [b for b in budgets if b._since > started]
 
 
 def start_calls_locked(budgets: Sequence[Node], n: int) -> None:

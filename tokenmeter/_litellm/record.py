@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tokenmeter import _events
+from tokenmeter._budgets import count_unchecked_start
 from tokenmeter._frame import Frame
 from tokenmeter._record import CallRecord
 from tokenmeter._tree import add
@@ -107,6 +108,8 @@ def add_call(
     alias: tuple[Any, Any, str | None, str | None] | None = None,
 ) -> None:
     meter = frame.scope.meter
+    if frame.budgets:
+        count_unchecked_start(frame, started)
     now = time.time()
     rec = None
     if meter.keep_records or _events.OBSERVERS:
