@@ -291,6 +291,11 @@ def test_html_and_export_write_files(base: Path, tmp_path: Path) -> None:
         ),
         (["merge", "{d}/base.json", "-o", "{d}/no/such/dir/out.json"], 3, "cannot write"),
         (["report", "{d}/base.json", "--depth", "-1"], 2, "--depth: must be 0 or more"),
+        (
+            ["report", "{d}/base.json", "--width", "9" * 30],
+            2,
+            "--width: must be 10000 or less, got 999999999999999999999999999999",
+        ),
         (["frobnicate"], 2, "invalid choice: 'frobnicate'"),
         (["run", "{d}/missing.py"], 2, "missing.py: no such file"),
         (["run", "--max-cost-usd", "lots", "{d}/x.py"], 2, "--max-cost-usd must be a number"),

@@ -615,3 +615,12 @@ def test_print_shows_a_name_the_stream_cannot_encode_escaped() -> None:
         out.flush()
         text = buf.getvalue().decode(encoding)
         assert [line.split()[0] for line in text.splitlines()[4:6]] == shown
+
+
+def test_a_width_past_10000_is_a_value_error() -> None:
+    """format(width=10_001) or 10**20 raises ValueError naming width; 10,000 is drawn."""
+    rep = tm.Report.from_records([])
+    for width in (10_001, 10**20):
+        with pytest.raises(ValueError, match=r"^width must be an integer from 64 to 10,000, got "):
+            rep.format(width=width)
+    assert max(len(line) for line in rep.format(width=10_000).splitlines()) == 10_000

@@ -68,6 +68,8 @@ class Report(Protocol):
 WIDTH = 80
 #: The narrowest table: a name column of 8 characters.
 MIN_WIDTH = 64
+#: The widest table drawn (a wider one is a mistake, and would take memory for nothing).
+MAX_WIDTH = 10_000
 #: Width of the name column at the default width (the number columns take the rest).
 NAME_W = 24
 #: Indentation stops growing here, so deep trees keep room for names.
@@ -166,8 +168,10 @@ def check_options(width: object, by: object) -> tuple[int, tuple[str, ...]]:
     """Validate ``width`` and ``by`` of `Report.format`; ValueError naming the bad one."""
     if width is None:
         width = WIDTH
-    if isinstance(width, bool) or not isinstance(width, int) or width < MIN_WIDTH:
-        raise ValueError(f"width must be an integer of at least {MIN_WIDTH}, got {width!r}")
+    if isinstance(width, bool) or not isinstance(width, int) or not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise ValueError(
+            f"width must be an integer from {MIN_WIDTH} to {MAX_WIDTH:,}, got {width!r:.40}"
+        )
     if by is None:
         dims: tuple[str, ...] = ()
     elif by is True or by == "all":

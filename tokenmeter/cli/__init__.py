@@ -34,8 +34,8 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{command}: {message}" if command else message, EXIT_USAGE)
 
 
-def _whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: a whole number of at least ``minimum``."""
+def _whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number of at least ``minimum`` (at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -44,12 +44,14 @@ def _whole_number(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be {minimum} or more, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be {maximum} or less, got {value}")
         return value
 
     return parse
 
 
-_width = _whole_number(40)
+_width = _whole_number(40, 10_000)  # the text tables' MAX_WIDTH
 _depth = _whole_number(0)
 
 
