@@ -45,10 +45,18 @@ def _snapshot() -> dict[str, Any]:
         snap[f"Router.{name}"] = getattr(Router, name, None)
     for name in STREAM_METHODS:
         snap[f"CustomStreamWrapper.{name}"] = vars(CustomStreamWrapper).get(name)
-    for cls in _responses_stream_classes():
+    for cls in [*_responses_stream_classes(), _text_stream_class()]:
         for name in STREAM_METHODS:
             snap[f"{cls.__name__}.{name}"] = vars(cls).get(name)
     return snap
+
+
+def _text_stream_class() -> type:
+    try:
+        from litellm.text_completions.streaming_iterator import TextCompletionStreamWrapper
+    except ImportError:  # LiteLLM before the module was split out
+        from litellm.utils import TextCompletionStreamWrapper
+    return TextCompletionStreamWrapper  # type: ignore[no-any-return]
 
 
 def _responses_stream_classes() -> list[type]:

@@ -7,6 +7,8 @@ LiteLLM's estimate priced from its tokens: never 0 tokens and $0 for a call that
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +224,84 @@ def test_a_mock_answer_with_usage_none_is_priced_from_its_estimate() -> None:
     u = tm.report().node("mock").usage
     assert _usage(u) == (1, 8, 2, 1, 0, 0)
     assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 2 * 6e-7, rel=1e-12)
+
+
+# -- text completion streams ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_text_completion_stream_is_recorded_when_read_with_its_text(
+    mode: str, srv: FakeOpenAI
+) -> None:
+    """text_completion(stream=True): nothing until read, then 1 call of 1 in / 4 out estimated."""
+    meter = tm.Meter(keep_records=True)
+    kwargs = {
+        "model": "openai/gpt-3.5-turbo-instruct",
+        "prompt": "hi",
+        "stream": True,
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+    }
+
+    async def read() -> str:
+        if mode == "sync":
+            stream = litellm.text_completion(**kwargs)
+            assert meter.report().node("t").usage.calls == 0
+            return "".join(c.choices[0].text or "" for c in stream)
+        stream = await litellm.atext_completion(**kwargs)
+        assert meter.report().node("t").usage.calls == 0
+        return "".join([c.choices[0].text or "" async for c in stream])
+
+    with meter.track("t"):
+        text = asyncio.run(read())
+    assert text == CONTENT
+    u = meter.report().node("t").usage
+    # The prompt "hi" (1), the text "one two three four" (4), at $1.5e-6 and $2e-6 a token.
+    assert _usage(u) == (1, 1, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(1 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
+    [rec] = meter.records()
+    assert (rec.kind, dict(rec.metadata)) == ("text_completion", {"stream": True})
+
+
+def test_a_text_completion_stream_with_a_usage_chunk_asked_for_records_the_served_usage(
+    srv: FakeOpenAI,
+) -> None:
+    """text_completion(stream=True, include_usage): 1 call of the served 100 in / 7 out, exact."""
+    with tm.track("t"):
+        stream = litellm.text_completion(
+            model="openai/gpt-3.5-turbo-instruct",
+            prompt="hi",
+            stream=True,
+            stream_options={"include_usage": True},
+            api_base=srv.base_url + "/v1",
+            api_key="sk-fake",
+        )
+        chunks = list(stream)
+    assert chunks[-1].usage.prompt_tokens == 100
+    u = tm.report().node("t").usage
+    assert _usage(u) == (1, 100, 7, 0, 0, 0)
+    assert u.cost_usd == pytest.approx(100 * 1.5e-6 + 7 * 2e-6, rel=1e-12)
+
+
+def test_a_text_completion_stream_dropped_unfinished_is_one_estimated_call(
+    srv: FakeOpenAI,
+) -> None:
+    """Two chunks read, then dropped: once collected, 1 call of 1 in / 3 out ("one two ")."""
+    with tm.track("t"):
+        stream = litellm.text_completion(
+            model="openai/gpt-3.5-turbo-instruct",
+            prompt="hi",
+            stream=True,
+            api_base=srv.base_url + "/v1",
+            api_key="sk-fake",
+        )
+        next(stream), next(stream)
+        del stream
+    for _ in range(300):  # LiteLLM's logging pool may hold the stream a moment
+        gc.collect()
+        if tm.report().node("t").usage.calls:
+            break
+        time.sleep(0.01)
+    u = tm.report().node("t").usage
+    assert _usage(u) == (1, 1, 3, 1, 0, 0)  # "one", " two", " "
+    assert u.cost_usd == pytest.approx(1 * 1.5e-6 + 3 * 2e-6, rel=1e-12)

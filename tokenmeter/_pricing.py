@@ -210,7 +210,12 @@ def _litellm_price(
             return None
         try:
             prompt_cost, completion_cost = litellm.cost_per_token(
-                model=model, custom_llm_provider=listed, usage_object=usage
+                model=model,
+                custom_llm_provider=listed,
+                usage_object=usage,
+                # LiteLLM 1.80 prices text-completion-openai by these, not usage_object.
+                prompt_tokens=input_tokens,
+                completion_tokens=output_tokens,
             )
         except Exception:
             return None

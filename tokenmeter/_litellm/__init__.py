@@ -12,7 +12,8 @@ one): LiteLLM's own retries, fallbacks and Router attempts made inside it pass
 through and the call is recorded once; calls made meanwhile by LiteLLM's
 callbacks and hooks are calls of their own (``wrappers._made_by_callback``).
 
-Streams (``CustomStreamWrapper``) are recorded when exhausted, closed, broken
+Streams (``CustomStreamWrapper``, the Responses API's and text completion's stream
+classes) are recorded when exhausted, closed, broken
 or garbage collected, on the scope where the call was made, whoever consumes
 them. This package imports litellm; ``tokenmeter._instrument`` loads it only once
 litellm itself is imported.
@@ -20,8 +21,8 @@ litellm itself is imported.
 Modules: ``settings`` (what is wrapped, stream usage), ``extract`` (usage, model,
 cost from LiteLLM's objects), ``record`` (recording a call), ``deferred`` (the
 queue counted in batches), ``stream_call`` (a stream's call, recorded once however
-it ends), ``streams`` and ``responses_streams`` (how each stream class finds its
-usage), ``wrappers`` (the wrapped entry points), ``install`` (putting the wrappers
+it ends), ``streams``, ``responses_streams`` and ``text_streams`` (how each stream
+class finds its usage), ``wrappers`` (the wrapped entry points), ``install`` (putting the wrappers
 on litellm and back).
 """
 

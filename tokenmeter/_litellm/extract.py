@@ -191,11 +191,21 @@ def estimate_tokens(
 ) -> tuple[int, int, int, int, int]:
     """LiteLLM's token counts of the request's input and of the response's text."""
     try:
+        text = _output_text(result)
+    except Exception:
+        text = ""
+    return estimate_text(model, kwargs, text)
+
+
+def estimate_text(
+    model: str, kwargs: Mapping[str, Any], text: str
+) -> tuple[int, int, int, int, int]:
+    """LiteLLM's token counts of the request's input and of ``text``, the answer."""
+    try:
         i = _input_tokens(model, kwargs)
     except Exception:
         i = 0
     try:
-        text = _output_text(result)
         o = litellm.token_counter(model=model, text=text) if text else 0
     except Exception:
         o = 0

@@ -17,7 +17,7 @@ import litellm
 
 from tokenmeter._forksafe import fork_safe_lock
 
-from . import responses_streams, streams, wrappers
+from . import responses_streams, streams, text_streams, wrappers
 from .settings import FUNCTIONS
 from .wrappers import wrap
 
@@ -103,6 +103,12 @@ def instrument() -> None:
             responses_streams.patch_responses_streams(responses_originals)
         except Exception as e:
             failed["litellm.responses streams"] = f"{type(e).__name__}: {e}"
+        try:
+            text_originals: dict[tuple[object, str], Any] = {}
+            text_streams.patch_text_stream(text_originals)
+        except Exception as e:
+            failed["litellm.text_completion streams"] = f"{type(e).__name__}: {e}"
+        responses_originals.update(text_originals)
         for (owner, name), own in responses_originals.items():
             _patched[(owner, name)] = (own, own)
             wrapped.append(f"{getattr(owner, '__name__', owner)}.{name}")
