@@ -212,3 +212,45 @@ def test_save_html_writes_a_name_from_undecodable_bytes(tmp_path: Path) -> None:
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "&nbsp;caf\\udce9</td>" in page
     assert '"name": "caf\\udce9"' in page
+
+
+def _chain(depth: int) -> tm.Report:
+    """Scopes s0 > s1 > ... nested ``depth`` deep, one $0.01 call in the innermost."""
+    from contextlib import ExitStack
+
+    meter = tm.Meter()
+    with ExitStack() as stack:
+        for i in range(depth):
+            stack.enter_context(meter.track(f"s{i}"))
+        meter.record(model="gpt-4o", input_tokens=1, output_tokens=1, cost_usd=0.01)
+    return meter.report()
+
+
+def test_page_size_grows_linearly_with_depth() -> None:
+    """A chain 4,000 deep makes a page twice the size of one 2,000 deep (not four times)."""
+    sizes = [len(_chain(depth).to_html().encode()) for depth in (2_000, 4_000)]
+    assert sizes[1] < 2.05 * sizes[0]
+
+
+def test_indentation_stops_at_40_levels() -> None:
+    """In a chain 2,000 deep no row is indented past 40 levels; deeper rows show their depth."""
+    page = _chain(2_000).to_html()
+    assert "&nbsp;" * 121 not in page
+    assert "<td>" + "&nbsp;" * 120 + "s39</td>" in page
+    assert "<tr><td>" + "&nbsp;" * 120 + "(depth 41) s40</td>" in page
+    assert "<tr><td>" + "&nbsp;" * 120 + "(depth 2000) s1999</td>" in page
+
+
+def test_browser_shows_a_tree_12000_deep(browser: Any, tmp_path: Path) -> None:
+    """Chromium draws a 12,000-deep chain with no script error: every bar, the deepest row."""
+    path = tmp_path / "deep.html"
+    _chain(12_000).save_html(path)
+    w = Watched(browser, path.as_uri())
+    assert w.errors == []
+    assert w.page.locator("#icicle .cell").count() == 12_001
+    assert "$0.010000" in w.text("#details")
+    row = w.page.locator("#tree-table tbody tr").last.locator("td").all_inner_texts()
+    last = [t.replace("\xa0", " ").strip() for t in row]
+    assert last[:3] == ["(depth 12000) s11999", "1", "1"]
+    w.page.locator("#icicle .cell", has_text="s11999").hover()
+    assert w.page.locator("#details h3").first.inner_text().endswith("/s11998/s11999")

@@ -66,7 +66,9 @@ def page_data(report: Report) -> dict[str, Any]:
     """What the page's script reads: the total and a flat list of nodes, parents first.
 
     Each node names its parent by index (-1 for the top), so any depth of tree
-    is embedded without nesting.
+    is embedded without nesting, and no path per node (the script builds a path
+    from the parents when it shows one): the data grows with the number of nodes,
+    not with their depth squared.
     """
     nodes: list[dict[str, Any]] = []
     stack: list[tuple[ReportNode, int]] = [(report.root, -1)]
@@ -77,7 +79,6 @@ def page_data(report: Report) -> dict[str, Any]:
             {
                 "parent": parent,
                 "name": node.name,
-                "path": list(node.path),
                 "entries": node.entries,
                 "usage": node.usage.to_dict(),
                 "self_usage": node.self_usage.to_dict(),
@@ -88,7 +89,7 @@ def page_data(report: Report) -> dict[str, Any]:
             }
         )
         stack.extend((c, index) for c in reversed(list(node.children.values())))
-    return {"total": report.total.to_dict(), "nodes": nodes}
+    return {"total": report.total.to_dict(), "root_path": list(report.root.path), "nodes": nodes}
 
 
 def _e(value: object) -> str:
@@ -136,16 +137,25 @@ def _cards(total: Usage) -> str:
     return '<div class="totals">' + "".join(out) + "</div>"
 
 
+#: Levels of the scope table indented; deeper rows show their depth instead.
+MAX_INDENT = 40
+
+
 def _tree_table(report: Report) -> str:
     total = report.total
     rows = []
     for node in report.walk():
         depth = len(node.path) - len(report.root.path)
         name = node.name if node.path else "(total)"
+        if depth > MAX_INDENT:  # indenting each row by its depth would grow as depth squared
+            name = f"(depth {depth}) {name}"
         u, s = node.usage, node.self_usage
+        # data-path (what tests and scripts pick a row by) up to MAX_INDENT levels only:
+        # on every row of a deep chain it too would grow as depth squared.
+        tr = f'<tr data-path="{_e("/".join(node.path))}">' if depth <= MAX_INDENT else "<tr>"
         rows.append(
-            f'<tr data-path="{_e("/".join(node.path))}">'
-            f"<td>{'&nbsp;' * 3 * depth}{_e(name)}</td><td>{_n(node.entries)}</td>"
+            f"{tr}"
+            f"<td>{'&nbsp;' * 3 * min(depth, MAX_INDENT)}{_e(name)}</td><td>{_n(node.entries)}</td>"
             f"<td>{_n(u.calls)}</td><td>{_n(u.input_tokens)}</td><td>{_n(u.cache_read_tokens)}</td>"
             f"<td>{_n(u.output_tokens)}</td><td>{_n(u.reasoning_tokens)}</td>"
             f"<td>{_cost(u)}</td><td>{_cost(s)}</td><td>{_share(u, total)}</td></tr>"

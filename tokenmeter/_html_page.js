@@ -34,7 +34,14 @@
     if (metric === "tokens") return u.total_tokens;
     return u.calls;
   }
-  function label(n) { return n.path.length ? n.path.join("/") : "(total)"; }
+  // A node's path, from its parents (the data carries no path per node: a chain
+  // of scopes N deep would take N * N names).
+  function label(n) {
+    var parts = [];
+    for (var m = n; m !== root; m = parents.get(m)) parts.push(m.name);
+    parts = data.root_path.concat(parts.reverse());
+    return parts.length ? parts.join("/") : "(total)";
+  }
   function shown(u) {
     if (metric === "cost") return money(u.cost_usd) + (u.unpriced_calls ? "*" : "");
     if (metric === "tokens") return num(u.total_tokens) + " tokens";
@@ -47,9 +54,14 @@
     return "hsl(" + ((h + depth * 37) % 360) + ", 62%, " + (78 - Math.min(depth, 6) * 3) + "%)";
   }
 
+  // Walks below are loops, not recursion: a tree of any depth is drawn.
   function depthOf(n) {
-    var d = 0;
-    n.children.forEach(function (c) { d = Math.max(d, 1 + depthOf(c)); });
+    var d = 0, stack = [[n, 0]];
+    while (stack.length) {
+      var top = stack.pop();
+      d = Math.max(d, top[1]);
+      top[0].children.forEach(function (c) { stack.push([c, top[1] + 1]); });
+    }
     return d;
   }
 
@@ -60,28 +72,34 @@
     box.style.height = levels * ROW + 4 + "px";
     var total = value(focus.usage);
     function place(n, x, w, depth) {
-      // Slivers under 0.05% of the width would not show: leave them (and their subtree) out.
-      if (w < 0.05) return;
       var c = el("div", n === root ? "(total)" : n.name, "cell");
       c.style.left = x + "%";
       c.style.width = w + "%";
       c.style.top = depth * ROW + 2 + "px";
       c.style.background = colour(n.name, depth);
-      c.title = label(n) + ": " + shown(n.usage);
-      c.dataset.path = label(n);
       if (n === selected) c.classList.add("sel");
-      c.addEventListener("mouseenter", function () { details(n); });
+      c.addEventListener("mouseenter", function () {
+        c.title = label(n) + ": " + shown(n.usage);
+        details(n);
+      });
       c.addEventListener("click", function () { selected = n; focus = n.children.length ? n : focus; draw(); details(n); });
       box.appendChild(c);
-      var v = value(n.usage);
-      var cx = x;
+    }
+    // Depth first, in order; slivers under 0.05% of the width would not show:
+    // they (and their subtrees) are left out.
+    var todo = [[focus, 0, total > 0 ? 100 : 0, 0]];
+    while (todo.length) {
+      var t = todo.pop(), n = t[0], x = t[1], w = t[2], depth = t[3];
+      if (w < 0.05) continue;
+      place(n, x, w, depth);
+      var v = value(n.usage), cx = x, kids = [];
       n.children.forEach(function (k) {
         var kw = v > 0 ? (w * value(k.usage)) / v : 0;
-        place(k, cx, kw, depth + 1);
+        kids.push([k, cx, kw, depth + 1]);
         cx += kw;
       });
+      while (kids.length) todo.push(kids.pop());
     }
-    place(focus, 0, total > 0 ? 100 : 0, 0);
     if (total <= 0) box.appendChild(el("p", "Nothing to show by " + metric + ".", "note"));
     crumbs();
   }
@@ -98,16 +116,20 @@
     });
   }
 
-  function models(n, out) {
-    n.breakdown.forEach(function (b) {
-      var m = out.get(b.model) || { calls: 0, total_tokens: 0, cost_usd: 0, unpriced_calls: 0 };
-      m.calls += b.usage.calls;
-      m.total_tokens += b.usage.total_tokens;
-      m.cost_usd += b.usage.cost_usd;
-      m.unpriced_calls += b.usage.unpriced_calls;
-      out.set(b.model, m);
-    });
-    n.children.forEach(function (c) { models(c, out); });
+  function models(top, out) {
+    var stack = [top];
+    while (stack.length) {
+      var n = stack.pop();
+      n.breakdown.forEach(function (b) {
+        var m = out.get(b.model) || { calls: 0, total_tokens: 0, cost_usd: 0, unpriced_calls: 0 };
+        m.calls += b.usage.calls;
+        m.total_tokens += b.usage.total_tokens;
+        m.cost_usd += b.usage.cost_usd;
+        m.unpriced_calls += b.usage.unpriced_calls;
+        out.set(b.model, m);
+      });
+      for (var i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]);
+    }
     return out;
   }
 
