@@ -503,3 +503,19 @@ def test_output_to_dev_stdout_goes_down_the_pipe(base: Path) -> None:
         "agent 10000000", "agent;search 4000000", "agent;write 30000000", "agent;legacy 1000000",
         "wrote /dev/stdout (folded)",
     ]  # fmt: skip
+
+
+def test_a_gigabyte_of_zeros_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`report` of a 1 GB file of NUL bytes: exit 3 at its first byte, one line."""
+    from tokenmeter.cli import main
+
+    bad = tmp_path / "zeros.json"
+    with open(bad, "wb") as f:
+        f.truncate(2**30)  # sparse: no disk used
+    assert main(["report", str(bad)]) == 3
+    assert capsys.readouterr().err == (
+        f"tokenmeter: error: {bad}: not a tokenmeter report "
+        "(it does not start with '{': byte 0 is 0x00)\n"
+    )

@@ -281,3 +281,15 @@ def test_sums_past_2_63_load_back(tmp_path: Path) -> None:
     again = tm.Report.load(tmp_path / "big.json")
     assert again.total.input_tokens == again.node("a").usage.input_tokens == 2**64 - 2
     assert again.by_model()["m"].input_tokens == 2**64 - 2
+
+
+def test_a_gigabyte_of_zeros_is_refused_without_reading_it(tmp_path: Path) -> None:
+    """Report.load of a 1 GB file of NUL bytes fails at its first byte, naming the file."""
+    path = tmp_path / "zeros.json"
+    with open(path, "wb") as f:
+        f.truncate(2**30)  # sparse: no disk used
+    with pytest.raises(ValueError) as info:
+        tm.Report.load(path)
+    assert str(info.value) == (
+        f"{path}: not a JSON report file (it does not start with '{{': byte 0 is 0x00)"
+    )

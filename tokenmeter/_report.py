@@ -455,8 +455,12 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
         """Read a report written by `save`; ValueError (naming the file) if it is not one."""
-        with open(path, "rb") as f:
-            raw = f.read()
+        from ._report_io import read_report_bytes
+
+        try:
+            raw = read_report_bytes(path)
+        except ValueError as e:
+            raise ValueError(f"{os.fspath(path)}: not a JSON report file ({e})") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as e:

@@ -10,6 +10,7 @@ ValueError naming the place in the file (``nodes[3].usage.input_tokens``).
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -104,6 +105,24 @@ def flat_nodes(root: Any) -> list[dict[str, Any]]:
 
 
 # -- reading ---------------------------------------------------------------------------
+
+#: Bytes read first, to refuse at once a file that cannot be a report (a gigabyte of zeros).
+_HEAD = 1 << 16
+
+
+def read_report_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of a report file; ValueError at once if they cannot start a JSON object.
+
+    A file whose first non-blank byte is not ``{`` (or ``[``, which the checks after
+    reading explain better) is refused before the rest of it is read.
+    """
+    with open(path, "rb") as f:
+        head = f.read(_HEAD)
+        body = head.lstrip(b" \t\r\n")
+        if body[:1] not in (b"{", b"[", b""):
+            at = len(head) - len(body)
+            raise ValueError(f"it does not start with '{{': byte {at} is 0x{body[0]:02x}")
+        return head + f.read()
 
 
 def usage_acc(value: object, where: str) -> list[int]:

@@ -27,16 +27,20 @@ class CliError(Exception):
 def load_report(path: str) -> Report:
     """Read a saved report; CliError (exit 3) naming the file and what is wrong."""
     from tokenmeter._report import Report
+    from tokenmeter._report_io import read_report_bytes
 
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        raw = read_report_bytes(path)
     except FileNotFoundError:
         raise CliError(f"{path}: no such file", EXIT_INPUT) from None
     except IsADirectoryError:
         raise CliError(f"{path}: is a directory, not a report file", EXIT_INPUT) from None
     except OSError as e:
         raise CliError(f"{path}: cannot read: {e.strerror or e}", EXIT_INPUT) from None
+    except ValueError as e:
+        raise CliError(f"{path}: not a tokenmeter report ({e})", EXIT_INPUT) from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a tokenmeter report (not UTF-8 text)", EXIT_INPUT) from None
     except RecursionError:
