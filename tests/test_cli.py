@@ -519,3 +519,26 @@ def test_a_gigabyte_of_zeros_is_a_one_line_error(
         f"tokenmeter: error: {bad}: not a tokenmeter report "
         "(it does not start with '{': byte 0 is 0x00)\n"
     )
+
+
+def test_diff_scope_is_the_path_the_table_shows_for_a_subtree_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reports of scope 'agent' saved alone: --scope agent/x judges agent/x; 'x' is no scope."""
+    from tokenmeter.cli import main
+
+    paths = []
+    for n, cost in enumerate((0.1, 0.3)):
+        meter = tm.Meter()
+        with meter.track("agent") as agent:
+            with meter.track("x"):
+                meter.record(model="m", input_tokens=1, output_tokens=1, cost_usd=cost)
+            paths.append(tmp_path / f"{n}.json")
+            agent.report().save(paths[-1])
+    base, new = map(str, paths)
+    assert main(["diff", base, new, "--scope", "agent/x", "--fail-over", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert "scope agent/x: cost $0.100000 -> $0.300000 (+$0.200000, +200.0%)" in out
+    assert "agent/x " in out
+    assert main(["diff", base, new, "--scope", "x"]) == 2
+    assert capsys.readouterr().err == f"tokenmeter: error: diff: no scope 'x' in {base} or {new}\n"

@@ -116,10 +116,17 @@ def model_rows(base: Report, new: Report) -> list[Row]:
 
 
 def scope_usage(report: Report, path: str) -> Usage | None:
-    """Inclusive usage of the scope at ``path`` (``a/b``, from the top), None if absent."""
-    parts = [p for p in path.split("/") if p]
+    """Inclusive usage of the scope at ``path`` (``a/b``, as the table shows it), None if absent.
+
+    The path is the scope's whole path, also in a report of a subtree (saved from a
+    scope's ``report()``), whose top is not the meter's root.
+    """
+    parts = tuple(p for p in path.split("/") if p)
+    top = report.root.path
+    if parts[: len(top)] != top:
+        return None
     node = report.root
-    for p in parts:
+    for p in parts[len(top) :]:
         child = node.children.get(p)
         if child is None:
             return None
