@@ -542,3 +542,24 @@ def test_diff_scope_is_the_path_the_table_shows_for_a_subtree_report(
     assert "agent/x " in out
     assert main(["diff", base, new, "--scope", "x"]) == 2
     assert capsys.readouterr().err == f"tokenmeter: error: diff: no scope 'x' in {base} or {new}\n"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A scope or model named like a formula (=, +, -, @) gets a leading ' in CSV; others not."""
+    from tokenmeter.cli import main
+
+    meter = tm.Meter()
+    with meter.track('=HYPERLINK("http://x","y")'):
+        meter.record(model="+cmd|calc", input_tokens=1, output_tokens=1, cost_usd=0.5)
+    with meter.track("plain"):
+        meter.record(model="@m", input_tokens=1, output_tokens=1, cost_usd=0.5)
+    path = tmp_path / "f.json"
+    meter.report().save(path)
+    assert main(["report", str(path), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["path"] for r in rows] == ["", '\'=HYPERLINK("http://x","y")', "plain"]
+    assert main(["report", str(path), "--format", "csv", "--by", "model"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["model"] for r in rows] == ["'+cmd|calc", "'@m"]

@@ -177,6 +177,11 @@ def _usage_cells(u: Usage) -> list[Any]:
     return [d[f] for f in CSV_FIELDS]
 
 
+def _cell(text: str) -> str:
+    """A name as a CSV cell: one a spreadsheet would run as a formula gets a leading ``'``."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 def csv_tree(report: Report) -> str:
     """One CSV row per scope: path, depth, entries, inclusive usage, own cost and calls."""
     out = io.StringIO()
@@ -185,7 +190,7 @@ def csv_tree(report: Report) -> str:
     for node in report.walk():
         w.writerow(
             [
-                "/".join(node.path),
+                _cell("/".join(node.path)),
                 len(node.path),
                 node.entries,
                 *_usage_cells(node.usage),
@@ -202,7 +207,7 @@ def csv_breakdown(report: Report, by: str) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow([by, *CSV_FIELDS])
     for key, u in breakdown(report, by).items():
-        w.writerow([key, *_usage_cells(u)])
+        w.writerow([_cell(key), *_usage_cells(u)])
     return out.getvalue()
 
 
