@@ -563,3 +563,23 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_quoted(
     assert main(["report", str(path), "--format", "csv", "--by", "model"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["model"] for r in rows] == ["'+cmd|calc", "'@m"]
+
+
+def test_a_bare_nan_in_a_file_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record's metadata holding a bare NaN: `merge` exits 3 naming the file, as Report.load."""
+    from tokenmeter.cli import main
+
+    meter = tm.Meter(keep_records=True)
+    meter.record(model="m", input_tokens=1, output_tokens=1, cost_usd=0.1, metadata={"x": 1.5})
+    data = meter.report().to_dict(include_records=True)
+    data["records"][0]["metadata"]["x"] = float("nan")
+    bad = tmp_path / "nan.json"
+    bad.write_text(json.dumps(data))  # json.dumps writes a bare NaN
+    assert main(["merge", str(bad), "-o", str(tmp_path / "out.json")]) == 3
+    assert capsys.readouterr().err == (
+        f"tokenmeter: error: {bad}: not a tokenmeter report "
+        "(invalid JSON: NaN is not a JSON number)\n"
+    )
+    assert not (tmp_path / "out.json").exists()

@@ -40,7 +40,7 @@ def load_report(path: str) -> Report:
     except ValueError as e:
         raise CliError(f"{path}: not a tokenmeter report ({e})", EXIT_INPUT) from None
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a tokenmeter report (not UTF-8 text)", EXIT_INPUT) from None
     except RecursionError:
@@ -50,7 +50,7 @@ def load_report(path: str) -> Report:
             f"{path}: not a tokenmeter report (invalid JSON at line {e.lineno} column {e.colno})",
             EXIT_INPUT,
         ) from None
-    except ValueError as e:  # a number past Python's int parsing limit
+    except ValueError as e:  # a bare NaN or Infinity, a number past Python's int parsing limit
         raise CliError(f"{path}: not a tokenmeter report (invalid JSON: {e})", EXIT_INPUT) from None
     if not isinstance(data, dict):
         raise CliError(f"{path}: not a tokenmeter report (a JSON object was expected)", EXIT_INPUT)
@@ -64,6 +64,10 @@ def load_report(path: str) -> Report:
         raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
     except Exception as e:  # anything else a hostile file can provoke: still one line
         raise CliError(f"{path}: malformed report: {type(e).__name__}: {e}", EXIT_INPUT) from None
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")  # as Report.load: strict JSON only
 
 
 def load_reports(paths: list[str]) -> Report:
