@@ -794,6 +794,15 @@ def _host_of(address: object) -> str | None:
 
 
 @contextlib.contextmanager
+def serving_offline(server: _S) -> Iterator[_S]:
+    """``server`` cleared, for one test in which any host but loopback fails the test."""
+    server.clear()
+    with block_external_network() as attempted:
+        yield server
+    assert attempted == []
+
+
+@contextlib.contextmanager
 def block_external_network() -> Iterator[list[str]]:
     """Fail any DNS lookup or socket connect to a non-loopback host; yield the hosts attempted."""
     attempted: list[str] = []

@@ -16,7 +16,7 @@ import litellm
 import pytest
 
 import tokenmeter as tm
-from tests.fakeproviders import FakeOpenAI, block_external_network
+from tests.fakeproviders import FakeOpenAI, serving_offline
 
 MSGS = [{"role": "user", "content": "hi"}]
 CONTENT = "one two three four"
@@ -32,10 +32,8 @@ def _server() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture
 def srv(_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
-    _server.clear()
-    with block_external_network() as attempted:
-        yield _server
-    assert attempted == []
+    with serving_offline(_server) as server:
+        yield server
 
 
 def _chat(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
@@ -138,10 +136,8 @@ def _bare_server() -> Iterator[_NoUsage]:
 
 @pytest.fixture
 def bare(_bare_server: _NoUsage) -> Iterator[_NoUsage]:
-    _bare_server.clear()
-    with block_external_network() as attempted:
-        yield _bare_server
-    assert attempted == []
+    with serving_offline(_bare_server) as server:
+        yield server
 
 
 def _call(mode: str, name: str, **kwargs: Any) -> Any:

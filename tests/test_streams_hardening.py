@@ -18,7 +18,7 @@ import pytest
 from support.versions import LITELLM, OPENAI_ROLE_CHUNK
 
 import tokenmeter as tm
-from tests.fakeproviders import FakeOpenAI, block_external_network
+from tests.fakeproviders import FakeOpenAI, serving_offline
 
 ROOT = Path(__file__).resolve().parent.parent
 MSGS = [{"role": "user", "content": "hi"}]
@@ -191,10 +191,8 @@ def _server() -> Iterator[FakeOpenAI]:
 @pytest.fixture
 def srv(_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
     """The module's FakeOpenAI, cleared; any host but loopback fails the test."""
-    _server.clear()
-    with block_external_network() as attempted:
-        yield _server
-    assert attempted == []
+    with serving_offline(_server) as server:
+        yield server
 
 
 def _kwargs(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
