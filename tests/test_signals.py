@@ -57,7 +57,7 @@ def test_a_keyboard_interrupt_inside_record_never_leaves_the_meter_locked() -> N
         interrupted = 0
         signal.setitimer(signal.ITIMER_REAL, 0.0003, 0.0003)
         deadline = time.monotonic() + 1.2
-        while time.monotonic() < deadline and not lock.locked():
+        while time.monotonic() < deadline and not lock._is_owned():
             for _ in range(200):
                 try:
                     armed = True
@@ -66,10 +66,10 @@ def test_a_keyboard_interrupt_inside_record_never_leaves_the_meter_locked() -> N
                 except KeyboardInterrupt:
                     armed = False
                     interrupted += 1
-                    if lock.locked():
+                    if lock._is_owned():
                         break
         signal.setitimer(signal.ITIMER_REAL, 0)
-        held = lock.locked()
+        held = lock._is_owned()
         if held:
             print("held after", interrupted, "interrupts")
         else:
@@ -79,3 +79,64 @@ def test_a_keyboard_interrupt_inside_record_never_leaves_the_meter_locked() -> N
         """
     )
     assert out == "False True 1"
+
+
+# A handler that itself calls tokenmeter, every ``interval`` seconds, while the program is inside
+# tokenmeter's calls (a SIGTERM handler saving the report is the realistic case).
+REENTRANT = """
+import signal, time
+import tokenmeter as tm
+
+meter = tm.Meter()
+CALL = dict(model="m", provider="p", input_tokens=2, output_tokens=3, cost_usd=0.001)
+handled = recorded = 0
+seen = []
+
+def on_alarm(signum, frame):
+    global handled, recorded
+    handled += 1
+    {action}
+
+signal.signal(signal.SIGALRM, on_alarm)
+for i in range(300):
+    with meter.track(f"s{{i}}"):
+        meter.record(**CALL)
+made = 300
+meter.report()  # the report modules imported before the first alarm
+signal.setitimer(signal.ITIMER_REAL, {interval}, {interval})
+deadline = time.monotonic() + 1.0
+while time.monotonic() < deadline:
+    with meter.track("loop"):
+        for _ in range(20):
+            meter.record(**CALL)
+            made += 1
+    meter.report()
+signal.setitimer(signal.ITIMER_REAL, 0)
+total = meter.report().total
+print(handled > 50, total.calls - made - recorded, total.input_tokens - 2 * total.calls, bool(seen))
+"""
+
+
+def _run_reentrant(action: str, interval: float) -> str:
+    """Run ``REENTRANT`` with ``action`` in the handler; its printed answer."""
+    done = subprocess.run(
+        [sys.executable, "-c", REENTRANT.format(action=action, interval=interval)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TOKENMETER_RAISE_INTERNAL_ERRORS": "1"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_signal_handler_calling_report_inside_tokenmeter_neither_hangs_nor_loses_a_call() -> None:
+    """A handler calling report() every 2 ms inside record()/report(): no hang, no call lost."""
+    assert _run_reentrant("seen.append(meter.report().total.calls)", 0.002) == "True 0 0 True"
+
+
+def test_a_signal_handler_calling_record_inside_tokenmeter_counts_each_call_once() -> None:
+    """A handler calling record() every 0.2 ms inside record()/report(): each call counted once."""
+    action = "meter.record(**CALL); recorded += 1; seen.append(1)"
+    assert _run_reentrant(action, 0.0002) == "True 0 0 True"

@@ -74,7 +74,7 @@ _METERS: weakref.WeakValueDictionary[int, Meter] = weakref.WeakValueDictionary()
 FOREIGN: list[tuple[Target, Blob]] = []
 #: Ids of land-once payloads already added here.
 _LANDED: set[tuple[bytes, int]] = set()
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 #: The last frame a context was made for, and the parts of it that do not change.
 _cache: list[Any] = [None, None]
@@ -83,7 +83,7 @@ _cache: list[Any] = [None, None]
 def _after_fork_in_child() -> None:
     # A lock another thread held at the fork stays held in the child: start a new one.
     global _TOKEN, _uids, _lock
-    _lock = threading.Lock()
+    _lock = threading.RLock()
     _TOKEN = secrets.token_bytes(8)
     _uids = itertools.count()
     FOREIGN.clear()

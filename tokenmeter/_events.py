@@ -39,12 +39,12 @@ class Observer(Protocol):
 
 #: The registered observers, as an immutable tuple replaced on change (readers need no lock).
 OBSERVERS: tuple[Observer, ...] = ()
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 def _after_fork_in_child() -> None:
     global _lock
-    _lock = threading.Lock()  # it may have been held by a thread the child does not have
+    _lock = threading.RLock()  # it may have been held by a thread the child does not have
 
 
 if hasattr(os, "register_at_fork"):

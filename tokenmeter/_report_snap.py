@@ -39,8 +39,15 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
     # Depth first, children in their order, each node after its subtree: a node's
     # kept children are then the last entries of ``done``. A leaf is built when it is
     # met, while its node is still in the processor's cache (a big tree is not).
-    its = [iter(top.children.values())]
+    #
+    # Children and counters are copied as they are read (a copy of a dict's values or of
+    # a list is made in one step): a signal handler on this thread may count a call or
+    # make a scope while this runs (the lock is re-entrant), and the report still adds
+    # up, each node's inclusive usage the sum of what it shows.
+    kids = tuple(top.children.values())
+    its = [iter(kids)]
     parents = [top]
+    counts = [len(kids)]
     nxt = next
     # Per visited node, (report node, inclusive numbers), or None when left out.
     done: list[tuple[Any, list[int] | tuple[int, ...]] | None] = []
@@ -50,22 +57,24 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
         if s is None:
             its.pop()
             s = parents.pop()
-            n = len(s.children)
+            n = counts.pop()
         else:
-            kids = s.children
-            if kids:
+            if s.children:
+                kids = tuple(s.children.values())
                 parents.append(s)
-                its.append(iter(kids.values()))
+                its.append(iter(kids))
+                counts.append(len(kids))
                 continue
             n = 0
-        d = node_dims(s)
+        d = tuple(node_dims(s).items())
         own: list[int] | tuple[int, ...] | None = None
         self_usage = _NO_USAGE
         breakdown: dict[Any, Usage] = {}
         if len(d) == 1:
-            for key, v in d.items():
+            for key, live in d:
+                v = live[:]
                 if any(v):
-                    own = v  # live: read here, under the lock, only
+                    own = v
                     if fast:
                         u = new(ul)
                         # An accumulator lists its counters in Usage's field order.
@@ -88,7 +97,8 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
                     self_usage = breakdown[key] = u
         elif d:
             acc: list[int] | tuple[int, ...] = _ZEROS
-            for key, v in d.items():
+            for key, live in d:
+                v = live[:]
                 if any(v):
                     breakdown[key] = usage_from_acc(v)
                     acc = list(map(add, acc, v))

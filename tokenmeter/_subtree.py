@@ -51,11 +51,11 @@ def _export_rows_locked(top: Scope) -> list[Row]:
         s, parent, name = stack.pop()
         index = len(order)
         order.append((s, parent, name))
-        stack.extend((c, index, n) for n, c in reversed(s.children.items()))
+        stack.extend((c, index, n) for n, c in reversed(list(s.children.items())))
     keep = [False] * len(order)
     dims_of: list[dict[DimKey, list[int]]] = []
     for s, _parent, _name in order:
-        dims_of.append({key: list(acc) for key, acc in node_dims(s).items() if any(acc)})
+        dims_of.append({key: list(acc) for key, acc in list(node_dims(s).items()) if any(acc)})
     for i in range(len(order) - 1, -1, -1):  # children come after their parent
         s, parent, _name = order[i]
         if keep[i] or s.entries or dims_of[i]:

@@ -115,7 +115,7 @@ class Node:
 def own_acc_locked(node: Node) -> list[int]:
     """``node``'s own usage (children excluded), as one accumulator."""
     acc = [0] * ACC_SIZE
-    for d in node._dims.values():
+    for d in tuple(node._dims.values()):
         add_acc(acc, d)
     return acc
 
@@ -124,7 +124,7 @@ def subtree_acc_locked(node: Node) -> list[int]:
     """The usage of ``node`` and its subtree, as one accumulator."""
     acc = [0] * ACC_SIZE
     for n in node.walk():
-        for d in n._dims.values():
+        for d in tuple(n._dims.values()):
             add_acc(acc, d)
     return acc
 
@@ -140,8 +140,8 @@ def child_locked(node: Any, name: str) -> Any:
     """``node``'s child ``name``, made (of ``node``'s class) if missing."""
     child = node.children.get(name)
     if child is None:
-        child = type(node)(name, node, node.meter)
-        node.children[name] = child
+        # setdefault: a signal handler on this thread may have made it meanwhile.
+        child = node.children.setdefault(name, type(node)(name, node, node.meter))
     return child
 
 
@@ -193,7 +193,10 @@ class Tree:
     ) -> None:
         if isinstance(max_records, bool) or not isinstance(max_records, int) or max_records < 1:
             raise ValueError(f"max_records must be a positive integer, got {max_records!r}")
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler or a finalizer on a thread inside a call below
+        # runs its own tokenmeter calls at once instead of waiting for itself forever.
+        # Every change under it is safe to interleave that way (see `add`).
+        self._lock = threading.RLock()
         self.root: Any = node_class("", None, self)
         self._pending: list[tuple[Any, ...]] = []
         self._root_frame = Frame(
@@ -241,7 +244,7 @@ class Tree:
         Calls, entries, records and queue are the parent's; the lock is replaced (its
         holder may not exist here). What was spent before the fork still counts toward
         a budget in the child."""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._pending.clear()  # in place: frames hold it
         if self._records is not None:
             self._records = deque(maxlen=self.max_records)
@@ -256,7 +259,7 @@ class Tree:
 # -- trees ---------------------------------------------------------------------------------
 
 
-def tree_lock(tree: Tree) -> threading.Lock:
+def tree_lock(tree: Tree) -> Any:
     """The lock under which ``tree``'s counters change."""
     return tree._lock
 
@@ -328,10 +331,13 @@ def add(
     budgets = frame.budgets
     # ``with``, not acquire() then ``try``: a signal handled just after acquire() returned
     # (a KeyboardInterrupt) would leave the lock held, and every later call would hang.
+    # A signal handler on this thread may count a call of its own at any point between
+    # two statements here (the lock is re-entrant): each counter changes by one ``+=``,
+    # which no handler interrupts, and a new tally goes in by ``setdefault``.
     with tree._lock:
         acc = scope._dims.get(key)
         if acc is None:
-            acc = scope._dims[key] = [0] * ACC_SIZE
+            acc = scope._dims.setdefault(key, [0] * ACC_SIZE)
         if alias is not None and alias not in scope._fast and tree._records is None:
             scope._fast[alias] = (id(acc), acc)
         count_call(
@@ -440,7 +446,7 @@ def reset_subtree(tree: Tree, top: Node) -> None:
         settle_locked(tree)  # calls made before the reset are reset with it
         for s in top.walk():
             # Zeroed in place: a call queued with its tally after the reset lands here.
-            for acc in s._dims.values():
+            for acc in tuple(s._dims.values()):
                 acc[:] = _ZEROS
             s.entries = 0
             if s._incl is not None:
