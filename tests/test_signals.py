@@ -140,3 +140,13 @@ def test_a_signal_handler_calling_record_inside_tokenmeter_counts_each_call_once
     """A handler calling record() every 0.2 ms inside record()/report(): each call counted once."""
     action = "meter.record(**CALL); recorded += 1; seen.append(1)"
     assert _run_reentrant(action, 0.0002) == "True 0 0 True"
+
+
+def test_a_signal_handler_making_scopes_and_models_during_a_report_keeps_it_adding_up() -> None:
+    """A handler making scopes and models every 0.5 ms inside report(): no error, no call lost."""
+    action = (
+        'with meter.track(f"h{handled % 40}"):\n'
+        '        meter.record(**{**CALL, "model": f"m{handled % 7}"})\n'
+        "    recorded += 1; seen.append(1)"
+    )
+    assert _run_reentrant(action, 0.0005) == "True 0 0 True"
