@@ -13,7 +13,8 @@ results; nothing on it is typed in by hand:
 - ``{{other_tables}}``: the tables of case modules the template does not place;
 - ``{{targets}}``: the targets, measured and judged;
 - ``{{mypyc}}``: pure Python against a mypyc build (``results-mypyc.json``, if present);
-- ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``;
+- ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``,
+  ``{{probe:litellm_memory}}``;
 - ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``: one case's median in
   microseconds, its ratio to the floor, and an OpenTelemetry SDK span's time over it.
 """
@@ -259,15 +260,19 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
         "<= 1.25",
         judged(lin, 1.25),
     )
-    mem = cur.v["probes"].get("memory", {})
-    for k, goal, limit in (("records_off", "0 B/call", 0.01), ("records_on", "<= 150 B/call", 150)):
-        per = mem.get(k, {}).get("bytes_per_call")
-        add(
-            f"memory per call, {k.replace('_', ' ')}",
-            "n/a" if per is None else f"{per:.2f} B/call",
-            goal,
-            judged(per, limit),
-        )
+    for probe_key, what in (("memory", "`record()`"), ("litellm_memory", "LiteLLM")):
+        mem = cur.v["probes"].get(probe_key, {})
+        for k, goal, limit in (
+            ("records_off", "0 B/call", 0.01),
+            ("records_on", "<= 150 B/call", 150),
+        ):
+            per = mem.get(k, {}).get("bytes_per_call")
+            add(
+                f"memory per {what} call, {k.replace('_', ' ')}",
+                "n/a" if per is None else f"{per:.2f} B/call",
+                goal,
+                judged(per, limit),
+            )
     imp = cur.v["probes"].get("import", {})
     extra = imp.get("extra_ms")
     add(
@@ -377,10 +382,11 @@ def probe(results: dict[str, Any], key: str) -> str:
                 f"{p['importtime_ms']:.1f} ms); loaded by it: "
                 + ", ".join(f"{m} {'yes' if y else 'no'}" for m, y in p["loaded"].items())
             )
-        elif key == "memory":
+        elif key in ("memory", "litellm_memory"):
             off, on = p["records_off"], p["records_on"]
+            what = "`record()`" if key == "memory" else "wrapped `completion()`"
             out.append(
-                f"- {p['calls']:,} `record()` calls{tag}: records off "
+                f"- {p['calls']:,} {what} calls{tag}: records off "
                 f"**{off['bytes_per_call']:.2f} B per call** ({off['grown_bytes']:+,} B in all); "
                 f"records on **{on['bytes_per_call']:.1f} B per call** "
                 f"({on['records_kept']:,} records kept)"
