@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import gc
 import statistics
-import tracemalloc
 from collections.abc import Callable
 from itertools import repeat
 from time import perf_counter_ns
 from typing import Any
 
-from harness import Case, Probe, Runner
+from harness import Case, Probe, Runner, memory_per_call
 
 TITLE = "LiteLLM attribution"
 ORDER = 30
@@ -282,37 +281,12 @@ def memory(quick: bool) -> dict[str, Any]:
     Every call returns the same response, so strings a kept record shares with its
     response (the id, the model) are not counted: a real call's are its own.
     """
-    import tokenmeter as tm
-
-    n = 2_000 if quick else 50_000
     wrapped = _wrapped("completion", _fake_sync())
-    out: dict[str, Any] = {"calls": n}
-    for keep in (False, True):
-        meter = tm.Meter(keep_records=keep, max_records=n + 2_000)
-        with meter.track("memory") as scope:
-            for _ in range(1000):  # warm-up: the scope's tally exists
-                wrapped(model=MODEL, messages=MESSAGES)
-            scope.usage  # noqa: B018  (counts the queue)
-            gc.collect()
-            tracemalloc.start()
-            try:
-                base = tracemalloc.get_traced_memory()[0]
-                for _ in range(n):
-                    wrapped(model=MODEL, messages=MESSAGES)
-                scope.usage  # noqa: B018
-                gc.collect()
-                grown = tracemalloc.get_traced_memory()[0] - base
-            finally:
-                tracemalloc.stop()
-        calls = meter.report().total.calls
-        if calls != n + 1000:
-            raise AssertionError(f"expected {n + 1000} calls, the meter has {calls}")
-        out["records_on" if keep else "records_off"] = {
-            "grown_bytes": grown,
-            "bytes_per_call": grown / n,
-            "records_kept": len(meter.records()),
-        }
-    return out
+
+    def call_for(meter: Any) -> Callable[[], Any]:
+        return lambda: wrapped(model=MODEL, messages=MESSAGES)
+
+    return memory_per_call(2_000 if quick else 50_000, call_for)
 
 
 PROBES = [

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import gc
 import threading
-import tracemalloc
 from collections.abc import Callable
 from itertools import repeat
 from time import perf_counter_ns, thread_time_ns
 from typing import Any
 
 import harness
-from harness import Case, Measured, Probe, Runner
+from harness import Case, Measured, Probe, Runner, memory_per_call
 
 TITLE = "Records and reports"
 ORDER = 20
@@ -149,37 +147,13 @@ CASES = [
 
 
 def memory(quick: bool) -> dict[str, Any]:
-    """Bytes retained per ``meter.record()`` call (tracemalloc), records off and on."""
-    import tokenmeter as tm
+    """Bytes retained per ``meter.record()`` call, records off and on."""
+    kw = _record_kwargs()
 
-    n = 2_000 if quick else 100_000
-    out: dict[str, Any] = {"calls": n}
-    for keep in (False, True):
-        meter = tm.Meter(keep_records=keep, max_records=n + 2_000)
-        record = meter.record
-        kw = _record_kwargs()
-        with meter.track("memory"):
-            for _ in range(1000):  # warm-up: the scope's tally exists
-                record(**kw)
-            gc.collect()
-            tracemalloc.start()
-            try:
-                base = tracemalloc.get_traced_memory()[0]
-                for _ in range(n):
-                    record(**kw)
-                gc.collect()
-                grown = tracemalloc.get_traced_memory()[0] - base
-            finally:
-                tracemalloc.stop()
-        calls = meter.report().total.calls
-        if calls != n + 1000:
-            raise AssertionError(f"expected {n + 1000} calls, the meter has {calls}")
-        out["records_on" if keep else "records_off"] = {
-            "grown_bytes": grown,
-            "bytes_per_call": grown / n,
-            "records_kept": len(meter.records()),
-        }
-    return out
+    def call_for(meter: Any) -> Callable[[], Any]:
+        return lambda: meter.record(**kw)
+
+    return memory_per_call(2_000 if quick else 100_000, call_for)
 
 
 PROBES = [Probe("memory", "memory per `record()` call (tracemalloc)", memory)]

@@ -400,3 +400,46 @@ def run_versions(
                 for w, (_, rev) in zip(workers, versions, strict=True)
             ],
         }
+
+
+def memory_per_call(n: int, call_for: Callable[[Any], Callable[[], Any]]) -> dict[str, Any]:
+    """Bytes retained per call (tracemalloc, after a collection), records off and on.
+
+    ``call_for(meter)`` gives the call to measure; it is made inside a scope of
+    ``meter``, 1,000 times to warm up, then ``n`` times measured, and the scope's
+    usage is read after each batch (what waits in the meter's queue is counted).
+    Runs in a worker: imports tokenmeter.
+    """
+    import gc
+    import tracemalloc
+
+    import tokenmeter as tm
+
+    out: dict[str, Any] = {"calls": n}
+    for keep in (False, True):
+        meter = tm.Meter(keep_records=keep, max_records=n + 2_000)
+        call = call_for(meter)
+        with meter.track("memory") as scope:
+            for _ in range(1000):  # warm-up: the scope's tally exists
+                call()
+            scope.usage  # noqa: B018
+            gc.collect()
+            tracemalloc.start()
+            try:
+                base = tracemalloc.get_traced_memory()[0]
+                for _ in range(n):
+                    call()
+                scope.usage  # noqa: B018
+                gc.collect()
+                grown = tracemalloc.get_traced_memory()[0] - base
+            finally:
+                tracemalloc.stop()
+        calls = meter.report().total.calls
+        if calls != n + 1000:
+            raise AssertionError(f"expected {n + 1000} calls, the meter has {calls}")
+        out["records_on" if keep else "records_off"] = {
+            "grown_bytes": grown,
+            "bytes_per_call": grown / n,
+            "records_kept": len(meter.records()),
+        }
+    return out
