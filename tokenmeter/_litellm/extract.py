@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import litellm
+from litellm.types.utils import ModelResponse as _ModelResponse
 from litellm.types.utils import Usage as _LiteLLMUsage
 from pydantic import BaseModel
 
@@ -184,6 +185,37 @@ def cost_units(
         return None
     c = price_tokens(model, provider, *toks)
     return None if c is None else cost_to_units(c)
+
+
+def deployment_cost(
+    name: str, provider: str | None, model_id: object, toks: tuple[int, int, int, int, int]
+) -> float | None:
+    """LiteLLM's cost of ``toks`` at a Router deployment's own prices; None if it has none.
+
+    A Router files each deployment's prices (``model_info`` or ``litellm_params``
+    ``input_cost_per_token``, ...) in LiteLLM's price map under the deployment's id,
+    the ``model_id`` of its answers, and LiteLLM's ``response_cost`` of an answer is
+    priced from that entry: an estimate is priced from the same one.
+    """
+    if not isinstance(model_id, str) or model_id not in litellm.model_cost:
+        return None
+    try:
+        cost = litellm.completion_cost(
+            completion_response=_ModelResponse(
+                model=name,
+                usage=_LiteLLMUsage(
+                    prompt_tokens=toks[0], completion_tokens=toks[1], total_tokens=toks[0] + toks[1]
+                ),
+            ),
+            custom_llm_provider=provider,
+            router_model_id=model_id,
+            custom_pricing=True,
+        )
+    except Exception:
+        return None
+    if type(cost) is float or type(cost) is int:
+        return float(cost)
+    return None
 
 
 def estimate_tokens(

@@ -16,6 +16,7 @@ from .extract import (
     TOKEN_KINDS,
     attr,
     cost_units,
+    deployment_cost,
     estimate_tokens,
     model_provider,
     requested_model,
@@ -76,7 +77,9 @@ def record_result(
             toks = estimate_tokens(model, kwargs, result)
             estimated = True
             if reported_cost == 0:
-                reported_cost = None
+                # LiteLLM's cost of no tokens; a Router deployment's own prices, if it has
+                # any, as LiteLLM prices the deployment's answers.
+                reported_cost = deployment_cost(str(name), provider_name, hp.get("model_id"), toks)
         cost = cost_units(model, provider, reported_cost, toks)
     meta: dict[str, Any] | None = None
     seconds = getattr(result, "duration", None) if kind == "transcription" else None

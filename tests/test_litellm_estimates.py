@@ -1,0 +1,118 @@
+"""Estimated calls (the server sent no usage): counted from the request as it was made,
+priced at the price the call was made at, and flagged estimated however LiteLLM fills in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import litellm
+import pytest
+
+import tokenmeter as tm
+from tests.fakeproviders import FakeOpenAI, serving_offline
+
+MSGS = [{"role": "user", "content": "hi"}]
+CONTENT = "one two three four"
+# LiteLLM's counts: MSGS 8 tokens, CONTENT 4 tokens, the prompt "hi" 1 token.
+
+
+class _NoUsage(FakeOpenAI):
+    """An OpenAI-compatible server that sends no ``usage``, streamed or not."""
+
+    def _chat(self, request: Any) -> Any:
+        return {k: v for k, v in super()._chat(request).items() if k != "usage"}
+
+    def _text(self, request: Any) -> Any:
+        return {k: v for k, v in super()._text(request).items() if k != "usage"}
+
+    def _response(self, request: Any) -> Any:
+        return {k: v for k, v in super()._response(request).items() if k != "usage"}
+
+    def _embeddings(self, request: Any) -> Any:
+        return {k: v for k, v in super()._embeddings(request).items() if k != "usage"}
+
+
+@pytest.fixture(scope="module")
+def _bare_server() -> Iterator[_NoUsage]:
+    with _NoUsage(content=CONTENT) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bare(_bare_server: _NoUsage) -> Iterator[_NoUsage]:
+    with serving_offline(_bare_server) as server:
+        yield server
+
+
+def _usage(u: tm.Usage) -> tuple[int, int, int, int, int, int]:
+    """(calls, input, output, estimated, failed, unpriced)."""
+    return (
+        u.calls,
+        u.input_tokens,
+        u.output_tokens,
+        u.estimated_calls,
+        u.failed_calls,
+        u.unpriced_calls,
+    )
+
+
+def _run(mode: str, sync: Any, make_async: Any) -> Any:
+    return sync() if mode == "sync" else asyncio.run(make_async())
+
+
+# -- a Router deployment's own prices -------------------------------------------------------
+
+IN_PRICE, OUT_PRICE = 1e-3, 2e-3  # the deployment's, a dollar a thousand tokens and two
+
+
+def _router(srv: FakeOpenAI, where: str) -> litellm.Router:
+    prices = {"input_cost_per_token": IN_PRICE, "output_cost_per_token": OUT_PRICE}
+    params = {
+        "model": "openai/gpt-4o-mini",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "max_retries": 0,
+    }
+    deployment: dict[str, Any] = {"model_name": "m", "litellm_params": params}
+    if where == "litellm_params":
+        params.update(prices)
+    else:
+        deployment["model_info"] = prices
+    return litellm.Router(model_list=[deployment])
+
+
+@pytest.mark.parametrize("where", ["litellm_params", "model_info"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_router_answer_without_usage_is_priced_at_the_deployments_price(
+    where: str, mode: str, bare: _NoUsage
+) -> None:
+    """A Router deployment with its own prices, no usage sent: 8 in / 4 out at $1e-3 / $2e-3."""
+    router = _router(bare, where)
+    meter = tm.Meter(keep_records=True)
+    with meter.track("r"):
+        reply = _run(
+            mode,
+            lambda: router.completion(model="m", messages=MSGS),
+            lambda: router.acompletion(model="m", messages=MSGS),
+        )
+    assert reply.choices[0].message.content == CONTENT
+    u = meter.report().node("r").usage
+    assert _usage(u) == (1, 8, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(8 * IN_PRICE + 4 * OUT_PRICE, rel=1e-12)
+    [rec] = meter.records()
+    assert (rec.model, rec.provider, rec.estimated) == ("gpt-4o-mini", "openai", True)
+
+
+@pytest.mark.parametrize("where", ["litellm_params", "model_info"])
+def test_a_router_answer_with_usage_is_priced_at_the_deployments_price(where: str) -> None:
+    """The same deployment, usage served (100 in / 7 out): exact, at the deployment's price."""
+    with FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT) as served:
+        router = _router(served, where)
+        with tm.track("r"):
+            router.completion(model="m", messages=MSGS)
+    u = tm.report().node("r").usage
+    assert _usage(u) == (1, 100, 7, 0, 0, 0)
+    assert u.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
