@@ -23,7 +23,7 @@ import tokenmeter.testing
 from tokenmeter._litellm import FUNCTIONS
 
 MSGS = [{"role": "user", "content": "hi"}]
-STREAM_METHODS = ("__next__", "__anext__", "close", "aclose")
+STREAM_METHODS = ("__next__", "__anext__", "close", "aclose", "_process_chunk")
 
 
 def _router() -> Any:

@@ -116,3 +116,34 @@ def test_a_router_answer_with_usage_is_priced_at_the_deployments_price(where: st
     u = tm.report().node("r").usage
     assert _usage(u) == (1, 100, 7, 0, 0, 0)
     assert u.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
+
+
+# -- a Responses API stream whose response.completed carries no usage ------------------------
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: _NoUsage) -> None:
+    """responses(stream=True), no usage in response.completed: LiteLLM's 8 in / 4 out, estimated."""
+    kwargs: dict[str, Any] = {
+        "model": "openai/gpt-4o-mini",
+        "input": "hi",
+        "api_base": bare.base_url + "/v1",
+        "api_key": "sk-fake",
+        "stream": True,
+    }
+
+    async def read_async() -> list[Any]:
+        return [e async for e in await litellm.aresponses(**kwargs)]
+
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        events = _run(mode, lambda: list(litellm.responses(**kwargs)), read_async)
+    assert events[-1].type == "response.completed"
+    u = meter.report().node("s").usage
+    # LiteLLM's count, filled into the event it hands out: "hi" as a message, the text.
+    assert events[-1].response.usage.input_tokens == 8
+    assert _usage(u) == (1, 8, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
+    [rec] = meter.records()
+    assert (rec.estimated, dict(rec.metadata)) == (True, {"stream": True})
+    assert tm.Report.from_dict(meter.report().to_dict()).node("s").usage.estimated_calls == 1

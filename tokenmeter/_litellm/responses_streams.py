@@ -9,6 +9,7 @@ recorded with an estimate (the request's input and the text read so far).
 
 from __future__ import annotations
 
+import json
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,9 @@ from .stream_classes import add_stream_class
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.function_call_arguments.delta"})
+#: On the stream: whether its terminal event carried usage as the server sent it (LiteLLM
+#: fills in an estimate of its own where it carried none, before the event is handed out).
+_SERVED = "_tokenmeter_served"
 
 
 def _record(
@@ -35,8 +39,13 @@ def _record(
     failed: bool,
     complete: bool,
     error: BaseException | None,
+    served: bool | None = None,
 ) -> None:
-    """Record a Responses stream: its terminal event's usage and bill, else an estimate."""
+    """Record a Responses stream: its terminal event's usage and bill, else an estimate.
+
+    ``served`` False: the server's terminal event carried no usage, the usage it has is
+    LiteLLM's estimate (taken, and the call counted as estimated, as a chat stream's).
+    """
     name = requested_model(call.args, call.kwargs)
     if model_hint and "/" not in name:
         name = str(model_hint)
@@ -52,6 +61,7 @@ def _record(
     elif usage is not None:
         toks = tokens(usage)
         cost = cost_units(model, provider, attr(usage, "cost"), toks)
+        estimated = served is False
     else:
         toks = _estimate(model, call.kwargs, "".join(text))
         cost = cost_units(model, provider, None, toks)
@@ -96,6 +106,7 @@ def _record_from(stream: Any, call: StreamCall, terminal: Any, failed: bool, com
         failed,
         complete,
         error,
+        stream.__dict__.get(_SERVED),
     )
 
 
@@ -209,12 +220,50 @@ def _patch(cls: Any, originals: dict[tuple[object, str], Any]) -> None:
         setattr(cls, name, fn)
 
 
+def _served_usage(raw: Any) -> bool | None:
+    """Whether a terminal event, as the server sent it (JSON text), carries usage; None if
+    it cannot be read."""
+    if isinstance(raw, (bytes, bytearray)):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if raw.startswith("data:"):  # LiteLLM before 1.8x hands the SSE line over whole
+            raw = raw[5:]
+        raw = json.loads(raw)
+    response = raw.get("response") if isinstance(raw, dict) else None
+    if not isinstance(response, dict):
+        return None
+    return isinstance(response.get("usage"), dict)
+
+
+def _patch_events(base: Any, originals: dict[tuple[object, str], Any]) -> None:
+    """Wrap ``base._process_chunk`` (server's event in, LiteLLM's event out), where it has
+    one: at a terminal event, note whether the server's carried usage (`_SERVED`)."""
+    orig = base.__dict__.get("_process_chunk")
+    if orig is None:
+        return
+
+    def _process_chunk(self: Any, chunk: Any, *args: Any, **kwargs: Any) -> Any:
+        event = orig(self, chunk, *args, **kwargs)
+        if event is not None and "_tokenmeter_call" in self.__dict__:
+            kind = getattr(event, "type", None)
+            if kind in _TERMINAL:
+                with _errors.internal_errors_swallowed("stream recording"):
+                    self.__dict__[_SERVED] = _served_usage(chunk)
+        return event
+
+    originals[(base, "_process_chunk")] = orig
+    _process_chunk.__qualname__ = f"{base.__name__}._process_chunk"
+    base._process_chunk = _process_chunk
+
+
 def patch_responses_streams(originals: dict[tuple[object, str], Any]) -> None:
     """Record LiteLLM's Responses API streams (every iterator class it has)."""
     from litellm.responses import streaming_iterator as it
 
     base = it.BaseResponsesAPIStreamingIterator
     add_stream_class(base, _attach)
+    _patch_events(base, originals)
     for name in (
         "ResponsesAPIStreamingIterator",
         "SyncResponsesAPIStreamingIterator",
