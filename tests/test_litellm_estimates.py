@@ -147,3 +147,119 @@ def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: _NoUsage
     [rec] = meter.records()
     assert (rec.estimated, dict(rec.metadata)) == (True, {"stream": True})
     assert tm.Report.from_dict(meter.report().to_dict()).node("s").usage.estimated_calls == 1
+
+
+# -- a text completion's prompt given positionally ------------------------------------------
+
+# gpt-3.5-turbo-instruct: $1.5e-6 an input token, $2e-6 an output token.
+TEXT_MODEL = "openai/gpt-3.5-turbo-instruct"
+
+
+PROMPTS = [
+    ("hi", 1),
+    ("hi there, how are you", 6),
+    (["hi", "hi there, how are you"], 7),
+    ([[15339, 1070]], 2),  # token ids: as many tokens as ids
+    ([[15339, 1070], [15339]], 3),
+]
+
+
+@pytest.mark.parametrize(
+    ("mode", "how", "prompt", "tokens_in"),
+    [
+        (mode, how, prompt, n)
+        for mode in ("sync", "async")
+        for how in ("positional", "keyword")
+        for prompt, n in PROMPTS
+        # LiteLLM's atext_completion takes a positional list for the model, and fails.
+        if not (mode == "async" and how == "positional" and isinstance(prompt, list))
+    ],
+)
+def test_a_text_completion_without_usage_counts_its_prompt(
+    mode: str, how: str, prompt: Any, tokens_in: int, bare: _NoUsage
+) -> None:
+    """text_completion(prompt, model=...) without usage: the prompt's tokens in, 4 out."""
+    base = {"model": TEXT_MODEL, "api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
+    args: tuple[Any, ...] = (prompt,) if how == "positional" else ()
+    kwargs = base if how == "positional" else {**base, "prompt": prompt}
+    with tm.track("t"):
+        _run(
+            mode,
+            lambda: litellm.text_completion(*args, **kwargs),
+            lambda: litellm.atext_completion(*args, **kwargs),
+        )
+    u = tm.report().node("t").usage
+    assert _usage(u) == (1, tokens_in, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(tokens_in * 1.5e-6 + 4 * 2e-6, rel=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_text_completion_stream_without_usage_counts_its_positional_prompt(
+    mode: str, bare: _NoUsage
+) -> None:
+    """text_completion("hi there, how are you", stream=True): 6 in / 4 out, estimated, priced."""
+    kwargs = {"model": TEXT_MODEL, "api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
+
+    async def read_async() -> str:
+        stream = await litellm.atext_completion("hi there, how are you", stream=True, **kwargs)
+        return "".join([c.choices[0].text or "" async for c in stream])
+
+    def read() -> str:
+        stream = litellm.text_completion("hi there, how are you", stream=True, **kwargs)
+        return "".join(c.choices[0].text or "" for c in stream)
+
+    with tm.track("t"):
+        assert _run(mode, read, read_async) == CONTENT
+    u = tm.report().node("t").usage
+    assert _usage(u) == (1, 6, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(6 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("entry", "args", "kwargs", "model", "cost"),
+    [
+        ("text_completion", ("hi",), {"model": TEXT_MODEL}, "gpt-3.5-turbo-instruct",
+         100 * 1.5e-6 + 7 * 2e-6),
+        ("responses", ("hi", "openai/gpt-4o-mini"), {}, "gpt-4o-mini", 100 * 1.5e-7 + 7 * 6e-7),
+        ("text_completion", ([[15339, 1070]],), {"model": TEXT_MODEL}, "gpt-3.5-turbo-instruct",
+         100 * 1.5e-6 + 7 * 2e-6),
+    ],
+)  # fmt: skip
+def test_a_call_with_its_prompt_first_is_named_by_its_model(
+    entry: str, args: tuple[Any, ...], kwargs: dict[str, Any], model: str, cost: float
+) -> None:
+    """text_completion("hi", model=...), responses("hi", model), usage served: under the model."""
+    with FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT) as served:
+        meter = tm.Meter(keep_records=True)
+        with meter.track("t"):
+            getattr(litellm, entry)(
+                *args, api_base=served.base_url + "/v1", api_key="sk-fake", **kwargs
+            )
+    [rec] = meter.records()
+    assert (rec.model, rec.provider, rec.input_tokens, rec.output_tokens, rec.estimated) == (
+        model,
+        "openai",
+        100,
+        7,
+        False,
+    )
+    assert rec.cost_usd == pytest.approx(cost, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("entry", "args", "tokens_in", "tokens_out", "cost"),
+    [
+        ("completion", ("openai/gpt-4o-mini", MSGS), 8, 4, 8 * 1.5e-7 + 4 * 6e-7),
+        ("embedding", ("openai/text-embedding-3-small", ["hi there"]), 2, 0, 2 * 2e-8),
+        ("responses", ("hi", "openai/gpt-4o-mini"), 1, 4, 1 * 1.5e-7 + 4 * 6e-7),
+    ],
+)
+def test_other_calls_without_usage_count_their_positional_input(
+    entry: str, args: tuple[Any, ...], tokens_in: int, tokens_out: int, cost: float, bare: _NoUsage
+) -> None:
+    """completion(model, messages), embedding(model, input), responses(input, model): counted."""
+    with tm.track("p"):
+        getattr(litellm, entry)(*args, api_base=bare.base_url + "/v1", api_key="sk-fake")
+    u = tm.report().node("p").usage
+    assert _usage(u) == (1, tokens_in, tokens_out, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(cost, rel=1e-12)

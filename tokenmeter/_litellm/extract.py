@@ -187,6 +187,57 @@ def cost_units(
     return None if c is None else cost_to_units(c)
 
 
+#: The leading positional parameters of LiteLLM's entry points, by kind (their async forms
+#: pass their arguments on to these): ``text_completion(prompt, model)``,
+#: ``completion(model, messages)``, ``embedding(model, input)``, ``responses(input, model)``.
+_POSITIONAL = {
+    "text_completion": ("prompt", "model"),
+    "completion": ("model", "messages"),
+    "embedding": ("model", "input"),
+    "responses": ("input", "model"),
+}
+
+
+def named_arguments(
+    kind: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """``kwargs`` with the request's positional arguments under their names.
+
+    Only for LiteLLM's module functions: a Router method's arguments (the Router first)
+    are the Router's own to pass on, and are left as given.
+    """
+    names = _POSITIONAL.get(kind)
+    if not args or names is None or not isinstance(args[0], (str, list)):
+        return kwargs
+    given = dict(zip(names, args))  # noqa: B905 (more positional arguments than names)
+    given.update(kwargs)
+    return given
+
+
+def call_model(kind: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
+    """The model a call asked for, its positional arguments read as its entry point takes them."""
+    named = named_arguments(kind, args, kwargs)
+    return requested_model(args if named is kwargs else (), named)
+
+
+#: Kinds whose entry point takes something else than the model first (the prompt, the input).
+PROMPT_FIRST = frozenset(k for k, names in _POSITIONAL.items() if names[0] != "model")
+
+
+def positional_model(
+    name: object, kind: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]
+) -> Any:
+    """The model of a `PROMPT_FIRST` call, given LiteLLM's name for it.
+
+    LiteLLM names a call's model after its first positional argument: for
+    ``text_completion("hi", model=...)`` or ``responses("hi", "gpt-4o-mini")`` that is
+    the prompt or input (a string, or a list that is no name at all).
+    """
+    if args and (name is args[0] or name == args[0]):
+        return call_model(kind, args, kwargs)
+    return name
+
+
 def deployment_cost(
     name: str, provider: str | None, model_id: object, toks: tuple[int, int, int, int, int]
 ) -> float | None:
@@ -256,9 +307,13 @@ def _input_tokens(model: str, kwargs: Mapping[str, Any]) -> int:
         given = [given]
     if not isinstance(given, list):
         return 0
+    if given and all(type(t) is int for t in given):  # one prompt's token ids
+        return len(given)
+    ids = [g for g in given if isinstance(g, list) and all(type(t) is int for t in g)]
     texts = [g for g in given if isinstance(g, str) and g]
-    if texts:
-        return sum(int(litellm.token_counter(model=model, text=t)) for t in texts)
+    if texts or ids:  # prompts as text or as token ids: as many tokens as ids
+        counted = sum(int(litellm.token_counter(model=model, text=t)) for t in texts)
+        return counted + sum(map(len, ids))
     said = [m for m in given if isinstance(m, dict) and isinstance(m.get("content"), str)]
     return int(litellm.token_counter(model=model, messages=said)) if said else 0
 

@@ -13,13 +13,16 @@ from tokenmeter._record import CallRecord
 from tokenmeter._tree import add
 
 from .extract import (
+    PROMPT_FIRST,
     TOKEN_KINDS,
     attr,
+    call_model,
     cost_units,
     deployment_cost,
     estimate_tokens,
     model_provider,
-    requested_model,
+    named_arguments,
+    positional_model,
     tokens,
 )
 
@@ -56,8 +59,11 @@ def record_result(
     reported_cost = hp.get("response_cost")
     # The key `defer` looks this scope's tally up by, next time (LiteLLM's names).
     alias = (name, provider_name, frame.module, frame.operation) if name else None
+    if args and kind in PROMPT_FIRST:
+        name = positional_model(name, kind, args, kwargs)
+        alias = None
     if not name:
-        name = requested_model(args, kwargs)
+        name = call_model(kind, args, kwargs)
     if state is not None and state.answered is not None:
         # A fallback or Router attempt answered: its model, provider and cost.
         name, provider_name, reported_cost = state.answered
@@ -74,7 +80,7 @@ def record_result(
         if not (toks[0] or toks[1]) and kind in TOKEN_KINDS:
             # No usage, or LiteLLM's all-zero one for a server that sent none: estimated,
             # and priced from the estimate (LiteLLM's cost of no tokens is $0).
-            toks = estimate_tokens(model, kwargs, result)
+            toks = estimate_tokens(model, named_arguments(kind, args, kwargs), result)
             estimated = True
             if reported_cost == 0:
                 # LiteLLM's cost of no tokens; a Router deployment's own prices, if it has
@@ -166,7 +172,7 @@ def record_failure(
 ) -> None:
     """Record a call that raised: counted in ``failed_calls``, no tokens, no cost."""
     model, provider = model_provider(
-        requested_model(args, kwargs), getattr(exc, "llm_provider", None) or None
+        call_model(kind, args, kwargs), getattr(exc, "llm_provider", None) or None
     )
     meta = {"error": type(exc).__name__}
     add_call(frame, kind, model, provider, (0, 0, 0, 0, 0), 0, True, False, started, {}, meta)

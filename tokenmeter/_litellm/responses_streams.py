@@ -18,7 +18,7 @@ import litellm
 
 from tokenmeter import _errors
 
-from .extract import attr, cost_units, model_provider, requested_model, tokens
+from .extract import attr, call_model, cost_units, model_provider, named_arguments, tokens
 from .stream_call import StreamCall, abandoned, add_stream, claim, finish, in_call_context
 from .stream_classes import add_stream_class
 
@@ -46,7 +46,7 @@ def _record(
     ``served`` False: the server's terminal event carried no usage, the usage it has is
     LiteLLM's estimate (taken, and the call counted as estimated, as a chat stream's).
     """
-    name = requested_model(call.args, call.kwargs)
+    name = call_model(call.kind, call.args, call.kwargs)
     if model_hint and "/" not in name:
         name = str(model_hint)
     model, provider = model_provider(name, provider_hint)
@@ -63,7 +63,7 @@ def _record(
         cost = cost_units(model, provider, attr(usage, "cost"), toks)
         estimated = served is False
     else:
-        toks = _estimate(model, call.kwargs, "".join(text))
+        toks = _estimate(model, named_arguments(call.kind, call.args, call.kwargs), "".join(text))
         cost = cost_units(model, provider, None, toks)
         estimated = True
     if str(attr(terminal, "type", "")) == "response.failed":

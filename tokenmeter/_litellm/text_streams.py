@@ -13,7 +13,15 @@ from typing import Any
 
 from tokenmeter import _errors
 
-from .extract import attr, cost_units, estimate_text, model_provider, requested_model, tokens
+from .extract import (
+    attr,
+    call_model,
+    cost_units,
+    estimate_text,
+    model_provider,
+    named_arguments,
+    tokens,
+)
 from .stream_call import StreamCall, abandoned, add_stream, claim, finish, in_call_context
 from .stream_classes import add_stream_class
 
@@ -23,9 +31,13 @@ _USAGE = "_tokenmeter_usage"  # on the stream: a list holding the last usage a c
 def _record(
     call: StreamCall, usage: Any, failed: bool, complete: bool, error: BaseException | None
 ) -> None:
-    model, provider = model_provider(requested_model(call.args, call.kwargs), None)
+    model, provider = model_provider(call_model(call.kind, call.args, call.kwargs), None)
     estimated = usage is None
-    toks = estimate_text(model, call.kwargs, "".join(call.text)) if estimated else tokens(usage)
+    if estimated:
+        toks = estimate_text(model, named_arguments(call.kind, call.args, call.kwargs),
+                             "".join(call.text))  # fmt: skip
+    else:
+        toks = tokens(usage)
     cost = cost_units(model, provider, None, toks)
     add_stream(call, model, provider, toks, cost, failed, estimated or not complete, complete,
                error, {}, {"stream": True})  # fmt: skip
