@@ -583,3 +583,27 @@ def test_a_bare_nan_in_a_file_is_a_one_line_error(
         "(invalid JSON: NaN is not a JSON number)\n"
     )
     assert not (tmp_path / "out.json").exists()
+
+
+def test_a_key_twice_in_a_file_is_a_one_line_error(
+    base: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A node's usage with "calls" twice: `merge` exits 3 naming file and place; OUT untouched."""
+    from tokenmeter.cli import main
+
+    data = json.loads(base.read_text())
+    data["nodes"][2]["usage"]["__second__"] = 2
+    bad = tmp_path / "twice.json"
+    bad.write_text(json.dumps(data).replace('"__second__"', '"calls"'))
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    assert main(["merge", str(bad), str(base), "-o", str(out)]) == 3
+    assert capsys.readouterr().err == (
+        f"tokenmeter: error: {bad}: malformed report: nodes[2].usage: duplicate key 'calls'\n"
+    )
+    assert out.read_text() == "old"
+    assert main(["report", str(bad)]) == 3
+    assert capsys.readouterr() == (
+        "",
+        f"tokenmeter: error: {bad}: malformed report: nodes[2].usage: duplicate key 'calls'\n",
+    )

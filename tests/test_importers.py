@@ -281,6 +281,17 @@ def test_unreadable_json_file_is_a_value_error_naming_it(
         load_llm_ppopt(path)
 
 
+def test_a_key_twice_in_a_file_is_a_value_error_naming_it(tmp_path: Path) -> None:
+    """An export whose second record has input_tokens twice: ValueError naming file and place."""
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    data["records"][1]["__second__"] = 1
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps(data).replace('"__second__"', '"input_tokens"'))
+    with pytest.raises(ValueError) as info:
+        load_llm_ppopt(path)
+    assert str(info.value) == f"{path}: records[1]: duplicate key 'input_tokens'"
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -31,6 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._events",
             "tokenmeter._acc",
             "tokenmeter._atomic",
+            "tokenmeter._jsonload",
             "tokenmeter._forksafe",
             "tokenmeter._unattributed",
             "tokenmeter._importhook",

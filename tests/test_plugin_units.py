@@ -263,12 +263,17 @@ def _umask() -> int:
             '{"schema": "tokenmeter.pytest", "schema_version": 1, "tests": {"t::a": {}}}',
             "{path}: tests['t::a'] is not a test's usage",
         ),
+        (
+            '{"schema": "tokenmeter.pytest", "schema_version": 1, '
+            '"tests": {"t::a": {"usage": {}, "usage": {}}}}',
+            "{path}: tests['t::a']: duplicate key 'usage'",
+        ),
     ],
 )
 def test_bad_baselines_are_settings_errors_naming_the_file(
     tmp_path: Path, content: str | None, message: str
 ) -> None:
-    """A missing, unreadable, foreign, newer or malformed baseline says which and why."""
+    """A missing, unreadable, foreign, newer or malformed baseline (a key twice) says which."""
     storage = tmp_path / ".tokenmeter"
     _save(storage, "ok", {})
     path = storage / "gone.json"

@@ -13,7 +13,7 @@ import attrs
 import pytest
 
 import tokenmeter as tm
-from tokenmeter import _report
+from tokenmeter import _atomic, _report
 
 ONE = {"model": "m", "input_tokens": 3, "output_tokens": 2, "cost_usd": 0.01}
 
@@ -344,7 +344,7 @@ def test_crash_mid_save_leaves_old_file(
         raise OSError("disk on fire")
 
     module, name = where.split(".")
-    monkeypatch.setattr(f"{_report.__name__}.{module}.{name}", crash)
+    monkeypatch.setattr(f"{_atomic.__name__}.{module}.{name}", crash)
     with pytest.raises(OSError, match="disk on fire"):
         tm.report().save(path)
     assert path.read_bytes() == old

@@ -293,3 +293,56 @@ def test_a_gigabyte_of_zeros_is_refused_without_reading_it(tmp_path: Path) -> No
     assert str(info.value) == (
         f"{path}: not a JSON report file (it does not start with '{{': byte 0 is 0x00)"
     )
+
+
+def _with_duplicate(data: Data, place: str, key: str, value: Any) -> str:
+    """The report as JSON text, with ``key`` written a second time (as ``value``) in ``place``."""
+    _set(f"{place}.__second__" if place else "__second__", value)(data)
+    text = json.dumps(data, indent=2)
+    assert text.count('"__second__"') == 1
+    return text.replace('"__second__"', json.dumps(key))
+
+
+@pytest.mark.parametrize(
+    ("place", "key", "value", "message"),
+    [
+        ("", "schema", "tokenmeter.report", "the top object: duplicate key 'schema'"),
+        ("nodes[1].usage", "calls", 7, "nodes[1].usage: duplicate key 'calls'"),
+        (
+            "nodes[2].breakdown[0].usage",
+            "cost_usd",
+            0.0,
+            "nodes[2].breakdown[0].usage: duplicate key 'cost_usd'",
+        ),
+        ("records[1]", "model", "m9", "records[1]: duplicate key 'model'"),
+        ("records[0].metadata", "a b", 1, "records[0].metadata: duplicate key 'a b'"),
+        ("nodes[1].usage", "\\u0063alls", 7, "nodes[1].usage: duplicate key 'calls'"),
+    ],
+    ids=["top", "node-usage", "breakdown-usage", "record", "metadata", "escaped-key"],
+)
+def test_a_key_twice_in_a_file_is_refused_naming_the_place(
+    tmp_path: Path, place: str, key: str, value: Any, message: str
+) -> None:
+    """Report.load of a file with a key twice in one object: ValueError naming file and place."""
+    data = _good()
+    data["records"][0]["metadata"] = {"a b": 1}
+    text = _with_duplicate(data, place, key, value)
+    if key.startswith("\\"):  # the key spelled with an escape: json.dumps would double it
+        text = text.replace(json.dumps(key), f'"{key}"')
+    path = tmp_path / "usage.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        tm.Report.load(path)
+    assert str(info.value) == f"{path}: {message}"
+
+
+def test_a_key_twice_deep_in_a_file_is_named(tmp_path: Path) -> None:
+    """A key twice in an object 500 levels down a record's metadata: the whole path is named."""
+    data = _good()
+    data["records"][0]["metadata"] = {"k": "__deep__"}
+    text = json.dumps(data).replace('"__deep__"', '{"a": ' * 500 + '{"x": 1, "x": 2}' + "}" * 500)
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(ValueError) as info:
+        tm.Report.load(path)
+    assert str(info.value) == f"{path}: records[0].metadata.k{'.a' * 500}: duplicate key 'x'"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -455,6 +454,7 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
         """Read a report written by `save`; ValueError (naming the file) if it is not one."""
+        from ._jsonload import DuplicateKeyError, loads_unique
         from ._report_io import read_report_bytes
 
         try:
@@ -468,9 +468,11 @@ class Report:
                 f"{os.fspath(path)}: not a JSON report file (not UTF-8 text: byte {e.start})"
             ) from None
         try:
-            data = json.loads(text, parse_constant=_no_constant)
+            data = loads_unique(text, parse_constant=_no_constant)
         except RecursionError:
             raise ValueError(f"{os.fspath(path)}: nested too deeply to be a report") from None
+        except DuplicateKeyError as e:
+            raise ValueError(f"{os.fspath(path)}: {e}") from None
         except ValueError as e:
             raise ValueError(f"{os.fspath(path)}: not a JSON report file ({e})") from None
         try:

@@ -127,15 +127,16 @@ def read_report_bytes(path: str | os.PathLike[str]) -> bytes:
 
 def usage_acc(value: object, where: str) -> list[int]:
     """A usage object of a file as an accumulator, every field checked."""
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):  # dict: no ABC check
         raise ValueError(f"{where} must be an object, got {_kind(value)}")
     acc = [0] * ACC_SIZE
+    get = value.get
     for name, index in _USAGE_INTS:
-        v = value.get(name, 0)
+        v = get(name, 0)
         if type(v) is not int or not 0 <= v < MAX_SUM:
             raise ValueError(f"{where}.{name} must be a non-negative integer, got {_short(v)}")
         acc[index] = v
-    cost = value.get("cost_usd", 0.0)
+    cost = get("cost_usd", 0.0)
     if (
         isinstance(cost, bool)
         or not isinstance(cost, (int, float))
@@ -205,7 +206,7 @@ def _flat_v2(data: Mapping[str, Any]) -> _Flat:
     flat = _Flat()
     for i, node in enumerate(nodes):
         where = f"nodes[{i}]"
-        if not isinstance(node, Mapping):
+        if type(node) is not dict and not isinstance(node, Mapping):
             raise ValueError(f"{where} must be an object, got {_kind(node)}")
         parent = node.get("parent")
         if i == 0:
@@ -333,7 +334,7 @@ def _breakdown(value: object, where: str) -> dict[DimKey, list[int]]:
     out: dict[DimKey, list[int]] = {}
     for n, item in enumerate(value):
         w = f"{where}[{n}]"
-        if not isinstance(item, Mapping):
+        if type(item) is not dict and not isinstance(item, Mapping):
             raise ValueError(f"{w} must be an object, got {_kind(item)}")
         key = []
         for field in ("model", "provider", "module", "operation"):

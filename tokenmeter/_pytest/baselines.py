@@ -8,7 +8,6 @@ suite spends, as pytest-benchmark's saved runs do.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -19,6 +18,7 @@ import attrs
 
 from tokenmeter import __version__
 from tokenmeter._atomic import write_json_atomic
+from tokenmeter._jsonload import DuplicateKeyError, loads_unique
 
 from .results import TestUsage, by_model, sum_usage
 from .settings import SettingsError, Tolerance
@@ -167,7 +167,9 @@ def load_baseline(storage: Path, name: str) -> Baseline:
             + (f" (saved: {', '.join(known)})" if known else " (none saved yet)")
         )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_unique(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as e:
+        raise SettingsError(f"--tokenmeter-compare: {path}: {e}") from None
     except (OSError, ValueError) as e:
         raise SettingsError(f"--tokenmeter-compare: cannot read {path}: {e}") from None
     except RecursionError:

@@ -26,6 +26,7 @@ class CliError(Exception):
 
 def load_report(path: str) -> Report:
     """Read a saved report; CliError (exit 3) naming the file and what is wrong."""
+    from tokenmeter._jsonload import DuplicateKeyError, loads_unique
     from tokenmeter._report import Report
     from tokenmeter._report_io import read_report_bytes
 
@@ -40,7 +41,9 @@ def load_report(path: str) -> Report:
     except ValueError as e:
         raise CliError(f"{path}: not a tokenmeter report ({e})", EXIT_INPUT) from None
     try:
-        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        data = loads_unique(raw.decode("utf-8"), parse_constant=_no_constant)
+    except DuplicateKeyError as e:
+        raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
     except UnicodeDecodeError:
         raise CliError(f"{path}: not a tokenmeter report (not UTF-8 text)", EXIT_INPUT) from None
     except RecursionError:

@@ -20,11 +20,11 @@ model and the provider apart (``Report.by_model()`` and ``Report.by_provider()``
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
+from tokenmeter._jsonload import DuplicateKeyError, loads_unique
 from tokenmeter._pricing import price_tokens, provider_for
 from tokenmeter._record import MAX_TOKENS, CallRecord
 from tokenmeter._report import Report
@@ -150,7 +150,9 @@ def _load(source: Source) -> Any:
         with open(path, "rb") as f:
             raw = f.read()
         try:
-            return json.loads(raw.decode("utf-8"))
+            return loads_unique(raw.decode("utf-8"))
+        except DuplicateKeyError as e:
+            raise ValueError(f"{path}: {e}") from None
         except UnicodeDecodeError as e:
             why = f"not UTF-8 text (byte {e.start})"
         except RecursionError:
