@@ -255,9 +255,9 @@ def test_merge_is_the_sum(base: Path, new: Path, tmp_path: Path) -> None:
 
 
 def test_html_and_export_write_files(base: Path, tmp_path: Path) -> None:
-    """html and export write their files and say so; exit 0."""
+    """html and export write their files and say so on stderr; exit 0."""
     r = cli("html", base, "-o", tmp_path / "r.html")
-    assert (r.returncode, r.stdout.strip()) == (0, f"wrote {tmp_path / 'r.html'}")
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", f"wrote {tmp_path / 'r.html'}\n")
     assert "$0.004500" in (tmp_path / "r.html").read_text()
     r = cli("export", base, "--format", "folded", "-o", tmp_path / "f.txt")
     assert r.returncode == 0, r.stderr
@@ -498,11 +498,47 @@ def test_names_that_are_not_unicode_are_shown_escaped(
 def test_output_to_dev_stdout_goes_down_the_pipe(base: Path) -> None:
     """`export -o /dev/stdout` with stdout a pipe writes the profile into the pipe: exit 0."""
     r = cli("export", base, "--format", "folded", "-o", "/dev/stdout")
-    assert (r.returncode, r.stderr) == (0, "")
+    assert (r.returncode, r.stderr) == (0, "wrote /dev/stdout (folded)\n")
     assert r.stdout.splitlines() == [
         "agent 10000000", "agent;search 4000000", "agent;write 30000000", "agent;legacy 1000000",
-        "wrote /dev/stdout (folded)",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["export", "{base}", "--format", "folded"], "wrote {out} (folded)"),
+        (["export", "{base}", "--format", "speedscope"], "wrote {out} (speedscope)"),
+        (["html", "{base}"], "wrote {out}"),
+        (
+            ["merge", "{base}", "{new}"],
+            "merged 2 reports into {out}: 12 calls, 2,150 tokens, $0.012600",
+        ),
+    ],
+    ids=["folded", "speedscope", "html", "merge"],
+)
+def test_output_into_a_pipe_is_the_data_alone(
+    base: Path, new: Path, tmp_path: Path, args: list[str], said: str
+) -> None:
+    """`-o /dev/stdout` into a pipe: stdout is byte for byte the file `-o FILE` writes;
+    the line saying what was written goes to stderr, for a file too."""
+    assert SCRIPT is not None
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    env.pop("TOKENMETER_LIVE", None)
+    outputs = []
+    for out in (str(tmp_path / "out"), "/dev/stdout"):
+        argv = [a.format(base=base, new=new) for a in args] + ["-o", out]
+        r = subprocess.run([SCRIPT, *argv], capture_output=True, timeout=120, env=env)  # pipes
+        assert (r.returncode, r.stderr.decode()) == (0, said.format(out=out) + "\n")
+        outputs.append(r.stdout)
+    written = (tmp_path / "out").read_bytes()
+    assert outputs[0] == b""
+    if args[0] == "merge":  # the merged file's created_at is the time of the merge
+        written, outputs[1] = (
+            re.sub(rb'"created_at": "[^"]*"', b"", x) for x in (written, outputs[1])
+        )
+    assert outputs[1] == written
+    assert len(written) > 50
 
 
 def test_a_gigabyte_of_zeros_is_a_one_line_error(

@@ -144,6 +144,14 @@ def echo(text: str) -> None:
     print_text(text, sys.stdout)
 
 
+def say(text: str) -> None:
+    """Print what a command did on stderr, as errors are: stdout carries data alone
+    (``-o /dev/stdout`` into a pipe is the file and nothing else)."""
+    from tokenmeter._format import print_text
+
+    print_text(text, sys.stderr)
+
+
 def _main(argv: list[str]) -> int:
     parser = build_parser()
     if argv and argv[0] == "run":
@@ -202,7 +210,7 @@ def _cmd_merge(ns: argparse.Namespace) -> int:
     rep = load_reports(ns.files)
     write_file(ns.output, rep.to_json(include_records=True))
     t = rep.total
-    echo(
+    say(
         f"merged {len(ns.files)} reports into {ns.output}: {t.calls:,} calls, "
         f"{t.total_tokens:,} tokens, ${t.cost_usd:.6f}"
     )
@@ -214,7 +222,7 @@ def _cmd_html(ns: argparse.Namespace) -> int:
 
     rep = load_report(ns.file)
     write_file(ns.output, to_html(rep))
-    echo(f"wrote {ns.output}")
+    say(f"wrote {ns.output}")
     return EXIT_OK
 
 
@@ -227,7 +235,7 @@ def _cmd_export(ns: argparse.Namespace) -> int:
     except ValueError as e:
         raise CliError(f"export: {ns.file}: {e}", EXIT_INPUT) from None
     write_file(ns.output, text)
-    echo(f"wrote {ns.output} ({ns.format})")
+    say(f"wrote {ns.output} ({ns.format})")
     return EXIT_OK
 
 
