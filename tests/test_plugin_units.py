@@ -371,3 +371,27 @@ def test_compare_table_lines() -> None:
         "total of 1 tests in both" + " " * 13 + row_a,
         "1 test(s) not in the baseline, 0 baseline test(s) not run",
     ]
+
+
+@pytest.mark.parametrize("size", [2**30, 256 * 2**20 + 1])
+def test_a_baseline_past_the_size_limit_is_refused_unread(tmp_path: Path, size: int) -> None:
+    """A 1 GB (or 256 MiB + 1 byte) baseline file: SettingsError naming file and size, not read."""
+    import tracemalloc
+
+    storage = tmp_path / ".tokenmeter"
+    storage.mkdir()
+    path = storage / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate(size)  # sparse: no disk used
+    tracemalloc.start()
+    try:
+        with pytest.raises(SettingsError) as info:
+            baselines.load_baseline(storage, "huge")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(info.value) == (
+        f"--tokenmeter-compare: {path} is {size:,} bytes, larger than a baseline may be "
+        "(268,435,456 bytes, 256 MiB)"
+    )
+    assert peak < 1_000_000

@@ -8,6 +8,7 @@ suite spends, as pytest-benchmark's saved runs do.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -146,6 +147,23 @@ def baseline_path(storage: Path, name: str) -> Path:
     return storage / f"{name}.json"
 
 
+#: Largest baseline file read (a run of many thousand tests is a few megabytes).
+MAX_BASELINE_BYTES = 256 * 2**20
+
+
+def _read_capped(path: Path) -> bytes:
+    """The bytes of ``path``; SettingsError naming its size, unread, past `MAX_BASELINE_BYTES`."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        raw = f.read(MAX_BASELINE_BYTES + 1) if size <= MAX_BASELINE_BYTES else b""
+        if size > MAX_BASELINE_BYTES or len(raw) > MAX_BASELINE_BYTES:  # or it grew
+            raise SettingsError(
+                f"--tokenmeter-compare: {path} is {max(size, len(raw)):,} bytes, larger than "
+                f"a baseline may be ({MAX_BASELINE_BYTES:,} bytes, 256 MiB)"
+            )
+    return raw
+
+
 def load_baseline(storage: Path, name: str) -> Baseline:
     """Load baseline ``name`` (or the most recent when ``name`` is empty, or a .json path).
 
@@ -167,9 +185,11 @@ def load_baseline(storage: Path, name: str) -> Baseline:
             + (f" (saved: {', '.join(known)})" if known else " (none saved yet)")
         )
     try:
-        data = loads_unique(path.read_text(encoding="utf-8"))
+        data = loads_unique(_read_capped(path).decode("utf-8"))
     except DuplicateKeyError as e:
         raise SettingsError(f"--tokenmeter-compare: {path}: {e}") from None
+    except SettingsError:
+        raise
     except (OSError, ValueError) as e:
         raise SettingsError(f"--tokenmeter-compare: cannot read {path}: {e}") from None
     except RecursionError:
