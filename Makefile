@@ -71,9 +71,9 @@ docs: $(VENV)/.installed-dev
 
 # The full run: the working tree against BENCH_BASELINE in the same run, each change listed
 # in benchmarks/changes.json against its parent; writes the results file and renders the page.
-# 6 to 10 minutes on 2 shared cores (6m07s for the page's run with 8 listed changes, load 5-7;
-# 9m53s for an earlier one at load 4-9):
-# the timed rounds take under 2 minutes; memory, probes and the per-change pairs take the rest.
+# About 23 minutes on 2 cores (23m17s for the page's run: 25 rounds with fresh worker
+# processes each, about 10 minutes; then the probes and 29 per-change pairs). Run it on a quiet
+# machine: the page's rows whose code is the same in both versions show how quiet it was.
 BENCH_BASELINE ?= 336164a
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/run.py --baseline $(BENCH_BASELINE) --changes benchmarks/changes.json \
