@@ -16,6 +16,7 @@ import litellm  # noqa: F401
 import pytest
 
 import tokenmeter.testing
+from tests.fakeproviders import NO_USAGE_CONTENT, NoUsageOpenAI, serving_offline
 
 # Under the project's own tests an internal error is a bug: raise it instead of logging.
 tokenmeter.testing.raise_internal_errors()
@@ -27,3 +28,16 @@ def _clean_meter() -> Iterator[None]:
     tokenmeter.testing.reset_defaults()
     yield
     tokenmeter.testing.reset_defaults()
+
+
+@pytest.fixture(scope="module")
+def _no_usage_server() -> Iterator[NoUsageOpenAI]:
+    with NoUsageOpenAI(content=NO_USAGE_CONTENT) as srv:
+        yield srv
+
+
+@pytest.fixture
+def bare(_no_usage_server: NoUsageOpenAI) -> Iterator[NoUsageOpenAI]:
+    """An OpenAI-compatible server sending no usage, answering `NO_USAGE_CONTENT`; offline."""
+    with serving_offline(_no_usage_server) as server:
+        yield server

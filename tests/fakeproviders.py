@@ -733,6 +733,31 @@ class FakeCohere(FakeServer):
         yield _sse(self._rerank(request))
 
 
+# -- a server that sends no usage -----------------------------------------------------------
+
+#: What `NoUsageOpenAI` answers with in the ``bare`` fixture (LiteLLM counts it as 4 tokens).
+NO_USAGE_CONTENT = "one two three four"
+
+
+class NoUsageOpenAI(FakeOpenAI):
+    """An OpenAI-compatible server that sends no ``usage``, streamed or not.
+
+    LiteLLM then reports 0 tokens and $0 (or, for some kinds, its own count).
+    """
+
+    def _chat(self, request: Any) -> Any:
+        return {k: v for k, v in super()._chat(request).items() if k != "usage"}
+
+    def _text(self, request: Any) -> Any:
+        return {k: v for k, v in super()._text(request).items() if k != "usage"}
+
+    def _embeddings(self, request: Any) -> Any:
+        return {k: v for k, v in super()._embeddings(request).items() if k != "usage"}
+
+    def _response(self, request: Any) -> Any:
+        return {k: v for k, v in super()._response(request).items() if k != "usage"}
+
+
 # -- strict OpenAI-compatible servers ------------------------------------------------------
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 import litellm
 import pytest
+from support.responses import usage_counts
 
 import tokenmeter as tm
-from tests.fakeproviders import FakeOpenAI, serving_offline
+from tests.fakeproviders import NO_USAGE_CONTENT, FakeOpenAI, serving_offline
 
 MSGS = [{"role": "user", "content": "hi"}]
-CONTENT = "one two three four"
+CONTENT = NO_USAGE_CONTENT
 # gpt-4o-mini: $1.5e-7 an input token, $6e-7 an output token; the server's usage: 100 in, 7 out.
 SERVED_COST = 100 * 1.5e-7 + 7 * 6e-7
 
@@ -44,18 +45,6 @@ def _chat(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
         "messages": MSGS,
         **extra,
     }
-
-
-def _usage(u: tm.Usage) -> tuple[int, int, int, int, int, int]:
-    """(calls, input, output, estimated, failed, unpriced)."""
-    return (
-        u.calls,
-        u.input_tokens,
-        u.output_tokens,
-        u.estimated_calls,
-        u.failed_calls,
-        u.unpriced_calls,
-    )
 
 
 # -- cache hits served as a stream -------------------------------------------------------
@@ -96,7 +85,7 @@ def test_a_cache_hit_served_as_a_stream_is_one_free_call(mode: str, srv: FakeOpe
         litellm.cache = None
     assert "".join(served) == "".join(cached) == CONTENT
     assert len(srv.requests) == 1
-    assert _usage(meter.report().node("c").usage) == (2, 100, 7, 0, 0, 0)
+    assert usage_counts(meter.report().node("c").usage) == (2, 100, 7, 0, 0, 0)
     assert meter.report().node("c").usage.cost_usd == pytest.approx(SERVED_COST, rel=1e-12)
     miss, hit = meter.records()
     assert dict(miss.metadata) == {"stream": True}
@@ -112,34 +101,6 @@ def test_a_cache_hit_served_as_a_stream_is_one_free_call(mode: str, srv: FakeOpe
 # -- responses that carry no usage ---------------------------------------------------------
 
 
-class _NoUsage(FakeOpenAI):
-    """An OpenAI-compatible server that sends no ``usage`` (LiteLLM then reports 0 tokens, $0)."""
-
-    def _chat(self, request: Any) -> Any:
-        return {k: v for k, v in super()._chat(request).items() if k != "usage"}
-
-    def _text(self, request: Any) -> Any:
-        return {k: v for k, v in super()._text(request).items() if k != "usage"}
-
-    def _embeddings(self, request: Any) -> Any:
-        return {k: v for k, v in super()._embeddings(request).items() if k != "usage"}
-
-    def _response(self, request: Any) -> Any:
-        return {k: v for k, v in super()._response(request).items() if k != "usage"}
-
-
-@pytest.fixture(scope="module")
-def _bare_server() -> Iterator[_NoUsage]:
-    with _NoUsage(content=CONTENT) as srv:
-        yield srv
-
-
-@pytest.fixture
-def bare(_bare_server: _NoUsage) -> Iterator[_NoUsage]:
-    with serving_offline(_bare_server) as server:
-        yield server
-
-
 def _call(mode: str, name: str, **kwargs: Any) -> Any:
     if mode == "sync":
         return getattr(litellm, name)(**kwargs)
@@ -151,7 +112,7 @@ def _call(mode: str, name: str, **kwargs: Any) -> Any:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_chat_answer_without_usage_is_estimated_and_priced(mode: str, bare: _NoUsage) -> None:
+def test_a_chat_answer_without_usage_is_estimated_and_priced(mode: str, bare: FakeOpenAI) -> None:
     """No usage sent, twice: 2 calls of 8 in ("hi") / 4 out ("one two three four"), $7.2e-6."""
     meter = tm.Meter(keep_records=True)
     with meter.track("c"):
@@ -159,13 +120,13 @@ def test_a_chat_answer_without_usage_is_estimated_and_priced(mode: str, bare: _N
             reply = _call(mode, "completion", **_chat(bare))
             assert reply.choices[0].message.content == CONTENT
     u = meter.report().node("c").usage
-    assert _usage(u) == (2, 16, 8, 2, 0, 0)
+    assert usage_counts(u) == (2, 16, 8, 2, 0, 0)
     assert u.cost_usd == pytest.approx(2 * (8 * 1.5e-7 + 4 * 6e-7), rel=1e-12)
     assert [dict(r.metadata) for r in meter.records()] == [{"usage_missing": True}] * 2
 
 
 def test_plain_answers_without_usage_are_estimated_where_queued_answers_would_be(
-    bare: _NoUsage,
+    bare: FakeOpenAI,
 ) -> None:
     """A served call, then 2 without usage (queued if plain): 100+16 in, 7+8 out, 2 estimated."""
     served = FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT)
@@ -174,12 +135,12 @@ def test_plain_answers_without_usage_are_estimated_where_queued_answers_would_be
         for _ in range(2):
             litellm.completion(**_chat(bare))
     u = tm.report().node("q").usage
-    assert _usage(u) == (3, 116, 15, 2, 0, 0)
+    assert usage_counts(u) == (3, 116, 15, 2, 0, 0)
     assert u.cost_usd == pytest.approx(SERVED_COST + 2 * (8 * 1.5e-7 + 4 * 6e-7), rel=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_other_kinds_without_usage_are_estimated_and_priced(mode: str, bare: _NoUsage) -> None:
+def test_other_kinds_without_usage_are_estimated_and_priced(mode: str, bare: FakeOpenAI) -> None:
     """No usage sent: text 1 in / 4 out, embedding 2 in, Responses 1 in / 4 out; each priced."""
     meter = tm.Meter(keep_records=True)
     base = {"api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
@@ -192,20 +153,20 @@ def test_other_kinds_without_usage_are_estimated_and_priced(mode: str, bare: _No
     rep = meter.report()
     text, embedding, responses = (rep.node(n).usage for n in ("text", "embedding", "responses"))
     # gpt-3.5-turbo-instruct: $1.5e-6 in, $2e-6 out; text-embedding-3-small: $2e-8 in.
-    assert _usage(text) == (1, 1, 4, 1, 0, 0)
+    assert usage_counts(text) == (1, 1, 4, 1, 0, 0)
     assert text.cost_usd == pytest.approx(1 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
-    assert _usage(embedding) == (1, 2, 0, 1, 0, 0)
+    assert usage_counts(embedding) == (1, 2, 0, 1, 0, 0)
     assert embedding.cost_usd == pytest.approx(2 * 2e-8, rel=1e-12)
-    assert _usage(responses) == (1, 1, 4, 1, 0, 0)
+    assert usage_counts(responses) == (1, 1, 4, 1, 0, 0)
     assert responses.cost_usd == pytest.approx(1 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
 
 
-def test_an_unknown_model_without_usage_is_estimated_and_unpriced(bare: _NoUsage) -> None:
+def test_an_unknown_model_without_usage_is_estimated_and_unpriced(bare: FakeOpenAI) -> None:
     """A model LiteLLM has no price for, no usage sent: 8 in / 4 out estimated, unpriced, not $0."""
     with tm.track("local"):
         litellm.completion(**_chat(bare, model="openai/acme-local-1"))
     u = tm.report().node("local").usage
-    assert _usage(u) == (1, 8, 4, 1, 0, 1)
+    assert usage_counts(u) == (1, 8, 4, 1, 0, 1)
     assert (u.priced_calls, u.cost_usd) == (0, 0.0)
 
 
@@ -218,7 +179,7 @@ def test_a_mock_answer_with_usage_none_is_priced_from_its_estimate() -> None:
     with tm.track("mock"):
         litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response=answer)
     u = tm.report().node("mock").usage
-    assert _usage(u) == (1, 8, 2, 1, 0, 0)
+    assert usage_counts(u) == (1, 8, 2, 1, 0, 0)
     assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 2 * 6e-7, rel=1e-12)
 
 
@@ -253,7 +214,7 @@ def test_a_text_completion_stream_is_recorded_when_read_with_its_text(
     assert text == CONTENT
     u = meter.report().node("t").usage
     # The prompt "hi" (1), the text "one two three four" (4), at $1.5e-6 and $2e-6 a token.
-    assert _usage(u) == (1, 1, 4, 1, 0, 0)
+    assert usage_counts(u) == (1, 1, 4, 1, 0, 0)
     assert u.cost_usd == pytest.approx(1 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
     [rec] = meter.records()
     assert (rec.kind, dict(rec.metadata)) == ("text_completion", {"stream": True})
@@ -275,7 +236,7 @@ def test_a_text_completion_stream_with_a_usage_chunk_asked_for_records_the_serve
         chunks = list(stream)
     assert chunks[-1].usage.prompt_tokens == 100
     u = tm.report().node("t").usage
-    assert _usage(u) == (1, 100, 7, 0, 0, 0)
+    assert usage_counts(u) == (1, 100, 7, 0, 0, 0)
     assert u.cost_usd == pytest.approx(100 * 1.5e-6 + 7 * 2e-6, rel=1e-12)
 
 
@@ -299,5 +260,5 @@ def test_a_text_completion_stream_dropped_unfinished_is_one_estimated_call(
             break
         time.sleep(0.01)
     u = tm.report().node("t").usage
-    assert _usage(u) == (1, 1, 3, 1, 0, 0)  # "one", " two", " "
+    assert usage_counts(u) == (1, 1, 3, 1, 0, 0)  # "one", " two", " "
     assert u.cost_usd == pytest.approx(1 * 1.5e-6 + 3 * 2e-6, rel=1e-12)

@@ -10,54 +10,15 @@ from typing import Any
 
 import litellm
 import pytest
+from support.responses import usage_counts
 from support.versions import LITELLM
 
 import tokenmeter as tm
-from tests.fakeproviders import FakeOpenAI, serving_offline
+from tests.fakeproviders import NO_USAGE_CONTENT, FakeOpenAI
 
 MSGS = [{"role": "user", "content": "hi"}]
-CONTENT = "one two three four"
+CONTENT = NO_USAGE_CONTENT
 # LiteLLM's counts: MSGS 8 tokens, CONTENT 4 tokens, the prompt "hi" 1 token.
-
-
-class _NoUsage(FakeOpenAI):
-    """An OpenAI-compatible server that sends no ``usage``, streamed or not."""
-
-    def _chat(self, request: Any) -> Any:
-        return {k: v for k, v in super()._chat(request).items() if k != "usage"}
-
-    def _text(self, request: Any) -> Any:
-        return {k: v for k, v in super()._text(request).items() if k != "usage"}
-
-    def _response(self, request: Any) -> Any:
-        return {k: v for k, v in super()._response(request).items() if k != "usage"}
-
-    def _embeddings(self, request: Any) -> Any:
-        return {k: v for k, v in super()._embeddings(request).items() if k != "usage"}
-
-
-@pytest.fixture(scope="module")
-def _bare_server() -> Iterator[_NoUsage]:
-    with _NoUsage(content=CONTENT) as srv:
-        yield srv
-
-
-@pytest.fixture
-def bare(_bare_server: _NoUsage) -> Iterator[_NoUsage]:
-    with serving_offline(_bare_server) as server:
-        yield server
-
-
-def _usage(u: tm.Usage) -> tuple[int, int, int, int, int, int]:
-    """(calls, input, output, estimated, failed, unpriced)."""
-    return (
-        u.calls,
-        u.input_tokens,
-        u.output_tokens,
-        u.estimated_calls,
-        u.failed_calls,
-        u.unpriced_calls,
-    )
 
 
 def _run(mode: str, sync: Any, make_async: Any) -> Any:
@@ -98,7 +59,7 @@ def _router(srv: FakeOpenAI, where: str) -> litellm.Router:
 @pytest.mark.parametrize("where", ["litellm_params", "model_info"])
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_router_answer_without_usage_is_priced_at_the_deployments_price(
-    where: str, mode: str, bare: _NoUsage, price_map: None
+    where: str, mode: str, bare: FakeOpenAI, price_map: None
 ) -> None:
     """A Router deployment with its own prices, no usage sent: 8 in / 4 out at $1e-3 / $2e-3."""
     router = _router(bare, where)
@@ -111,7 +72,7 @@ def test_a_router_answer_without_usage_is_priced_at_the_deployments_price(
         )
     assert reply.choices[0].message.content == CONTENT
     u = meter.report().node("r").usage
-    assert _usage(u) == (1, 8, 4, 1, 0, 0)
+    assert usage_counts(u) == (1, 8, 4, 1, 0, 0)
     assert u.cost_usd == pytest.approx(8 * IN_PRICE + 4 * OUT_PRICE, rel=1e-12)
     [rec] = meter.records()
     assert (rec.model, rec.provider, rec.estimated) == ("gpt-4o-mini", "openai", True)
@@ -127,7 +88,7 @@ def test_a_router_answer_with_usage_is_priced_at_the_deployments_price(
         with tm.track("r"):
             router.completion(model="m", messages=MSGS)
     u = tm.report().node("r").usage
-    assert _usage(u) == (1, 100, 7, 0, 0, 0)
+    assert usage_counts(u) == (1, 100, 7, 0, 0, 0)
     assert u.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
 
 
@@ -135,7 +96,7 @@ def test_a_router_answer_with_usage_is_priced_at_the_deployments_price(
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: _NoUsage) -> None:
+def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: FakeOpenAI) -> None:
     """responses(stream=True), no usage in response.completed: 1 call, estimated, priced."""
     kwargs: dict[str, Any] = {
         "model": "openai/gpt-4o-mini",
@@ -160,7 +121,7 @@ def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: _NoUsage
     else:  # none filled in: tokenmeter's estimate, "hi" as text, and the text
         assert usage is None
         tokens_in = 1
-    assert _usage(u) == (1, tokens_in, 4, 1, 0, 0)
+    assert usage_counts(u) == (1, tokens_in, 4, 1, 0, 0)
     assert u.cost_usd == pytest.approx(tokens_in * 1.5e-7 + 4 * 6e-7, rel=1e-12)
     [rec] = meter.records()
     assert (rec.estimated, dict(rec.metadata)) == (True, {"stream": True})
@@ -194,7 +155,7 @@ PROMPTS = [
     ],
 )
 def test_a_text_completion_without_usage_counts_its_prompt(
-    mode: str, how: str, prompt: Any, tokens_in: int, bare: _NoUsage
+    mode: str, how: str, prompt: Any, tokens_in: int, bare: FakeOpenAI
 ) -> None:
     """text_completion(prompt, model=...) without usage: the prompt's tokens in, 4 out."""
     base = {"model": TEXT_MODEL, "api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
@@ -207,13 +168,13 @@ def test_a_text_completion_without_usage_counts_its_prompt(
             lambda: litellm.atext_completion(*args, **kwargs),
         )
     u = tm.report().node("t").usage
-    assert _usage(u) == (1, tokens_in, 4, 1, 0, 0)
+    assert usage_counts(u) == (1, tokens_in, 4, 1, 0, 0)
     assert u.cost_usd == pytest.approx(tokens_in * 1.5e-6 + 4 * 2e-6, rel=1e-12)
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_text_completion_stream_without_usage_counts_its_positional_prompt(
-    mode: str, bare: _NoUsage
+    mode: str, bare: FakeOpenAI
 ) -> None:
     """text_completion("hi there, how are you", stream=True): 6 in / 4 out, estimated, priced."""
     kwargs = {"model": TEXT_MODEL, "api_base": bare.base_url + "/v1", "api_key": "sk-fake"}
@@ -229,7 +190,7 @@ def test_a_text_completion_stream_without_usage_counts_its_positional_prompt(
     with tm.track("t"):
         assert _run(mode, read, read_async) == CONTENT
     u = tm.report().node("t").usage
-    assert _usage(u) == (1, 6, 4, 1, 0, 0)
+    assert usage_counts(u) == (1, 6, 4, 1, 0, 0)
     assert u.cost_usd == pytest.approx(6 * 1.5e-6 + 4 * 2e-6, rel=1e-12)
 
 
@@ -273,11 +234,16 @@ def test_a_call_with_its_prompt_first_is_named_by_its_model(
     ],
 )
 def test_other_calls_without_usage_count_their_positional_input(
-    entry: str, args: tuple[Any, ...], tokens_in: int, tokens_out: int, cost: float, bare: _NoUsage
+    entry: str,
+    args: tuple[Any, ...],
+    tokens_in: int,
+    tokens_out: int,
+    cost: float,
+    bare: FakeOpenAI,
 ) -> None:
     """completion(model, messages), embedding(model, input), responses(input, model): counted."""
     with tm.track("p"):
         getattr(litellm, entry)(*args, api_base=bare.base_url + "/v1", api_key="sk-fake")
     u = tm.report().node("p").usage
-    assert _usage(u) == (1, tokens_in, tokens_out, 1, 0, 0)
+    assert usage_counts(u) == (1, tokens_in, tokens_out, 1, 0, 0)
     assert u.cost_usd == pytest.approx(cost, rel=1e-12)

@@ -57,3 +57,15 @@ async def acomplete(
         messages=MESSAGES,
         mock_response=reply(input_tokens, output_tokens, model, **kw),
     )
+
+
+def usage_counts(u: Any) -> tuple[int, int, int, int, int, int]:
+    """A `tokenmeter.Usage` as (calls, input, output, estimated, failed, unpriced)."""
+    return (
+        u.calls,
+        u.input_tokens,
+        u.output_tokens,
+        u.estimated_calls,
+        u.failed_calls,
+        u.unpriced_calls,
+    )
