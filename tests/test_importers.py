@@ -292,6 +292,20 @@ def test_a_key_twice_in_a_file_is_a_value_error_naming_it(tmp_path: Path) -> Non
     assert str(info.value) == f"{path}: records[1]: duplicate key 'input_tokens'"
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_bare_nan_in_a_file_is_a_value_error_naming_it(tmp_path: Path, constant: str) -> None:
+    """A record's metadata holding a bare NaN or infinity: ValueError naming the file, as load."""
+    data = json.loads(DATA.read_text(encoding="utf-8"))
+    data["records"][1]["metadata"]["score"] = "__constant__"
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(data).replace('"__constant__"', constant))
+    with pytest.raises(ValueError) as info:
+        load_llm_ppopt(path)
+    assert str(info.value) == (
+        f"{path}: not an LLM-PPOpt export: invalid JSON ({constant} is not a JSON number)"
+    )
+
+
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [

@@ -284,6 +284,23 @@ def test_bad_baselines_are_settings_errors_naming_the_file(
     assert str(info.value).startswith("--tokenmeter-compare: " + message.format(path=path))
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_bare_nan_in_a_baseline_is_a_settings_error_naming_the_file(
+    tmp_path: Path, constant: str
+) -> None:
+    """A baseline whose total cost was edited to a bare NaN or infinity is refused, as by load."""
+    storage = tmp_path / ".tokenmeter"
+    path = _save(storage, "odd", {"t::a": result("t::a", usage(1, 10, 5, 0.001))})
+    data = json.loads(path.read_text())
+    data["total"]["cost_usd"] = "__constant__"
+    path.write_text(json.dumps(data).replace('"__constant__"', constant))
+    with pytest.raises(SettingsError) as info:
+        baselines.load_baseline(storage, "odd")
+    assert str(info.value) == (
+        f"--tokenmeter-compare: cannot read {path}: {constant} is not a JSON number"
+    )
+
+
 def test_no_baseline_saved_yet(tmp_path: Path) -> None:
     """Comparing with the latest baseline before any was saved is a clear error."""
     with pytest.raises(SettingsError, match=r"^--tokenmeter-compare: no baseline saved in .* yet$"):

@@ -5,7 +5,9 @@ by hand (or by a script that merges two objects wrongly) could load with numbers
 nobody wrote last. Every file tokenmeter reads (reports, pytest baselines,
 imported exports) goes through `loads_unique`, which refuses such a file with a
 `DuplicateKeyError` naming the place, in the layout of the report checks
-(``nodes[3].usage``, ``tests['t.py::test_a']``).
+(``nodes[3].usage``, ``tests['t.py::test_a']``). They all pass `no_constant` as
+``parse_constant``: a bare ``NaN``, ``Infinity`` or ``-Infinity`` is not JSON, and
+a NaN cost would make every comparison false.
 
 The check costs one comparison of lengths per object while parsing; only when a
 duplicate is found is the text parsed again, keeping every pair, to name where.
@@ -18,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["DuplicateKeyError", "loads_unique"]
+__all__ = ["DuplicateKeyError", "loads_unique", "no_constant"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -39,6 +41,11 @@ class _Duplicate(Exception):
 
 class _Pairs(list):  # type: ignore[type-arg]
     """An object's pairs as written, duplicates kept (parsed again to name a duplicate)."""
+
+
+def no_constant(name: str) -> Any:
+    """``parse_constant`` for strict JSON: ValueError ``NaN is not a JSON number``."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -454,7 +454,7 @@ class Report:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Report:
         """Read a report written by `save`; ValueError (naming the file) if it is not one."""
-        from ._jsonload import DuplicateKeyError, loads_unique
+        from ._jsonload import DuplicateKeyError, loads_unique, no_constant
         from ._report_io import read_report_bytes
 
         try:
@@ -468,7 +468,7 @@ class Report:
                 f"{os.fspath(path)}: not a JSON report file (not UTF-8 text: byte {e.start})"
             ) from None
         try:
-            data = loads_unique(text, parse_constant=_no_constant)
+            data = loads_unique(text, parse_constant=no_constant)
         except RecursionError:
             raise ValueError(f"{os.fspath(path)}: nested too deeply to be a report") from None
         except DuplicateKeyError as e:
@@ -488,7 +488,3 @@ def snapshot(meter: Tree, top: Node) -> Report:
     except Exception as e:
         log_internal_error("report")
         return Report.unavailable(f"{type(e).__name__}: {e}"[:300], top.path)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")

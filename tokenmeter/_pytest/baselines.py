@@ -19,7 +19,7 @@ import attrs
 
 from tokenmeter import __version__
 from tokenmeter._atomic import write_json_atomic
-from tokenmeter._jsonload import DuplicateKeyError, loads_unique
+from tokenmeter._jsonload import DuplicateKeyError, loads_unique, no_constant
 
 from .results import TestUsage, by_model, sum_usage
 from .settings import SettingsError, Tolerance
@@ -185,7 +185,7 @@ def load_baseline(storage: Path, name: str) -> Baseline:
             + (f" (saved: {', '.join(known)})" if known else " (none saved yet)")
         )
     try:
-        data = loads_unique(_read_capped(path).decode("utf-8"))
+        data = loads_unique(_read_capped(path).decode("utf-8"), parse_constant=no_constant)
     except DuplicateKeyError as e:
         raise SettingsError(f"--tokenmeter-compare: {path}: {e}") from None
     except SettingsError:

@@ -26,7 +26,7 @@ class CliError(Exception):
 
 def load_report(path: str) -> Report:
     """Read a saved report; CliError (exit 3) naming the file and what is wrong."""
-    from tokenmeter._jsonload import DuplicateKeyError, loads_unique
+    from tokenmeter._jsonload import DuplicateKeyError, loads_unique, no_constant
     from tokenmeter._report import Report
     from tokenmeter._report_io import read_report_bytes
 
@@ -41,7 +41,7 @@ def load_report(path: str) -> Report:
     except ValueError as e:
         raise CliError(f"{path}: not a tokenmeter report ({e})", EXIT_INPUT) from None
     try:
-        data = loads_unique(raw.decode("utf-8"), parse_constant=_no_constant)
+        data = loads_unique(raw.decode("utf-8"), parse_constant=no_constant)
     except DuplicateKeyError as e:
         raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
     except UnicodeDecodeError:
@@ -67,10 +67,6 @@ def load_report(path: str) -> Report:
         raise CliError(f"{path}: malformed report: {e}", EXIT_INPUT) from None
     except Exception as e:  # anything else a hostile file can provoke: still one line
         raise CliError(f"{path}: malformed report: {type(e).__name__}: {e}", EXIT_INPUT) from None
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not a JSON number")  # as Report.load: strict JSON only
 
 
 def load_reports(paths: list[str]) -> Report:

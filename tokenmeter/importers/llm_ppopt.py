@@ -24,7 +24,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from tokenmeter._jsonload import DuplicateKeyError, loads_unique
+from tokenmeter._jsonload import DuplicateKeyError, loads_unique, no_constant
 from tokenmeter._pricing import price_tokens, provider_for
 from tokenmeter._record import MAX_TOKENS, CallRecord
 from tokenmeter._report import Report
@@ -150,14 +150,14 @@ def _load(source: Source) -> Any:
         with open(path, "rb") as f:
             raw = f.read()
         try:
-            return loads_unique(raw.decode("utf-8"))
+            return loads_unique(raw.decode("utf-8"), parse_constant=no_constant)
         except DuplicateKeyError as e:
             raise ValueError(f"{path}: {e}") from None
         except UnicodeDecodeError as e:
             why = f"not UTF-8 text (byte {e.start})"
         except RecursionError:
             why = "nested too deeply"
-        except ValueError as e:  # JSONDecodeError, or a number past Python's int parsing limit
+        except ValueError as e:  # JSONDecodeError, a bare NaN or Infinity, a number too long
             why = f"invalid JSON ({e})"
         raise ValueError(f"{path}: not an LLM-PPOpt export: {why}")
     return source
