@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         "values",
         ("tokenmeter._limits", "tokenmeter._usage", "tokenmeter._pricing", "tokenmeter._record"),
     ),
-    ("tree", ("tokenmeter._frame", "tokenmeter._tree", "tokenmeter._budgets")),
+    ("tree", ("tokenmeter._frame", "tokenmeter._tree", "tokenmeter._kept", "tokenmeter._budgets")),
     ("scope stack", ("tokenmeter._scope",)),
     (
         "report",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import time
+import tracemalloc
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +276,38 @@ def test_kept_calls_survive_files_resets_and_the_record_bound(
     assert _without_time(bounded.records()) == _without_time(kept[3:])
     assert bounded.report().records_dropped == 3
     assert meter.report().records_dropped == 0
+
+
+def test_a_kept_litellm_call_takes_at_most_150_bytes() -> None:
+    """10,000 wrapped completions (one response, returned at once) with records kept retain
+    at most 150 B each (tracemalloc)."""
+    resp = litellm.completion(model="gpt-4o-mini", messages=MSGS, mock_response="hello")
+    calls: list[Callable[..., Any]] = []
+    tm.uninstrument()
+    real = litellm.completion
+    litellm.completion = lambda *a, **k: resp
+    try:
+        tm.instrument()
+        calls.append(litellm.completion)
+    finally:
+        tm.uninstrument()
+        litellm.completion = real
+        tm.instrument()
+    wrapped = calls[0]
+    meter = tm.Meter(keep_records=True, max_records=20_000)
+    with meter.track("s"):
+        for _ in range(100):  # the scope's tally exists
+            wrapped(model="gpt-4o-mini", messages=MSGS)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            for _ in range(10_000):
+                wrapped(model="gpt-4o-mini", messages=MSGS)
+            gc.collect()
+            grown = tracemalloc.get_traced_memory()[0] - base
+        finally:
+            tracemalloc.stop()
+    assert len(meter.records()) == 10_100
+    assert meter.records()[-1].call_id == resp._hidden_params["litellm_call_id"]
+    assert grown / 10_000 <= 150

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
@@ -174,44 +174,6 @@ def _checked_builder() -> Callable[..., CallRecord]:
 #: same, which is why `CallRecord` has no weak-reference slot), in a third of the time.
 new_record: Callable[..., CallRecord] = _checked_builder()
 frozen_mapping = _frozen_mapping
-
-
-#: A kept record (``_tree.Tree``'s): a `CallRecord`, or the compact row ``_tree.add``
-#: keeps for a plain manual record: ``(frame, model, provider, input_tokens,
-#: output_tokens, cost_usd, timestamp)``, then ``cache_read, cache_write, reasoning``
-#: when any is not 0. The frame is never changed: the record's path, module, operation
-#: and attributes are read from it when the record is built (a plain tuple of 7 is
-#: about half the memory of a `CallRecord`).
-Kept = Any
-
-
-def kept_path(row: Kept) -> tuple[str, ...]:
-    """The scope path of a kept record."""
-    return row[0].scope.path if type(row) is tuple else row.path  # type: ignore[no-any-return]
-
-
-def records_of(rows: Iterable[Kept]) -> list[CallRecord]:
-    """The `CallRecord`s of kept records, equal to those ``record()`` returned.
-
-    Called without the tree's lock: a list of the rows taken under it is enough.
-    """
-    out: list[CallRecord] = []
-    append = out.append
-    for row in rows:
-        if type(row) is not tuple:
-            append(row)
-            continue
-        frame = row[0]
-        attributes = frame.attributes
-        cr, cw, r = row[7:] or (0, 0, 0)
-        append(
-            new_record(
-                row[1], row[2], row[3], row[4], cr, cw, r, row[5], frame.module,
-                frame.operation, frame.scope.path, "manual", False, False, row[6], None, None,
-                _frozen_mapping(attributes) if attributes else _EMPTY, _EMPTY,
-            )
-        )  # fmt: skip
-    return out
 
 
 def _iso(ts: float) -> str | None:

@@ -12,7 +12,8 @@ import attrs
 from ._drain import drain_queued
 from ._errors import log_internal_error
 from ._frame import Frame
-from ._record import CallRecord, records_of
+from ._kept import records_of
+from ._record import CallRecord
 from ._report_io import SCHEMA as SCHEMA
 from ._report_io import SCHEMA_VERSION as SCHEMA_VERSION
 from ._report_io import new_meta

@@ -81,7 +81,7 @@ def export_tree(meter: Meter) -> Tree:
         kept = None if recs is None else list(recs)
     if kept is None:
         return (rows, first, last, None, seen)
-    from ._record import records_of
+    from ._kept import records_of
 
     return (rows, first, last, [_record_fields(r) for r in records_of(kept)], seen)
 

@@ -18,19 +18,15 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from . import _events
-from ._acc import (
-    ACC_SIZE,
-    CALLS,
-    add_acc,
-    count_call,
-)
+from ._acc import ACC_SIZE, CALLS, add_acc, count_call
 from ._drain import drain_queued
 from ._errors import internal_errors_swallowed
 from ._frame import Frame
 
 if TYPE_CHECKING:
+    from ._kept import Kept
     from ._limits import Limits
-    from ._record import CallRecord, Kept
+    from ._record import CallRecord
 
 #: A dimension key of the per-node breakdown: (model, provider, module, operation).
 DimKey = tuple[str, str | None, str | None, str | None]
@@ -204,6 +200,7 @@ class Tree:
         )
         self.max_records = max_records
         self._records: deque[Kept] | None = None
+        self._shapes: dict[tuple[Any, ...], tuple[Any, ...]] = {}  # see `kept_shapes`
         # LiteLLM results not yet added to the tree (see `settle_locked`), above.
         self._records_seen = 0
         self._first_ts: float | None = None
@@ -226,6 +223,7 @@ class Tree:
                     node._fast.clear()  # a call with a record takes the general path
             elif not value:
                 self._records = None
+                self._shapes.clear()
 
     # -- reading and resetting -------------------------------------------------------
 
@@ -234,7 +232,7 @@ class Tree:
         drain_queued()
         with self._lock:
             rows = [] if self._records is None else list(self._records)
-        from ._record import records_of
+        from ._kept import records_of
 
         return records_of(rows)
 
@@ -281,9 +279,14 @@ def frame_under(tree: Tree, frame: Frame | None) -> Frame:
 def kept_locked(tree: Tree) -> tuple[deque[Kept] | None, int, float | None, float | None]:
     """``tree``'s kept records (None when not kept), how many were kept ever, its time span.
 
-    Kept records are rows: `_record.records_of` (outside the lock) makes them `CallRecord`s.
+    Kept records are rows: `_kept.records_of` (outside the lock) makes them `CallRecord`s.
     """
     return tree._records, tree._records_seen, tree._first_ts, tree._last_ts
+
+
+def kept_shapes(tree: Tree) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """``tree``'s table of the shapes its kept LiteLLM rows share (`_kept.call_row`)."""
+    return tree._shapes
 
 
 def add_kept_locked(
@@ -319,13 +322,15 @@ def add(
     reserved: bool,
     alias: tuple[Any, Any, str | None, str | None] | None = None,
     plain: bool = False,
+    row: tuple[Any, ...] | None = None,
 ) -> None:
     """Count one call on ``frame``'s scope and budgets, under the lock; keep ``rec``.
 
     ``reserved``: the call was already counted as started on the budgets. ``alias``
     files the scope's tally under LiteLLM's own names too (``Node._fast``). ``plain``:
     ``rec`` is a manual record with nothing but counts and a cost, its module and
-    operation the frame's; it is kept as a compact row (see `records_of`).
+    operation the frame's; it is kept as a compact row (see `_kept`). ``row``: the row to
+    keep instead of ``rec`` (a LiteLLM call's, `_kept.call_row`).
     """
     scope = frame.scope
     budgets = frame.budgets
@@ -341,30 +346,16 @@ def add(
         if alias is not None and alias not in scope._fast and tree._records is None:
             scope._fast[alias] = (id(acc), acc)
         count_call(
-            acc,
-            input_tokens,
-            output_tokens,
-            cache_read,
-            cache_write,
-            reasoning,
-            cost_units,
-            failed,
-            estimated,
-        )
+            acc, input_tokens, output_tokens, cache_read, cache_write, reasoning, cost_units,
+            failed, estimated,
+        )  # fmt: skip
         if budgets:
             for b in budgets:
                 if b._incl is not None:
                     count_call(
-                        b._incl,
-                        input_tokens,
-                        output_tokens,
-                        cache_read,
-                        cache_write,
-                        reasoning,
-                        cost_units,
-                        failed,
-                        estimated,
-                    )
+                        b._incl, input_tokens, output_tokens, cache_read, cache_write,
+                        reasoning, cost_units, failed, estimated,
+                    )  # fmt: skip
                 if not reserved:
                     b._started += 1
         first = tree._first_ts
@@ -376,7 +367,9 @@ def add(
         records = tree._records
         if records is not None:
             tree._records_seen += 1
-            if rec is not None:
+            if row is not None:
+                records.append(row)
+            elif rec is not None:
                 if not plain:
                     records.append(rec)
                 elif cache_read or cache_write or reasoning:
@@ -471,7 +464,7 @@ def reset_subtree(tree: Tree, top: Node) -> None:
             tree._records_seen = 0
             tree._first_ts = tree._last_ts = None
         elif tree._records is not None:
-            from ._record import kept_path
+            from ._kept import kept_path
 
             n = len(top.path)
             keep = [r for r in tree._records if kept_path(r)[:n] != top.path]

@@ -9,8 +9,9 @@ from typing import Any
 from tokenmeter import _events
 from tokenmeter._budgets import count_unchecked_start
 from tokenmeter._frame import Frame
+from tokenmeter._kept import call_row
 from tokenmeter._record import CallRecord
-from tokenmeter._tree import add
+from tokenmeter._tree import add, kept_shapes
 
 from .extract import (
     PROMPT_FIRST,
@@ -120,8 +121,15 @@ def add_call(
     if frame.budgets:
         count_unchecked_start(frame, started)
     now = time.time()
-    rec = None
-    if meter.keep_records or _events.OBSERVERS:
+    rec = row = None
+    if meter.keep_records and not _events.OBSERVERS:
+        # Kept as a compact row, made a record equal to the one below when read.
+        row = call_row(
+            kept_shapes(meter), frame, kind, model, provider, toks,
+            None if cost is None else cost / 10_000_000_000, failed, estimated, now,
+            time.perf_counter() - started, hp.get("litellm_call_id"), meta,
+        )  # fmt: skip
+    if row is None and (meter.keep_records or _events.OBSERVERS):
         rec = CallRecord(
             model=model,
             provider=provider,
@@ -159,6 +167,8 @@ def add_call(
         rec,
         True,
         alias,
+        False,
+        row,
     )
 
 
