@@ -122,14 +122,15 @@ def add_call(
         count_unchecked_start(frame, started)
     now = time.time()
     rec = row = None
-    if meter.keep_records and not _events.OBSERVERS:
+    keep = meter.keep_records
+    if keep and not _events.OBSERVERS:
         # Kept as a compact row, made a record equal to the one below when read.
         row = call_row(
             kept_shapes(meter), frame, kind, model, provider, toks,
             None if cost is None else cost / 10_000_000_000, failed, estimated, now,
             time.perf_counter() - started, hp.get("litellm_call_id"), meta,
         )  # fmt: skip
-    if row is None and (meter.keep_records or _events.OBSERVERS):
+    if row is None and (keep or _events.OBSERVERS):
         rec = CallRecord(
             model=model,
             provider=provider,
