@@ -87,7 +87,8 @@ MATRIX_LITELLM ?= 1.80.0 1.90.7 1.106.0
 MATRIX_PYTHONS ?= 3.10 3.13
 LITELLM_TESTS  := tests/test_compat.py tests/test_litellm.py tests/test_litellm_wire.py \
                   tests/test_streams_hardening.py tests/test_calls_hardening.py \
-                  tests/test_deferred.py tests/test_fakeproviders.py tests/test_cost_figures.py
+                  tests/test_deferred.py tests/test_fakeproviders.py tests/test_cost_figures.py \
+                  tests/test_litellm_estimates.py
 MATRIX := .venv-matrix
 UV     := $(MATRIX)/tools/bin/uv
 export UV_PYTHON_INSTALL_DIR := $(CURDIR)/$(MATRIX)/pythons

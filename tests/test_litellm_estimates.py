@@ -5,13 +5,15 @@ priced at the price the call was made at, and flagged estimated however LiteLLM 
 from __future__ import annotations
 
 import asyncio
+import gc
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import litellm
 import pytest
 from support.responses import usage_counts
-from support.versions import LITELLM
+from support.versions import LITELLM, OPENAI_ROLE_CHUNK
 
 import tokenmeter as tm
 from tests.fakeproviders import NO_USAGE_CONTENT, FakeOpenAI
@@ -40,10 +42,10 @@ def price_map() -> Iterator[None]:
     litellm.model_cost.update(saved)
 
 
-def _router(srv: FakeOpenAI, where: str) -> litellm.Router:
+def _router(srv: FakeOpenAI, where: str, model: str = "openai/gpt-4o-mini") -> litellm.Router:
     prices = {"input_cost_per_token": IN_PRICE, "output_cost_per_token": OUT_PRICE}
     params = {
-        "model": "openai/gpt-4o-mini",
+        "model": model,
         "api_base": srv.base_url + "/v1",
         "api_key": "sk-fake",
         "max_retries": 0,
@@ -90,6 +92,91 @@ def test_a_router_answer_with_usage_is_priced_at_the_deployments_price(
     u = tm.report().node("r").usage
     assert usage_counts(u) == (1, 100, 7, 0, 0, 0)
     assert u.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
+
+
+# -- Router streams answered without usage: at the deployment's own prices -------------------
+
+# What each kind of stream is opened with, on a Router whose deployment "m" serves `model`.
+# Router.text_completion (sync) is left out: LiteLLM's own sends the model group's name
+# ("m") on to litellm.text_completion in every release tested (1.80.0 to 1.110), which
+# refuses it ("LLM Provider NOT provided ... You passed model=m") before any request.
+STREAMS = {
+    "chat": ("openai/gpt-4o-mini", "completion", {"messages": MSGS}),
+    "responses": ("openai/gpt-4o-mini", "responses", {"input": "hi"}),
+    "text": ("openai/gpt-3.5-turbo-instruct", "text_completion", {"prompt": "hi"}),
+}
+STREAM_CASES = [(k, m) for k in STREAMS for m in ("sync", "async") if (k, m) != ("text", "sync")]
+
+
+def _router_stream(bare: FakeOpenAI, kind: str, mode: str, where: str, read: int | None) -> Any:
+    """Open a `kind` stream on a Router deployment with its own prices, in a scope of a
+    meter keeping records; read it whole (``read`` None), or ``read`` items then close it
+    where the stream can be closed, else drop it. The meter, once the stream is recorded."""
+    model, entry, kwargs = STREAMS[kind]
+    router = _router(bare, where, model)
+    meter = tm.Meter(keep_records=True)
+
+    def sync() -> None:
+        stream = getattr(router, entry)(model="m", stream=True, **kwargs)
+        if read is None:
+            list(stream)
+            return
+        for _ in range(read):
+            next(stream)
+        if hasattr(stream, "close"):
+            stream.close()
+
+    async def main() -> None:
+        stream = await getattr(router, "a" + entry)(model="m", stream=True, **kwargs)
+        if read is None:
+            [_ async for _ in stream]
+            return
+        for _ in range(read):
+            await stream.__anext__()
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+    for _ in range(300):  # a stream dropped is recorded when it is collected
+        gc.collect()
+        if meter.records():
+            break
+        time.sleep(0.01)
+    return meter
+
+
+@pytest.mark.parametrize("where", ["litellm_params", "model_info"])
+@pytest.mark.parametrize(("kind", "mode"), [c for c in STREAM_CASES if c[0] != "chat"])
+def test_a_router_stream_without_usage_is_priced_at_the_deployments_price(
+    kind: str, mode: str, where: str, bare: FakeOpenAI, price_map: None
+) -> None:
+    """A Router stream read whole, no usage sent: 1 call, estimated at $1e-3 / $2e-3 a token."""
+    meter = _router_stream(bare, kind, mode, where, None)
+    [rec] = meter.records()
+    # The text "one two three four" is 4 tokens; the input "hi" 8 as a message (LiteLLM's
+    # count, which it fills in on a Responses stream from 1.106 on), 1 as a text (tokenmeter's).
+    tokens_in = 8 if kind == "responses" and LITELLM >= (1, 106) else 1
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (tokens_in, 4, True)
+    assert rec.cost_usd == pytest.approx(tokens_in * IN_PRICE + 4 * OUT_PRICE, rel=1e-12)
+    assert rec.model == STREAMS[kind][0].removeprefix("openai/")
+
+
+@pytest.mark.parametrize("where", ["litellm_params", "model_info"])
+@pytest.mark.parametrize(("kind", "mode"), STREAM_CASES)
+def test_a_router_stream_stopped_early_is_priced_at_the_deployments_price(
+    kind: str, mode: str, where: str, bare: FakeOpenAI, price_map: None
+) -> None:
+    """Stopped at "one two " (closed, or dropped): its estimate at $1e-3 / $2e-3 a token."""
+    # Items up to the text "one two ": chat's "one ", "two " (after a role chunk from 1.83 on);
+    # Responses' created,
+    # in_progress, item added, part added, "one ", "two "; the text stream's "one", " two".
+    read = {"chat": 2 + OPENAI_ROLE_CHUNK, "responses": 6, "text": 2}[kind]
+    meter = _router_stream(bare, kind, mode, where, read)
+    [rec] = meter.records()
+    tokens_in = 8 if kind == "chat" else 1  # "hi" as a chat message, as a text
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (tokens_in, 3, True)
+    assert rec.cost_usd == pytest.approx(tokens_in * IN_PRICE + 3 * OUT_PRICE, rel=1e-12)
 
 
 # -- a Responses API stream whose response.completed carries no usage ------------------------

@@ -246,10 +246,17 @@ def deployment_cost(
     A Router files each deployment's prices (``model_info`` or ``litellm_params``
     ``input_cost_per_token``, ...) in LiteLLM's price map under the deployment's id,
     the ``model_id`` of its answers, and LiteLLM's ``response_cost`` of an answer is
-    priced from that entry: an estimate is priced from the same one.
+    priced from that entry: an estimate is priced from the same one. Once the deployment
+    answered, LiteLLM notes in the entry the provider it called (``text-completion-openai``
+    for a text completion), and prices the entry under that provider only ($0 under
+    ``openai`` on 1.106): the entry's provider is taken, where it names one.
     """
-    if not isinstance(model_id, str) or model_id not in litellm.model_cost:
+    entry = litellm.model_cost.get(model_id) if isinstance(model_id, str) else None
+    if not isinstance(entry, dict):
         return None
+    filed = entry.get("litellm_provider")
+    if isinstance(filed, str) and filed:
+        provider = filed
     try:
         cost = litellm.completion_cost(
             completion_response=_ModelResponse(
@@ -267,6 +274,13 @@ def deployment_cost(
     if type(cost) is float or type(cost) is int:
         return float(cost)
     return None
+
+
+def deployment_id(kwargs: Mapping[str, Any]) -> object:
+    """The id of the Router deployment a call was made to (the ``model_info`` a Router
+    passes on to LiteLLM's entry point), for `deployment_cost`; None if none."""
+    info = kwargs.get("model_info")
+    return info.get("id") if isinstance(info, Mapping) else None
 
 
 def estimate_tokens(

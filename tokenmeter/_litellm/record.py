@@ -52,6 +52,10 @@ def record_result(
     state: CallState | None,
 ) -> None:
     """Record a finished, non-streaming call on ``frame``'s scope."""
+    if state is not None and state.streams:
+        # An attempt inside answered with a stream, which records the call; this result
+        # wraps it (a Router's async text stream from LiteLLM 1.106 on).
+        return
     hp: Any = attr(result, "_hidden_params")
     if not isinstance(hp, dict) and not hasattr(hp, "get"):  # TextCompletionResponse: HiddenParams
         hp = {}

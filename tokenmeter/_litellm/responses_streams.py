@@ -18,7 +18,16 @@ import litellm
 
 from tokenmeter import _errors
 
-from .extract import attr, call_model, cost_units, model_provider, named_arguments, tokens
+from .extract import (
+    attr,
+    call_model,
+    cost_units,
+    deployment_cost,
+    deployment_id,
+    model_provider,
+    named_arguments,
+    tokens,
+)
 from .stream_call import StreamCall, abandoned, add_stream, claim, finish, in_call_context
 from .stream_classes import add_stream_class
 
@@ -64,7 +73,9 @@ def _record(
         estimated = served is False
     else:
         toks = _estimate(model, named_arguments(call.kind, call.args, call.kwargs), "".join(text))
-        cost = cost_units(model, provider, None, toks)
+        # At a Router deployment's own prices, if it has any, as for a call answered whole.
+        given = deployment_cost(name, provider, deployment_id(call.kwargs), toks)
+        cost = cost_units(model, provider, given, toks)
         estimated = True
     if str(attr(terminal, "type", "")) == "response.failed":
         failed = True

@@ -13,7 +13,14 @@ from litellm.types.utils import Usage as _LiteLLMUsage
 
 from tokenmeter._drain import drain_queued
 
-from .extract import cost_units, model_provider, requested_model, tokens
+from .extract import (
+    cost_units,
+    deployment_cost,
+    deployment_id,
+    model_provider,
+    requested_model,
+    tokens,
+)
 from .stream_call import (
     ABANDONED,
     StreamCall,
@@ -62,8 +69,13 @@ def _finish_stream(
         usage = final_usage if usage_in([_Carrier(final_usage)]) is not None else None
     toks = _estimate_text(model, chunks, messages) if usage is None else tokens(usage)
     # Priced as LiteLLM prices the same call unstreamed: its logging object knows the
-    # call's own prices (``input_cost_per_token=...``, a Router deployment's).
-    cost = cost_units(model, provider, _litellm_cost(logging_obj, name, usage, toks), toks)
+    # call's own prices (``input_cost_per_token=...``, a Router deployment's). An estimate
+    # whose logging object is gone (a stream dropped and collected) is priced at a Router
+    # deployment's own prices, if it has any, as a call answered whole.
+    given = _litellm_cost(logging_obj, name, usage, toks)
+    if given is None and usage is None:
+        given = deployment_cost(str(name), provider, deployment_id(call.kwargs), toks)
+    cost = cost_units(model, provider, given, toks)
     add_stream(call, model, provider, toks, cost, failed, estimated or not complete, complete,
                error, hp, {"stream": True})  # fmt: skip
 

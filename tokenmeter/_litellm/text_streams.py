@@ -17,6 +17,8 @@ from .extract import (
     attr,
     call_model,
     cost_units,
+    deployment_cost,
+    deployment_id,
     estimate_text,
     model_provider,
     named_arguments,
@@ -31,14 +33,18 @@ _USAGE = "_tokenmeter_usage"  # on the stream: a list holding the last usage a c
 def _record(
     call: StreamCall, usage: Any, failed: bool, complete: bool, error: BaseException | None
 ) -> None:
-    model, provider = model_provider(call_model(call.kind, call.args, call.kwargs), None)
+    name = call_model(call.kind, call.args, call.kwargs)
+    model, provider = model_provider(name, None)
     estimated = usage is None
     if estimated:
         toks = estimate_text(model, named_arguments(call.kind, call.args, call.kwargs),
                              "".join(call.text))  # fmt: skip
+        # At a Router deployment's own prices, if it has any, as for a call answered whole.
+        given = deployment_cost(name, provider, deployment_id(call.kwargs), toks)
     else:
         toks = tokens(usage)
-    cost = cost_units(model, provider, None, toks)
+        given = None
+    cost = cost_units(model, provider, given, toks)
     add_stream(call, model, provider, toks, cost, failed, estimated or not complete, complete,
                error, {}, {"stream": True})  # fmt: skip
 
