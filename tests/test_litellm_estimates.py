@@ -108,12 +108,15 @@ STREAMS = {
 STREAM_CASES = [(k, m) for k in STREAMS for m in ("sync", "async") if (k, m) != ("text", "sync")]
 
 
-def _router_stream(bare: FakeOpenAI, kind: str, mode: str, where: str, read: int | None) -> Any:
+def _router_stream(
+    srv: FakeOpenAI, kind: str, mode: str, where: str, read: int | None, **extra: Any
+) -> Any:
     """Open a `kind` stream on a Router deployment with its own prices, in a scope of a
     meter keeping records; read it whole (``read`` None), or ``read`` items then close it
     where the stream can be closed, else drop it. The meter, once the stream is recorded."""
     model, entry, kwargs = STREAMS[kind]
-    router = _router(bare, where, model)
+    kwargs = {**kwargs, **extra}
+    router = _router(srv, where, model)
     meter = tm.Meter(keep_records=True)
 
     def sync() -> None:
@@ -177,6 +180,21 @@ def test_a_router_stream_stopped_early_is_priced_at_the_deployments_price(
     tokens_in = 8 if kind == "chat" else 1  # "hi" as a chat message, as a text
     assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (tokens_in, 3, True)
     assert rec.cost_usd == pytest.approx(tokens_in * IN_PRICE + 3 * OUT_PRICE, rel=1e-12)
+
+
+@pytest.mark.parametrize("where", ["litellm_params", "model_info"])
+@pytest.mark.parametrize(("kind", "mode"), [c for c in STREAM_CASES if c[0] != "chat"])
+def test_a_router_stream_with_usage_is_priced_at_the_deployments_price(
+    kind: str, mode: str, where: str, price_map: None
+) -> None:
+    """A Router stream, usage served (100 in / 7 out): exact, at $1e-3 / $2e-3 a token."""
+    with FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT) as served:
+        # A text stream's usage chunk is sent when asked for (tokenmeter asks on chat only).
+        extra = {"stream_options": {"include_usage": True}} if kind == "text" else {}
+        meter = _router_stream(served, kind, mode, where, None, **extra)
+    [rec] = meter.records()
+    assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (100, 7, False)
+    assert rec.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
 
 
 # -- a Responses API stream whose response.completed carries no usage ------------------------

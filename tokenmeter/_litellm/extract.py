@@ -241,7 +241,8 @@ def positional_model(
 def deployment_cost(
     name: str, provider: str | None, model_id: object, toks: tuple[int, int, int, int, int]
 ) -> float | None:
-    """LiteLLM's cost of ``toks`` at a Router deployment's own prices; None if it has none.
+    """LiteLLM's cost of ``toks`` (input, output, cached and reasoning tokens) at a Router
+    deployment's own prices; None if it has none.
 
     A Router files each deployment's prices (``model_info`` or ``litellm_params``
     ``input_cost_per_token``, ...) in LiteLLM's price map under the deployment's id,
@@ -258,13 +259,15 @@ def deployment_cost(
     if isinstance(filed, str) and filed:
         provider = filed
     try:
+        usage = _LiteLLMUsage(
+            prompt_tokens=toks[0],
+            completion_tokens=toks[1],
+            total_tokens=toks[0] + toks[1],
+            prompt_tokens_details={"cached_tokens": toks[2]} if toks[2] else None,
+            reasoning_tokens=toks[4] or None,
+        )
         cost = litellm.completion_cost(
-            completion_response=_ModelResponse(
-                model=name,
-                usage=_LiteLLMUsage(
-                    prompt_tokens=toks[0], completion_tokens=toks[1], total_tokens=toks[0] + toks[1]
-                ),
-            ),
+            completion_response=_ModelResponse(model=name, usage=usage),
             custom_llm_provider=provider,
             router_model_id=model_id,
             custom_pricing=True,

@@ -69,7 +69,10 @@ def _record(
         meta["cache_hit"] = True
     elif usage is not None:
         toks = tokens(usage)
-        cost = cost_units(model, provider, attr(usage, "cost"), toks)
+        given = attr(usage, "cost")
+        if given is None:  # LiteLLM 1.90 bills none on the event: a deployment's own prices
+            given = deployment_cost(name, provider, deployment_id(call.kwargs), toks)
+        cost = cost_units(model, provider, given, toks)
         estimated = served is False
     else:
         toks = _estimate(model, named_arguments(call.kind, call.args, call.kwargs), "".join(text))

@@ -39,11 +39,10 @@ def _record(
     if estimated:
         toks = estimate_text(model, named_arguments(call.kind, call.args, call.kwargs),
                              "".join(call.text))  # fmt: skip
-        # At a Router deployment's own prices, if it has any, as for a call answered whole.
-        given = deployment_cost(name, provider, deployment_id(call.kwargs), toks)
     else:
         toks = tokens(usage)
-        given = None
+    # At a Router deployment's own prices, if it has any, as for a call answered whole.
+    given = deployment_cost(name, provider, deployment_id(call.kwargs), toks)
     cost = cost_units(model, provider, given, toks)
     add_stream(call, model, provider, toks, cost, failed, estimated or not complete, complete,
                error, {}, {"stream": True})  # fmt: skip
