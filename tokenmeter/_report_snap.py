@@ -40,18 +40,21 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
     # kept children are then the last entries of ``done``. A leaf is built when it is
     # met, while its node is still in the processor's cache (a big tree is not).
     #
-    # Children and counters are copied as they are read (a copy of a dict's values or of
-    # a list is made in one step): a signal handler on this thread may count a call or
-    # make a scope while this runs (the lock is re-entrant), and the report still adds
-    # up, each node's inclusive usage the sum of what it shows.
+    # Children and counters are copied as they are read (a tuple of a dict's values or of
+    # a list's counters is made in one step): a signal handler on this thread may count a
+    # call or make a scope while this runs (the lock is re-entrant), and the report still
+    # adds up, each node's inclusive usage the sum of what it shows.
     kids = tuple(top.children.values())
     its = [iter(kids)]
     parents = [top]
     counts = [len(kids)]
     nxt = next
-    # Per visited node, (report node, inclusive numbers), or None when left out.
-    done: list[tuple[Any, list[int] | tuple[int, ...]] | None] = []
+    # Per visited node, its report node and its inclusive numbers (None when left out), in
+    # two lists side by side: no pair allocated per node.
+    done: list[Any] = []
+    done_incl: list[Any] = []
     put = done.append
+    put_incl = done_incl.append
     while its:
         s = nxt(its[-1], None)
         if s is None:
@@ -72,7 +75,7 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
         breakdown: dict[Any, Usage] = {}
         if len(d) == 1:
             for key, live in d:
-                v = live[:]
+                v = tuple(live)
                 if any(v):
                     own = v
                     if fast:
@@ -98,7 +101,7 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
         elif d:
             acc: list[int] | tuple[int, ...] = _ZEROS
             for key, live in d:
-                v = live[:]
+                v = tuple(live)
                 if any(v):
                     breakdown[key] = usage_from_acc(v)
                     acc = list(map(add, acc, v))
@@ -108,14 +111,14 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
         incl, usage = own, self_usage
         if n:
             incls = [] if own is None else [own]
-            for kid in done[-n:]:
-                if kid is not None:
-                    node, kid_incl = kid
+            for node, kid_incl in zip(done[-n:], done_incl[-n:], strict=True):
+                if node is not None:
                     children[node.name] = node
                     incls.append(kid_incl)
                     if own is None:
                         usage = node.usage  # the one child's, if it is the only one
             del done[-n:]
+            del done_incl[-n:]
             if len(incls) > 1:
                 incl = list(map(sum, zip(*incls, strict=True)))  # column sums, in C
                 if fast:
@@ -142,6 +145,7 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
         if incl is None:
             if not (children or s.entries or s is top):
                 put(None)
+                put_incl(None)
                 continue
             incl = _ZEROS
         if fast:
@@ -156,5 +160,6 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
             node.__class__ = node_class
         else:
             node = node_class(s.name, s.path, s.entries, self_usage, usage, children, breakdown)
-        put((node, incl))
-    return done[-1][0]  # type: ignore[index]
+        put(node)
+        put_incl(incl)
+    return done[-1]
