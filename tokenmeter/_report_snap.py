@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import threading
 from operator import add
 from typing import Any
 
@@ -15,7 +17,34 @@ _NO_USAGE = Usage()
 _ZEROS = (0,) * ACC_SIZE
 
 
+_gc_isenabled = gc.isenabled
+_gc_disable = gc.disable
+_gc_enable = gc.enable
+_threads = threading.active_count
+
+
 def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None) -> Any:
+    """The report node of ``top`` and its subtree (see `build_locked`), the caller holding
+    the meter lock, with Python's cyclic garbage collector paused while it is built.
+
+    A report makes several objects per scope, none of them garbage: the collections those
+    allocations set off, some of them of the whole heap, cost more than building the
+    report when the tree is big. The collector is paused only when it is on and this is
+    the only thread (another thread could turn it off meanwhile, meaning it to stay off),
+    and turned on again whatever happens inside, a KeyboardInterrupt included.
+    """
+    if _gc_isenabled() and _threads() == 1:
+        # Turned off inside the try: an exception raised as the call returns (a signal
+        # handler's) still turns it on again.
+        try:
+            _gc_disable()
+            return build_locked(top, node_class, node_layout)
+        finally:
+            _gc_enable()
+    return build_locked(top, node_class, node_layout)
+
+
+def build_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None) -> Any:
     """The report node of ``top`` and its subtree; the caller holds the meter lock.
 
     Any depth, no recursion. A scope never entered since a reset, with nothing
