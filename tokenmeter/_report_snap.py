@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _thread
 import gc
-import threading
 from operator import add
 from typing import Any
 
@@ -20,7 +20,11 @@ _ZEROS = (0,) * ACC_SIZE
 _gc_isenabled = gc.isenabled
 _gc_disable = gc.disable
 _gc_enable = gc.enable
-_threads = threading.active_count
+#: How many threads started from Python are running, besides the main thread: a count
+#: read without a lock (``threading.active_count()`` takes one that this thread may hold
+#: when a signal handler on it takes a report) and without an audit event. Where it is
+#: missing, 1: the collector is never paused.
+_other_threads: Any = getattr(_thread, "_count", lambda: 1)
 
 
 def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None) -> Any:
@@ -29,11 +33,11 @@ def snap_locked(top: Node, node_class: type[Any], node_layout: type[Any] | None)
 
     A report makes several objects per scope, none of them garbage: the collections those
     allocations set off, some of them of the whole heap, cost more than building the
-    report when the tree is big. The collector is paused only when it is on and this is
-    the only thread (another thread could turn it off meanwhile, meaning it to stay off),
-    and turned on again whatever happens inside, a KeyboardInterrupt included.
+    report when the tree is big. The collector is paused only when it is on and the main
+    thread is the only one (another thread could turn it off meanwhile, meaning it to stay
+    off), and turned on again whatever happens inside, a KeyboardInterrupt included.
     """
-    if _gc_isenabled() and _threads() == 1:
+    if _gc_isenabled() and not _other_threads():
         # Turned off inside the try: an exception raised as the call returns (a signal
         # handler's) still turns it on again.
         try:
