@@ -251,6 +251,49 @@ def test_a_run_of_plain_responses_is_summed_exactly(monkeypatch: pytest.MonkeyPa
     assert usage.cost_usd == sum(round(1e-6 * (k + 1) * 10**10) for k in range(300)) / 10**10
 
 
+def test_a_run_without_token_details_is_summed_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """300 responses with no details (short rows): summed by columns, every token and cost."""
+
+    def not_one_by_one(*a: Any) -> None:
+        raise AssertionError("a plain run was counted one by one")
+
+    monkeypatch.setattr(_litellm.deferred, "count_one", not_one_by_one)
+    meter = tm.Meter()
+    frame = frame_of(meter, "run")
+    seen(frame)
+    for k in range(300):
+        u = Usage(prompt_tokens=100 + k, completion_tokens=20 + k % 3)
+        assert _litellm.deferred.defer(frame, response(u, cost=1e-6 * (k + 1)), 0.0)
+    assert len(meter._pending[-1]) == 6  # a short row
+    usage = frame.scope.usage
+    assert (usage.calls, usage.input_tokens, usage.output_tokens) == (300, 74850, 6300)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens, usage.reasoning_tokens) == (0, 0, 0)
+    assert usage.cost_usd == sum(round(1e-6 * (k + 1) * 10**10) for k in range(300)) / 10**10
+
+
+def test_a_run_mixing_responses_with_and_without_details_counts_each_exactly() -> None:
+    """Short and long rows for one tally in one batch: 6 calls, the details of 3 counted."""
+    meter = tm.Meter()
+    frame = frame_of(meter, "mixed")
+    seen(frame)
+    for k in range(6):
+        if k % 2:
+            u = Usage(
+                prompt_tokens=1000,
+                completion_tokens=200,
+                prompt_tokens_details={"cached_tokens": 400},
+                completion_tokens_details={"reasoning_tokens": 50},
+            )
+        else:
+            u = Usage(prompt_tokens=10, completion_tokens=2)
+        assert _litellm.deferred.defer(frame, response(u, cost=0.001), 0.0)
+    assert sorted(map(len, meter._pending)) == [6, 6, 6, 11, 11, 11]
+    usage = frame.scope.usage
+    assert (usage.calls, usage.input_tokens, usage.output_tokens) == (6, 3030, 606)
+    assert (usage.cache_read_tokens, usage.reasoning_tokens) == (1200, 150)
+    assert usage.cost_usd == 0.006
+
+
 @pytest.mark.parametrize("cost", [2.5e-10, 1.5e-6, 0.1 + 0.2, 7.35e-5, 0.0, float("nan")])
 def test_a_run_of_one_cost_counts_what_the_general_path_counts(cost: float) -> None:
     """300 calls with the same cost (a repeated call): each call's cost rounded, as one by one."""

@@ -45,6 +45,7 @@ _time = time.time
 _USAGE_FIELDS = itemgetter(
     "prompt_tokens", "completion_tokens", "prompt_tokens_details", "completion_tokens_details"
 )
+_HIDDEN = itemgetter("litellm_model_name", "custom_llm_provider", "response_cost")
 # map(_NONE_TO_0, xs, xs): None -> 0, anything else unchanged.
 _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
 # A pending row, everything read when the call returned:
@@ -56,7 +57,13 @@ _NONE_TO_0: Callable[[Any, Any], Any] = {None: 0}.get
 #   6, 7 prompt_tokens_details' cached_tokens, cache_creation_tokens (None: no details)
 #   8 completion_tokens_details' reasoning_tokens (None: no details)
 #   9, 10 usage's extra cache_read_input_tokens, cache_creation_input_tokens (Anthropic)
+# A usage with no details and no extra fields (LiteLLM's mock responses, and servers
+# that send no details) gives a short row, 0 to 5 only: nothing else to read, and a
+# batch of short rows is summed with fewer columns. The columns of a batch are taken
+# with zip(strict=True): a batch mixing both kinds goes by runs, then one by one.
 _ROW_ENTRY = itemgetter(0)
+_SHORT_ROW = 6
+_PAD = (None,) * 5  # a short row's missing fields, for `count_one`
 _ROW_TIME = itemgetter(1)
 _SHORT_RUN = 4  # runs shorter than this are counted one by one
 
@@ -74,50 +81,49 @@ def defer(frame: Frame, result: Any, started: float) -> bool:
     call's wall-clock time when the batch is counted.
     """
     hp = result.__pydantic_private__["_hidden_params"]
-    usage = result.__pydantic_extra__.get("usage")
-    if type(usage) is not _LiteLLMUsage or hp.get("cache_hit") or CUSTOM_PRICES:
+    try:
+        usage = result.__pydantic_extra__["usage"]
+    except KeyError:  # no usage: estimated by the general path
         return False
-    key = (
-        hp.get("litellm_model_name"),
-        hp.get("custom_llm_provider"),
-        frame.module,
-        frame.operation,
-    )
+    if type(usage) is not _LiteLLMUsage or CUSTOM_PRICES or _events.OBSERVERS:
+        return False
+    if "cache_hit" in hp and hp["cache_hit"]:  # noqa: RUF019 (no method call: the usual miss)
+        return False
+    try:
+        name, provider, cost = _HIDDEN(hp)
+    except KeyError:
+        name, provider, cost = (
+            hp.get("litellm_model_name"),
+            hp.get("custom_llm_provider"),
+            hp.get("response_cost"),
+        )
+    key = (name, provider, frame.module, frame.operation)
     entry = frame.fast.get(key)
-    if entry is None or _events.OBSERVERS:
+    if entry is None:
         return False
     prompt, completion, details, out_details = _USAGE_FIELDS(usage.__dict__)
     if not prompt and not completion:  # no tokens: estimated by the general path
         return False
-    if details is None:
-        cached = created = None
-    else:
-        d = details.__dict__
-        cached = d.get("cached_tokens")
-        created = d.get("cache_creation_tokens")
-    reasoning = None if out_details is None else out_details.__dict__.get("reasoning_tokens")
     extra = usage.__pydantic_extra__
-    if extra:
-        x_read = extra.get("cache_read_input_tokens")
-        x_write = extra.get("cache_creation_input_tokens")
+    if details is None and out_details is None and not extra:
+        row: tuple[Any, ...] = (entry, started, cost, key, prompt, completion)
     else:
-        x_read = x_write = None
+        if details is None:
+            cached = created = None
+        else:
+            d = details.__dict__
+            cached = d.get("cached_tokens")
+            created = d.get("cache_creation_tokens")
+        reasoning = None if out_details is None else out_details.__dict__.get("reasoning_tokens")
+        if extra:
+            x_read = extra.get("cache_read_input_tokens")
+            x_write = extra.get("cache_creation_input_tokens")
+        else:
+            x_read = x_write = None
+        row = (entry, started, cost, key, prompt, completion, cached, created, reasoning,
+               x_read, x_write)  # fmt: skip
     pending = frame.pending
-    pending.append(
-        (
-            entry,
-            started,
-            hp.get("response_cost"),
-            key,
-            prompt,
-            completion,
-            cached,
-            created,
-            reasoning,
-            x_read,
-            x_write,
-        )
-    )
+    pending.append(row)
     if len(pending) >= PENDING_BATCH:
         settle(frame.scope.meter)
     return True
@@ -125,18 +131,24 @@ def defer(frame: Frame, result: Any, started: float) -> bool:
 
 def apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
     """Count a batch of deferred results; the caller holds the meter's lock."""
-    cols = tuple(zip(*batch))  # noqa: B905 (every row is 11 long)
-    times = cols[1]
+    cols: tuple[tuple[Any, ...], ...] | None
+    try:
+        cols = tuple(zip(*batch, strict=True))
+        times = cols[1]
+    except ValueError:  # short and long rows: summed by runs below, or one by one
+        cols = None
+        times = tuple(map(_ROW_TIME, batch))
     # perf_counter() values to wall-clock time, as of now (the calls were just made,
     # or, for a batch counted by a reading, at most as long ago as that reading).
     to_wall = _time() - _perf_counter()
     add_kept_locked(meter, min(times) + to_wall, max(times) + to_wall, 0, ())
     n = len(batch)
-    entries = cols[0]
-    first = entries[0]
     # The commonest batch: every row for one tally (one model in one scope).
-    if n >= _SHORT_RUN and entries.count(first) == n and _sum_columns(first[1], cols, n):
-        return
+    if cols is not None and n >= _SHORT_RUN:
+        entries = cols[0]
+        first = entries[0]
+        if entries.count(first) == n and _sum_columns(first[1], cols, n):
+            return
     # One entry object per tally: consecutive rows of a tally compare by identity.
     for entry, group in groupby(batch, _ROW_ENTRY):
         rows = list(group)
@@ -153,8 +165,8 @@ def apply(meter: Tree, batch: list[tuple[Any, ...]]) -> None:
 def sum_run(acc: list[int], rows: list[tuple[Any, ...]]) -> bool:
     """Add a run of rows for one tally, column by column; False if any needs a closer look."""
     try:
-        cols = tuple(zip(*rows))  # noqa: B905 (every row is 11 long)
-    except Exception:
+        cols = tuple(zip(*rows, strict=True))
+    except Exception:  # short and long rows
         return False
     return _sum_columns(acc, cols, len(rows))
 
@@ -167,13 +179,16 @@ def _sum_columns(acc: list[int], cols: tuple[tuple[Any, ...], ...], n: int) -> b
     parts within their totals.
     """
     try:
-        _, _, costs, _, ins, outs, raw_cr, raw_cw, raw_r, x_read, x_write = cols
+        short = len(cols) == _SHORT_ROW
+        _, _, costs, _, ins, outs = cols[:_SHORT_ROW]
+        if not short:
+            x_read, x_write = cols[9:]
+            if x_read.count(None) != n or x_write.count(None) != n:
+                return False
         # None raises, 0 fails the test, NaN and infinity fail the sum: counted one by one.
         cost = costs[0]
         same_cost = costs.count(cost) == n  # one price, one usage: a run of the same call
         if not (cost if same_cost else min(costs)) > 0.0 or not sum(costs) < 1e12:
-            return False
-        if x_read.count(None) != n or x_write.count(None) != n:
             return False
         # An int sum of ints and bools is what `to_int` takes as is; None raises, a float
         # makes the sum a float; a negative count fails min().
@@ -182,16 +197,19 @@ def _sum_columns(acc: list[int], cols: tuple[tuple[Any, ...], ...], n: int) -> b
             return False
         if min(ins) < 0 or min(outs) < 0:
             return False
-        crs, cache_read = _column(raw_cr, n)
-        cws, cache_write = _column(raw_cw, n)
-        rs, reasoning = _column(raw_r, n)
-        if cache_read < 0 or cache_write < 0 or reasoning < 0:
-            return False
-        # Parts within their totals (nothing to check where a part is 0 in every row).
-        if (cache_read or cache_write) and any(map(gt, map(add, crs, cws), ins)):
-            return False
-        if reasoning and any(map(gt, rs, outs)):
-            return False
+        if short:  # no parts
+            cache_read = cache_write = reasoning = 0
+        else:
+            crs, cache_read = _column(cols[6], n)
+            cws, cache_write = _column(cols[7], n)
+            rs, reasoning = _column(cols[8], n)
+            if cache_read < 0 or cache_write < 0 or reasoning < 0:
+                return False
+            # Parts within their totals (nothing to check where a part is 0 in every row).
+            if (cache_read or cache_write) and any(map(gt, map(add, crs, cws), ins)):
+                return False
+            if reasoning and any(map(gt, rs, outs)):
+                return False
         # cost_to_units, each (n times the same units when every row has the same cost)
         if same_cost:
             units = round(cost * COST_SCALE) * n
@@ -242,6 +260,8 @@ def _row_tokens(row: tuple[Any, ...]) -> tuple[int, int, int, int, int]:
 
 def count_one(acc: list[int], row: tuple[Any, ...]) -> None:
     """`record_result`'s numbers for one row, added to ``acc``."""
+    if len(row) == _SHORT_ROW:
+        row += _PAD
     key = row[3]
     model, provider = model_provider(str(key[0]), key[1])
     toks = _row_tokens(row)

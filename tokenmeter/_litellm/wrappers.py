@@ -286,7 +286,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
             result = _call_refusable(fn, args, kwargs) if injected else fn(*args, **kwargs)
             _nested_result(outer, kind, result, args, kwargs, injected)
             return result
-        if kwargs.get("litellm_logging_obj") is not None:
+        if "litellm_logging_obj" in kwargs and kwargs["litellm_logging_obj"] is not None:
             # LiteLLM's own fallback runner passes the outer call's logging object (a user
             # never does): an attempt inside a recorded call whose context was lost.
             return fn(*args, **kwargs)
@@ -296,7 +296,7 @@ def wrap_sync(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         elif frame.budgets:
             before_call(frame)
         state = CallState()
-        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+        injected = "stream" in kwargs and kwargs["stream"] is True and _prepare(kind, args, kwargs)
         started = _perf_counter()
         thread_call = _THREAD_CALL
         thread_call.call = state  # this thread is busy with the call until it returns
@@ -371,7 +371,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
                 result = await fn(*args, **kwargs)
             _nested_result(outer, kind, result, args, kwargs, injected)
             return result
-        if kwargs.get("litellm_logging_obj") is not None:
+        if "litellm_logging_obj" in kwargs and kwargs["litellm_logging_obj"] is not None:
             # LiteLLM's own fallback runner passes the outer call's logging object (a user
             # never does): an attempt inside a recorded call whose context was lost.
             return await fn(*args, **kwargs)
@@ -381,7 +381,7 @@ def wrap_async(fn: Callable[..., Any], kind: str) -> Callable[..., Any]:
         elif frame.budgets:
             before_call(frame)
         state = CallState()
-        injected = kwargs.get("stream") is True and _prepare(kind, args, kwargs)
+        injected = "stream" in kwargs and kwargs["stream"] is True and _prepare(kind, args, kwargs)
         started = _perf_counter()
         token = IN_CALL.set(state)
         try:
