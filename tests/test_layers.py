@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._handle",
             "tokenmeter._meter",
             "tokenmeter._track",
+            "tokenmeter._tracked",
             "tokenmeter._threads",
         ),
     ),

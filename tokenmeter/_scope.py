@@ -166,6 +166,24 @@ def exit_(token: Token[Frame | None]) -> None:
         restore(token)
 
 
+def back_to(cur: Frame | None) -> None:
+    """Make ``cur`` current again after an entry from it that an exception interrupted.
+
+    Whatever the entry set current (nothing yet, or its frame) is left, as if the
+    interrupt had landed at the first line of its body: observers see an exit, and an
+    entry already counted stays counted (see docs/threads.md).
+    """
+    f = CURRENT.get()
+    if f is cur or f is None:
+        return
+    if _events.OBSERVERS:
+        _events.emit_exit(f)
+    if cur is not None:
+        CURRENT.set(cur)
+    else:
+        release(f)
+
+
 def leave(name: str) -> None:
     """Leave the most recent entry of scope ``name`` in this context (no token needed).
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _events, _scope
-from ._scope import GIL_COUNT, TOP, count_entry, enter_frame, exit_, leave
+from ._scope import GIL_COUNT, TOP, back_to, count_entry, enter_frame, leave
+from ._tracked import wrap
 
 # Bound by assignment, not by ``from ... import``: CPython 3.11 compiles ``NAME.get()``
 # on an imported name as an attribute load that builds a bound method on every call
@@ -16,12 +17,10 @@ from ._scope import GIL_COUNT, TOP, count_entry, enter_frame, exit_, leave
 CURRENT = _scope.CURRENT
 
 if TYPE_CHECKING:
-    from contextvars import Token
     from typing import Concatenate
 
     from typing_extensions import ParamSpec
 
-    from ._frame import Frame
     from ._handle import Scope
     from ._limits import Limits, OnExceed
     from ._tree import Tree as Meter  # a Meter is a Tree; this module sits below _meter
@@ -86,45 +85,49 @@ class Track:
 
     def __enter__(self) -> Scope:
         cur = CURRENT.get()
-        if self._plain and not _events.OBSERVERS:
-            if cur is not None:
-                f = cur.kids.get(self._name)
-                if f is not None:
-                    s = f.scope
-                    if s.attached:
-                        if GIL_COUNT:
-                            s.entries += 1
-                        else:
-                            count_entry(s)
-                        CURRENT.set(f)
-                        return s  # type: ignore[no-any-return]
-            else:  # a top-level frame leaves its cache while entered: this entry owns ``tok``
-                f = TOP.pop(self._name, None)
-                if f is not None:
-                    s = f.scope
-                    if s.attached:
-                        if GIL_COUNT:
-                            s.entries += 1
-                        else:
-                            count_entry(s)
-                        f.tok = CURRENT.set(f)
-                        return s  # type: ignore[no-any-return]
-        f = enter_frame(
-            self._meter,
-            self._name,
-            self._module,
-            self._operation,
-            self._attributes,
-            self._limits,
-            cur,
-            True,
-        )
-        tok = CURRENT.set(f)
-        if cur is None:
-            f.tok = tok
-        if _events.OBSERVERS:
-            _events.emit_enter(f)
-        return f.scope  # type: ignore[no-any-return]
+        try:
+            if self._plain and not _events.OBSERVERS:
+                if cur is not None:
+                    f = cur.kids.get(self._name)
+                    if f is not None:
+                        s = f.scope
+                        if s.attached:
+                            if GIL_COUNT:
+                                s.entries += 1
+                            else:
+                                count_entry(s)
+                            CURRENT.set(f)
+                            return s  # type: ignore[no-any-return]
+                else:  # a top-level frame leaves its cache while entered: this entry owns ``tok``
+                    f = TOP.pop(self._name, None)
+                    if f is not None:
+                        s = f.scope
+                        if s.attached:
+                            if GIL_COUNT:
+                                s.entries += 1
+                            else:
+                                count_entry(s)
+                            f.tok = CURRENT.set(f)
+                            return s  # type: ignore[no-any-return]
+            f = enter_frame(
+                self._meter,
+                self._name,
+                self._module,
+                self._operation,
+                self._attributes,
+                self._limits,
+                cur,
+                True,
+            )
+            tok = CURRENT.set(f)
+            if cur is None:
+                f.tok = tok
+            if _events.OBSERVERS:
+                _events.emit_enter(f)
+            return f.scope  # type: ignore[no-any-return]
+        except BaseException:  # an interrupt on the way in: see docs/threads.md
+            back_to(cur)
+            raise
 
     def __exit__(
         self,
@@ -149,7 +152,12 @@ class Track:
             leave(self._name)
 
     async def __aenter__(self) -> Scope:
-        return self.__enter__()
+        cur = CURRENT.get()
+        try:
+            return self.__enter__()
+        except BaseException:  # also one landing as ``__enter__`` returns
+            back_to(cur)
+            raise
 
     async def __aexit__(
         self,
@@ -162,7 +170,7 @@ class Track:
     def __call__(self, func: F) -> F:
         """Use the same scope as a decorator (each call enters it)."""
         t = self
-        return _wrap(func, t._meter, t._name, t._module, t._operation, t._attributes, t._limits)  # type: ignore[no-any-return]
+        return wrap(func, t._meter, t._name, t._module, t._operation, t._attributes, t._limits)  # type: ignore[no-any-return]
 
 
 #: Plain `Track` objects by name: ``track(name)`` without options returns a shared one.
@@ -290,208 +298,11 @@ def tracked(
     limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
     attrs_ = attributes or None
     if callable(func_or_name):
-        return _wrap(func_or_name, meter, None, module, operation, attrs_, limits)
+        return wrap(func_or_name, meter, None, module, operation, attrs_, limits)
     name = None if func_or_name is None else _check_name(func_or_name)
 
     def decorate(func: Callable[P, R]) -> Callable[P, R]:
-        wrapped: Callable[P, R] = _wrap(func, meter, name, module, operation, attrs_, limits)
+        wrapped: Callable[P, R] = wrap(func, meter, name, module, operation, attrs_, limits)
         return wrapped
 
     return decorate
-
-
-def _wrap(
-    func: Callable[..., Any],
-    meter: Meter | None,
-    name: str | None,
-    module: str | None,
-    operation: str | None,
-    attributes: Mapping[str, Any] | None,
-    limits: Limits | None,
-) -> Any:
-    """Pick one of four wrappers once, when the decorator is applied."""
-    import inspect  # here, not at module level: ``import tokenmeter`` stays light
-
-    if isinstance(func, (staticmethod, classmethod)):
-        # @tracked above @staticmethod / @classmethod: wrap the function, keep the kind.
-        inner = _wrap(func.__func__, meter, name, module, operation, attributes, limits)
-        return type(func)(inner)
-    if not callable(func):
-        raise TypeError(f"@tracked decorates a function, got {func!r}")
-    scope_name = name or getattr(func, "__qualname__", None) or repr(func)
-    plain = (
-        meter is None and module is None and operation is None and not attributes and limits is None
-    )
-
-    def enter_slow(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
-        """Enter without the frame cache (options, a removed node, observers); set it current."""
-        f = enter_frame(meter, scope_name, module, operation, attributes, limits, cur)
-        tok = CURRENT.set(f)
-        if _events.OBSERVERS:
-            _events.emit_enter(f)
-        return f, tok
-
-    def enter_counted(cur: Frame | None) -> tuple[Frame, Token[Frame | None]]:
-        """Enter, through the frame cache when plain, counting under the lock if need be."""
-        f = (TOP if cur is None else cur.kids).get(scope_name) if plain else None
-        if f is not None and f.scope.attached and not _events.OBSERVERS:
-            if GIL_COUNT:
-                f.scope.entries += 1
-            else:
-                count_entry(f.scope)
-            return f, CURRENT.set(f)
-        return enter_slow(cur)
-
-    if inspect.isasyncgenfunction(func):
-
-        @functools.wraps(func)
-        async def agen_wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            token = enter_counted(CURRENT.get())[1]
-            inner: Frame | None
-            try:
-                agen = func(*args, **kwargs)
-            finally:
-                inner = CURRENT.get()
-                exit_(token)
-            sent: Any = None
-            thrown: BaseException | None = None
-            while True:
-                tok = CURRENT.set(inner)
-                try:
-                    if thrown is not None:
-                        item = await agen.athrow(thrown)
-                    else:
-                        item = await agen.asend(sent)
-                except StopAsyncIteration:
-                    return
-                finally:
-                    inner = CURRENT.get()
-                    exit_(tok)
-                thrown = None
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    tok = CURRENT.set(inner)
-                    try:
-                        await agen.aclose()
-                    finally:
-                        exit_(tok)
-                    raise
-                except BaseException as e:
-                    thrown, sent = e, None
-
-        return agen_wrapper
-
-    if inspect.isgeneratorfunction(func):
-
-        @functools.wraps(func)
-        def gen_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            token = enter_counted(CURRENT.get())[1]
-            inner: Frame | None
-            try:
-                gen = func(*args, **kwargs)
-            finally:
-                inner = CURRENT.get()
-                exit_(token)
-            sent: Any = None
-            thrown: BaseException | None = None
-            while True:
-                tok = CURRENT.set(inner)
-                try:
-                    item = gen.throw(thrown) if thrown is not None else gen.send(sent)
-                except StopIteration as stop:
-                    return stop.value
-                finally:
-                    inner = CURRENT.get()
-                    exit_(tok)
-                thrown = None
-                try:
-                    sent = yield item
-                except GeneratorExit:
-                    tok = CURRENT.set(inner)
-                    try:
-                        gen.close()
-                    finally:
-                        exit_(tok)
-                    raise
-                except BaseException as e:
-                    thrown, sent = e, None
-
-        return gen_wrapper
-
-    if inspect.iscoroutinefunction(func):
-        if plain and GIL_COUNT:
-
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                cur = CURRENT.get()
-                f = (TOP if cur is None else cur.kids).get(scope_name)
-                if f is not None and f.scope.attached and not _events.OBSERVERS:
-                    f.scope.entries += 1
-                    tok = CURRENT.set(f)
-                else:
-                    f, tok = enter_slow(cur)
-                try:
-                    return await func(*args, **kwargs)
-                finally:
-                    if _events.OBSERVERS:
-                        _events.emit_exit(f)
-                    try:
-                        CURRENT.reset(tok)
-                    except (ValueError, RuntimeError):  # another Context: set the value back
-                        CURRENT.set(f.old)
-
-            return async_wrapper
-
-        @functools.wraps(func)
-        async def async_wrapper_any(*args: Any, **kwargs: Any) -> Any:
-            f, tok = enter_counted(CURRENT.get())
-            try:
-                return await func(*args, **kwargs)
-            finally:
-                if _events.OBSERVERS:
-                    _events.emit_exit(f)
-                try:
-                    CURRENT.reset(tok)
-                except (ValueError, RuntimeError):  # another Context: set the value back
-                    CURRENT.set(f.old)
-
-        return async_wrapper_any
-
-    if plain and GIL_COUNT:
-        # The common case, each test written out: no helper call on the way in or out.
-        @functools.wraps(func)
-        def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
-            cur = CURRENT.get()
-            f = (TOP if cur is None else cur.kids).get(scope_name)
-            if f is not None and f.scope.attached and not _events.OBSERVERS:
-                f.scope.entries += 1
-                tok = CURRENT.set(f)
-            else:
-                f, tok = enter_slow(cur)
-            try:
-                return func(*args, **kwargs)
-            finally:
-                if _events.OBSERVERS:
-                    _events.emit_exit(f)
-                try:
-                    CURRENT.reset(tok)
-                except (ValueError, RuntimeError):  # another Context: set the value back
-                    CURRENT.set(f.old)
-
-        return sync_wrapper
-
-    @functools.wraps(func)
-    def sync_wrapper_any(*args: Any, **kwargs: Any) -> Any:
-        f, tok = enter_counted(CURRENT.get())
-        try:
-            return func(*args, **kwargs)
-        finally:
-            if _events.OBSERVERS:
-                _events.emit_exit(f)
-            try:
-                CURRENT.reset(tok)
-            except (ValueError, RuntimeError):  # another Context: set the value back
-                CURRENT.set(f.old)
-
-    return sync_wrapper_any
