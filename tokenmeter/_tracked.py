@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _events, _scope
-from ._scope import GIL_COUNT, TOP, back_to, count_entry, enter_frame, exit_
+from ._scope import GIL_COUNT, TOP, back_to, count_entry, enter_frame, exit_, restore
 
 CURRENT = _scope.CURRENT  # assigned, not imported: see `_track`
 
@@ -140,9 +140,14 @@ def wrap(
                     tok = CURRENT.set(inner)
                     try:
                         item = gen.throw(thrown) if thrown is not None else gen.send(sent)
-                    finally:
+                    finally:  # `exit_`, written out: one call less per item
                         inner = CURRENT.get()
-                        exit_(tok)
+                        if _events.OBSERVERS:
+                            _events.emit_exit(inner)
+                        try:
+                            CURRENT.reset(tok)
+                        except (ValueError, RuntimeError):
+                            restore(tok)
                 except StopIteration as stop:
                     return stop.value
                 except BaseException:
