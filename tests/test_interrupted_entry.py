@@ -2,9 +2,10 @@
 
 A KeyboardInterrupt (or any exception a signal handler raises) can land between any two
 instructions of ``Track.__enter__`` or of a ``@tracked`` wrapper before the function runs.
-An opcode-level trace raises it at each instruction of tokenmeter's code in turn (the
-entry's own frame and everything it calls), one run per instruction, until a run goes
-through uninterrupted; not at a ``return`` or at the ``NOP`` marking a ``try:`` line,
+An opcode-level trace raises it at each instruction of the entry's own code in turn
+(``_track``, ``_tracked``; an interrupt inside a function they call comes out of that
+call, where the trace raises too), one run per instruction, until a run goes through
+uninterrupted; not at a ``return`` or at the ``NOP`` marking a ``try:`` line,
 where CPython checks for no signal (only a trace function can raise there, and no
 ``try`` covers them). After each interrupted entry the scope current before it is
 current again and a call lands there; the interrupted scope counts an entry if and only
@@ -27,7 +28,7 @@ import tokenmeter as tm
 from tokenmeter._events import add_observer, remove_observer
 from tokenmeter._meter import DEFAULT_METER
 
-PACKAGE = str(Path(tm.__file__).parent)
+ENTRY_CODE = tuple(str(Path(tm.__file__).parent / f) for f in ("_track.py", "_tracked.py"))
 CALL: dict[str, Any] = {
     "model": "m",
     "provider": "p",
@@ -39,7 +40,7 @@ NEVER = 10**9
 
 
 class Interrupt:
-    """While entered: KeyboardInterrupt at the ``at``-th instruction run in tokenmeter's code."""
+    """While entered: KeyboardInterrupt at the ``at``-th instruction run in `ENTRY_CODE`."""
 
     def __init__(self, at: int) -> None:
         self.at = at
@@ -55,7 +56,7 @@ class Interrupt:
         return self._opcode
 
     def _call(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if self.fired or not frame.f_code.co_filename.startswith(PACKAGE):
+        if self.fired or frame.f_code.co_filename not in ENTRY_CODE:
             return None
         frame.f_trace_opcodes = True
         return self._opcode

@@ -2,8 +2,10 @@
 
 An exception raised on the way in (a KeyboardInterrupt landing between two
 instructions) leaves the scope current before the call current again (`_scope.back_to`):
-every wrapper sets its frame inside the ``try`` whose ``finally`` leaves it, and a token
-not yet kept (``UnboundLocalError``) means the entry did not finish.
+a function wrapper sets its frame inside the ``try`` whose ``finally`` leaves it (a token
+not yet kept, ``UnboundLocalError``, means the entry did not finish); a generator wrapper
+runs each entry, step of the body and exit inside one ``try`` whose handler sets the
+consumer's frame back. See docs/threads.md for what no ``try`` covers.
 """
 
 from __future__ import annotations
