@@ -740,7 +740,8 @@ NO_USAGE_CONTENT = "one two three four"
 
 
 class NoUsageOpenAI(FakeOpenAI):
-    """An OpenAI-compatible server that sends no ``usage``, streamed or not.
+    """An OpenAI-compatible server that sends no ``usage``, streamed or not (no usage
+    chunk even when ``stream_options.include_usage`` asks for one).
 
     LiteLLM then reports 0 tokens and $0 (or, for some kinds, its own count).
     """
@@ -756,6 +757,21 @@ class NoUsageOpenAI(FakeOpenAI):
 
     def _response(self, request: Any) -> Any:
         return {k: v for k, v in super()._response(request).items() if k != "usage"}
+
+    def _chat_stream(self, request: Any) -> Iterator[str]:
+        return _without_usage(super()._chat_stream(request))
+
+    def _text_stream(self, request: Any) -> Iterator[str]:
+        return _without_usage(super()._text_stream(request))
+
+
+def _without_usage(events: Iterator[str]) -> Iterator[str]:
+    """A stream's SSE events without its usage: the usage chunk left out (asked for or not)."""
+    for event in events:
+        body = event.removeprefix("data: ").strip()
+        if body.startswith("{") and json.loads(body).get("usage") is not None:
+            continue
+        yield event
 
 
 # -- strict OpenAI-compatible servers ------------------------------------------------------

@@ -150,16 +150,16 @@ def _router_stream(
 
 
 @pytest.mark.parametrize("where", ["litellm_params", "model_info"])
-@pytest.mark.parametrize(("kind", "mode"), [c for c in STREAM_CASES if c[0] != "chat"])
+@pytest.mark.parametrize(("kind", "mode"), STREAM_CASES)
 def test_a_router_stream_without_usage_is_priced_at_the_deployments_price(
     kind: str, mode: str, where: str, bare: FakeOpenAI, price_map: None
 ) -> None:
     """A Router stream read whole, no usage sent: 1 call, estimated at $1e-3 / $2e-3 a token."""
     meter = _router_stream(bare, kind, mode, where, None)
     [rec] = meter.records()
-    # The text "one two three four" is 4 tokens; the input "hi" 8 as a message (LiteLLM's
-    # count, which it fills in on a Responses stream from 1.106 on), 1 as a text (tokenmeter's).
-    tokens_in = 8 if kind == "responses" and LITELLM >= (1, 106) else 1
+    # The text "one two three four" is 4 tokens; the input "hi" 8 as a message (a chat's;
+    # LiteLLM's count, which it fills in on a Responses stream from 1.106 on), 1 as a text.
+    tokens_in = 8 if kind == "chat" or (kind == "responses" and LITELLM >= (1, 106)) else 1
     assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (tokens_in, 4, True)
     assert rec.cost_usd == pytest.approx(tokens_in * IN_PRICE + 4 * OUT_PRICE, rel=1e-12)
     assert rec.model == STREAMS[kind][0].removeprefix("openai/")
@@ -195,6 +195,92 @@ def test_a_router_stream_with_usage_is_priced_at_the_deployments_price(
     [rec] = meter.records()
     assert (rec.input_tokens, rec.output_tokens, rec.estimated) == (100, 7, False)
     assert rec.cost_usd == pytest.approx(100 * IN_PRICE + 7 * OUT_PRICE, rel=1e-12)
+
+
+# -- a chat completion stream answered without usage ---------------------------------------
+
+ASK = {"stream_options": {"include_usage": True}}  # the caller asking for the usage chunk
+
+
+def _chat_stream(srv: FakeOpenAI, mode: str, read: int | None, **extra: Any) -> tm.Meter:
+    """Open a chat stream to ``srv`` in a scope of a meter keeping records; read it whole
+    (``read`` None), or ``read`` chunks then close it (drop it where it has no close).
+    The meter, once the stream is recorded."""
+    kwargs: dict[str, Any] = {
+        "model": "openai/gpt-4o-mini",
+        "messages": MSGS,
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        "stream": True,
+        **extra,
+    }
+
+    def sync() -> None:
+        stream = litellm.completion(**kwargs)
+        if read is None:
+            list(stream)
+            return
+        for _ in range(read):
+            next(stream)
+        if hasattr(stream, "close"):
+            stream.close()
+
+    async def main() -> None:
+        stream = await litellm.acompletion(**kwargs)
+        if read is None:
+            [_ async for _ in stream]
+            return
+        for _ in range(read):
+            await stream.__anext__()
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+
+    meter = tm.Meter(keep_records=True)
+    with meter.track("s"):
+        sync() if mode == "sync" else asyncio.run(main())
+    for _ in range(300):  # a stream dropped is recorded when it is collected
+        gc.collect()
+        if meter.records():
+            break
+        time.sleep(0.01)
+    return meter
+
+
+@pytest.mark.parametrize("asked", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_chat_stream_without_usage_is_estimated(mode: str, asked: bool, bare: FakeOpenAI) -> None:
+    """completion(stream=True) read whole, no usage chunk sent: 8 in / 4 out, estimated."""
+    # Asked for by the caller, LiteLLM hands out a usage chunk of its own count (8 / 4).
+    meter = _chat_stream(bare, mode, None, **(ASK if asked else {}))
+    u = meter.report().node("s").usage
+    assert usage_counts(u) == (1, 8, 4, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
+    [rec] = meter.records()
+    assert (rec.estimated, dict(rec.metadata)) == (True, {"stream": True})
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_chat_stream_without_usage_closed_early_is_estimated(mode: str, bare: FakeOpenAI) -> None:
+    """A chat stream closed (or dropped) at "one two ", no usage sent: 8 in / 3 out, estimated."""
+    meter = _chat_stream(bare, mode, 2 + OPENAI_ROLE_CHUNK)
+    u = meter.report().node("s").usage
+    assert usage_counts(u) == (1, 8, 3, 1, 0, 0)
+    assert u.cost_usd == pytest.approx(8 * 1.5e-7 + 3 * 6e-7, rel=1e-12)
+    [rec] = meter.records()
+    assert rec.estimated is True
+
+
+@pytest.mark.parametrize("asked", [False, True])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_chat_stream_with_usage_is_exact(mode: str, asked: bool) -> None:
+    """completion(stream=True), usage chunk served (100 in / 7 out): exact, not estimated."""
+    with FakeOpenAI(usage={"prompt": 100, "completion": 7}, content=CONTENT) as served:
+        meter = _chat_stream(served, mode, None, **(ASK if asked else {}))
+    u = meter.report().node("s").usage
+    assert usage_counts(u) == (1, 100, 7, 0, 0, 0)
+    assert u.cost_usd == pytest.approx(100 * 1.5e-7 + 7 * 6e-7, rel=1e-12)
+    [rec] = meter.records()
+    assert (rec.estimated, dict(rec.metadata)) == (False, {"stream": True})
 
 
 # -- a Responses API stream whose response.completed carries no usage ------------------------
