@@ -146,14 +146,45 @@ def price_tokens(
     return None
 
 
-def litellm_knows(model: str, provider: str | None) -> bool:
-    """Whether LiteLLM's price map has an entry for this model (no lookup noise)."""
+def priceless(entry: object) -> bool:
+    """Whether a price map entry is one a LiteLLM Router filed, no price of the model's.
+
+    A Router whose deployment sets its own prices files an entry under
+    ``provider/model`` when the model is listed under another provider
+    (gpt-3.5-turbo-instruct is ``text-completion-openai``'s): on LiteLLM 1.90 and later
+    with no rates (``{}`` or ``{"id": ...}``), which LiteLLM then prices at $0; on 1.80
+    with the deployment's prices and ``id``. Neither is the model's price elsewhere: an
+    entry with no cost at all, or with the ``id`` of a deployment and no provider. An
+    entry of LiteLLM's map whose rates are 0 (a free model) is a price.
+    """
+    if not isinstance(entry, dict):  # LiteLLM 1.110's entries are dicts of a subclass
+        return False
+    if "litellm_provider" in entry:
+        return False  # LiteLLM's map names a provider in every entry: most end here
+    if "id" in entry:
+        return True
+    return not any("cost" in k and type(v) in (int, float) for k, v in entry.items())
+
+
+def _entry(model: str, provider: str | None) -> Any:
+    """LiteLLM's price map entry for this model, ``model`` then ``provider/model``; priceless
+    entries (`priceless`) skipped; None if none."""
     import litellm
 
     cost_map: dict[str, Any] = litellm.model_cost
-    if model in cost_map:
-        return True
-    return bool(provider) and f"{provider}/{model}" in cost_map
+    entry = cost_map.get(model)
+    if entry is not None and not priceless(entry):
+        return entry
+    if provider:
+        entry = cost_map.get(f"{provider}/{model}")
+        if entry is not None and not priceless(entry):
+            return entry
+    return None
+
+
+def litellm_knows(model: str, provider: str | None) -> bool:
+    """Whether LiteLLM's price map has a price for this model (no lookup noise)."""
+    return _entry(model, provider) is not None
 
 
 def litellm_rates_finite(model: str, provider: str | None) -> bool:
@@ -162,12 +193,7 @@ def litellm_rates_finite(model: str, provider: str | None) -> bool:
     A rate of inf or NaN (a price map entry set by hand, say) makes every cost of the
     model no figure: LiteLLM reports such a cost as 0.
     """
-    import litellm
-
-    cost_map: dict[str, Any] = litellm.model_cost
-    entry = cost_map.get(model)
-    if entry is None and provider:
-        entry = cost_map.get(f"{provider}/{model}")
+    entry = _entry(model, provider)
     if not isinstance(entry, dict):
         return False
     return all(math.isfinite(v) for k, v in entry.items() if type(v) is float and "cost" in k)
@@ -198,8 +224,16 @@ def _litellm_price(
         else None,
     )
     try:
+        if provider and priceless(litellm.model_cost.get(f"{provider}/{model}")):
+            # LiteLLM would take that entry, and say $0: the model's own entry prices it.
+            raise LookupError(f"{provider}/{model} has no price")
         prompt_cost, completion_cost = litellm.cost_per_token(
-            model=model, custom_llm_provider=provider, usage_object=usage
+            model=model,
+            custom_llm_provider=provider,
+            usage_object=usage,
+            # LiteLLM 1.80 prices a provider it has no calculator for by these only.
+            prompt_tokens=input_tokens,
+            completion_tokens=output_tokens,
         )
     except Exception:
         # Listed under another provider's name (gpt-3.5-turbo-instruct, called through
