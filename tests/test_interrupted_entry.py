@@ -48,6 +48,10 @@ class Interrupt:
         self.fired = False
 
     def _opcode(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if event == "line":
+            # Again at each line: CPython 3.13.0 ignores it set in the "call" event of a
+            # function that ran before (no opcode events then, nothing interrupted).
+            frame.f_trace_opcodes = True
         if event == "opcode" and not self.fired and not _uncovered(frame):
             if self.seen == self.at:
                 self.fired = True
