@@ -15,8 +15,13 @@ results; nothing on it is typed in by hand:
 - ``{{mypyc}}``: pure Python against a mypyc build (``results-mypyc.json``, if present);
 - ``{{probe:import}}``, ``{{probe:memory}}``, ``{{probe:completion}}``,
   ``{{probe:litellm_memory}}``;
-- ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``: one case's median in
-  microseconds, its ratio to the floor, and an OpenTelemetry SDK span's time over it.
+- ``{{noise}}``: the rows whose code is the same in both versions, before against after;
+- ``{{us:KEY}}``, ``{{floor:KEY}}``, ``{{otel:KEY}}``, ``{{pct:KEY}}``: one case's figure
+  in microseconds, its ratio to the floor, an OpenTelemetry SDK span's time over it,
+  and its change against the baseline.
+
+A case's figure is the 10th percentile of its per-round CPU times (`harness.low`,
+which says why not the median); the median is shown beside it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from harness import FLOOR_KEY, OTEL_KEY
+from harness import FLOOR_KEY, OTEL_KEY, low
 
 TEMPLATE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "performance.md.in")
 
@@ -82,10 +87,16 @@ class View:
         self.r = version["results"]
 
     def cpu(self, key: str) -> float | None:
+        """The case's figure: the 10th percentile of its samples (`harness.low`); the
+        median in a results file that kept no samples."""
         res = self.r.get(key)
         if not res or res["status"] != "ok" or not res["cpu_us"]:
             return None
-        return float(res["cpu_us"]["median"])
+        samples = res.get("cpu_samples_us")
+        return float(low(samples)) if samples else float(res["cpu_us"]["median"])
+
+    def median(self, key: str) -> float | None:
+        return self.field(key, "cpu_us", "median")
 
     def field(self, key: str, clock: str, stat: str) -> float | None:
         res = self.r.get(key)
@@ -123,8 +134,9 @@ def _versions(results: dict[str, Any]) -> tuple[View, View | None]:
 def module_table(results: dict[str, Any], module: str) -> str:
     cur, _ = _versions(results)
     lines = [
-        "| operation | CPU (us) | IQR (us) | wall (us) | x floor | OTel span / this | peak B/op |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| operation | CPU (us) | median (us) | IQR (us) | wall, median (us) | x floor "
+        "| OTel span / this | peak B/op |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for c in results["cases"]:
         if c["module"] != module:
@@ -132,13 +144,13 @@ def module_table(results: dict[str, Any], module: str) -> str:
         k = c["key"]
         res = cur.r.get(k, {})
         if res.get("status") != "ok":
-            lines.append(f"| {c['label']} | {res.get('status', 'n/a')} | | | | | |")
+            lines.append(f"| {c['label']} | {res.get('status', 'n/a')} | | | | | | |")
             continue
         q1, q3 = cur.field(k, "cpu_us", "q1"), cur.field(k, "cpu_us", "q3")
         iqr = None if q1 is None or q3 is None else q3 - q1
         peak = cur.alloc(k, "peak_bytes_per_op")
         lines.append(
-            f"| {c['label']} | {fmt_us(cur.cpu(k))} | {fmt_us(iqr)} "
+            f"| {c['label']} | {fmt_us(cur.cpu(k))} | {fmt_us(cur.median(k))} | {fmt_us(iqr)} "
             f"| {fmt_us(cur.field(k, 'wall_us', 'median'))} | {fmt_x(cur.xfloor(k))} "
             f"| {fmt_x(cur.otel_over(k))} | {'n/a' if peak is None else f'{peak:,.0f}'} |"
         )
@@ -172,6 +184,40 @@ def before_after(results: dict[str, Any]) -> str:
         )
     bo, co = base.otel_over("track_flat"), cur.otel_over("track_flat")
     lines.append(f"| OTel SDK span / scope | {fmt_x(bo)} | | {fmt_x(co)} | | |")
+    return "\n".join(lines)
+
+
+#: Rows whose code is the same in every version (no tokenmeter in them): what they move
+#: between versions is the noise of the run.
+NOISE_ROWS = (
+    FLOOR_KEY,
+    "floor_with",
+    "lock",
+    OTEL_KEY,
+    "otel_noop",
+    "sync_plain",
+    "coro_plain",
+    "litellm_bare",
+    "litellm_async_bare",
+)
+
+
+def noise(results: dict[str, Any]) -> str:
+    """The rows of identical code, after against before, by the figure and by the median."""
+    cur, base = _versions(results)
+    if base is None:
+        return "_(this run had no baseline: run `make bench`)_"
+    labels = {c["key"]: c["label"] for c in results["cases"]}
+    lines = [
+        "| operation (the same code in both) | change, 10th percentile | change, median |",
+        "|---|---:|---:|",
+    ]
+    for k in NOISE_ROWS:
+        if k in labels:
+            lines.append(
+                f"| {labels[k]} | {fmt_pct(cur.cpu(k), base.cpu(k))} "
+                f"| {fmt_pct(cur.median(k), base.median(k))} |"
+            )
     return "\n".join(lines)
 
 
@@ -406,11 +452,12 @@ def probe(results: dict[str, Any], key: str) -> str:
 def render(results: dict[str, Any], template: str) -> str:
     with open(template) as f:
         text = f.read()
-    cur, _ = _versions(results)
+    cur, base = _versions(results)
     inline: dict[str, Callable[[str], str]] = {
         "us": lambda k: fmt_us(cur.cpu(k)),
         "floor": lambda k: fmt_x(cur.xfloor(k)),
         "otel": lambda k: fmt_x(cur.otel_over(k)),
+        "pct": lambda k: fmt_pct(cur.cpu(k), base.cpu(k)) if base is not None else "n/a",
         "table": lambda m: module_table(results, m),
         "title": lambda m: next((x["title"] for x in results["modules"] if x["name"] == m), m),
         "probe": lambda k: probe(results, k),
@@ -429,6 +476,7 @@ def render(results: dict[str, Any], template: str) -> str:
         "other_tables": other_tables,
         "machine": lambda: machine(results),
         "before_after": lambda: before_after(results),
+        "noise": lambda: noise(results),
         "changes": lambda: changes(results),
         "targets": lambda: targets_table(results),
         "mypyc": mypyc_table,
