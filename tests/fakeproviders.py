@@ -765,6 +765,14 @@ class NoUsageOpenAI(FakeOpenAI):
         return _without_usage(super()._text_stream(request))
 
 
+class NullUsageOpenAI(NoUsageOpenAI):
+    """As `NoUsageOpenAI`, but a Responses API answer says ``"usage": null`` (in the
+    streamed ``response.completed`` event too) where `NoUsageOpenAI` leaves the field out."""
+
+    def _response(self, request: Any) -> Any:
+        return {**super()._response(request), "usage": None}
+
+
 def _without_usage(events: Iterator[str]) -> Iterator[str]:
     """A stream's SSE events without its usage: the usage chunk left out (asked for or not)."""
     for event in events:

@@ -16,7 +16,7 @@ from support.responses import usage_counts
 from support.versions import LITELLM, OPENAI_ROLE_CHUNK
 
 import tokenmeter as tm
-from tests.fakeproviders import NO_USAGE_CONTENT, FakeOpenAI
+from tests.fakeproviders import NO_USAGE_CONTENT, FakeOpenAI, NullUsageOpenAI, serving_offline
 
 MSGS = [{"role": "user", "content": "hi"}]
 CONTENT = NO_USAGE_CONTENT
@@ -283,19 +283,41 @@ def test_a_chat_stream_with_usage_is_exact(mode: str, asked: bool) -> None:
     assert (rec.estimated, dict(rec.metadata)) == (False, {"stream": True})
 
 
-# -- a Responses API stream whose response.completed carries no usage ------------------------
+# -- a Responses API call whose answer carries no usage ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def _null_usage_server() -> Iterator[NullUsageOpenAI]:
+    with NullUsageOpenAI(content=CONTENT) as srv:
+        yield srv
+
+
+@pytest.fixture(params=["absent", "null"])
+def no_usage(
+    request: pytest.FixtureRequest, bare: FakeOpenAI, _null_usage_server: NullUsageOpenAI
+) -> Iterator[FakeOpenAI]:
+    """A server whose Responses answers carry no usage: the field left out, or null."""
+    if request.param == "absent":
+        yield bare
+        return
+    with serving_offline(_null_usage_server) as server:
+        yield server
+
+
+def _responses_kwargs(srv: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return {
+        "model": "openai/gpt-4o-mini",
+        "input": "hi",
+        "api_base": srv.base_url + "/v1",
+        "api_key": "sk-fake",
+        **extra,
+    }
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: FakeOpenAI) -> None:
+def test_a_responses_stream_without_usage_is_estimated(mode: str, no_usage: FakeOpenAI) -> None:
     """responses(stream=True), no usage in response.completed: 1 call, estimated, priced."""
-    kwargs: dict[str, Any] = {
-        "model": "openai/gpt-4o-mini",
-        "input": "hi",
-        "api_base": bare.base_url + "/v1",
-        "api_key": "sk-fake",
-        "stream": True,
-    }
+    kwargs = _responses_kwargs(no_usage, stream=True)
 
     async def read_async() -> list[Any]:
         return [e async for e in await litellm.aresponses(**kwargs)]
@@ -317,6 +339,24 @@ def test_a_responses_stream_without_usage_is_estimated(mode: str, bare: FakeOpen
     [rec] = meter.records()
     assert (rec.estimated, dict(rec.metadata)) == (True, {"stream": True})
     assert tm.Report.from_dict(meter.report().to_dict()).node("s").usage.estimated_calls == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_responses_answer_without_usage_is_estimated(mode: str, no_usage: FakeOpenAI) -> None:
+    """responses(...) unstreamed, no usage in the answer: 1 call, 1 in / 4 out, estimated."""
+    kwargs = _responses_kwargs(no_usage)
+    meter = tm.Meter(keep_records=True)
+    with meter.track("r"):
+        answer = _run(
+            mode, lambda: litellm.responses(**kwargs), lambda: litellm.aresponses(**kwargs)
+        )
+    assert answer.usage is None  # LiteLLM fills in no count here, in any release
+    u = meter.report().node("r").usage
+    assert usage_counts(u) == (1, 1, 4, 1, 0, 0)  # "hi" as text, and the text
+    assert u.cost_usd == pytest.approx(1 * 1.5e-7 + 4 * 6e-7, rel=1e-12)
+    [rec] = meter.records()
+    meta = {"usage_missing": True}
+    assert (rec.model, rec.estimated, dict(rec.metadata)) == ("gpt-4o-mini", True, meta)
 
 
 # -- a text completion's prompt given positionally ------------------------------------------
