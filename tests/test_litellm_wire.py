@@ -288,6 +288,7 @@ def test_stream_exact_usage_and_unchanged_chunks(
     assert u.cost_usd == pytest.approx(cost, rel=1e-12)
     assert _flags(u) == (0, 0, 0)
     assert list(rep.by_model()) == [model]
+    assert list(rep.by_provider()) == [provider]
     plain_request, request = srv.requests
     assert "stream_options" not in plain_request.json
     if provider == "openai":

@@ -192,13 +192,29 @@ def _record_from(stream: Any, call: StreamCall, failed: bool, complete: bool, er
         getattr(stream, "messages", None),
         getattr(stream, "_hidden_params", None) or {},
         getattr(stream, "model", None),
-        getattr(stream, "custom_llm_provider", None),
+        _provider_of(stream),
         failed,
         complete,
         error,
         getattr(stream, "logging_obj", None),
         _final_usage(stream) if complete else None,
     )
+
+
+def _provider_of(stream: Any) -> Any:
+    """The provider LiteLLM resolved for a stream's call, as its unstreamed answer names it.
+
+    The stream's own ``custom_llm_provider`` names the handler that made it (``openai``
+    for every mock stream, whatever the model); LiteLLM labels the chunks with its logging
+    object's provider instead, and so does tokenmeter. A cache hit keeps its
+    ``cached_response``.
+    """
+    provider = getattr(stream, "custom_llm_provider", None)
+    if provider == CACHED:
+        return provider
+    details = getattr(getattr(stream, "logging_obj", None), "model_call_details", None)
+    resolved = details.get("custom_llm_provider") if isinstance(details, dict) else None
+    return resolved if isinstance(resolved, str) and resolved else provider
 
 
 def _final_usage(stream: Any) -> Any:
@@ -234,7 +250,7 @@ def attach_stream(stream: Any, call: StreamCall) -> None:
         getattr(stream, "messages", None),
         getattr(stream, "_hidden_params", None),
         getattr(stream, "model", None),
-        getattr(stream, "custom_llm_provider", None),
+        _provider_of(stream),
         _weak(getattr(stream, "logging_obj", None)),
     )
     call.finalizer.atexit = False
