@@ -223,6 +223,48 @@ def test_set_price_matches_with_or_without_provider_prefix() -> None:
     assert c.cost_usd is None
 
 
+def _map_cost(model: str, input_tokens: int, output_tokens: int) -> float:
+    entry = litellm.model_cost[model]
+    return (
+        input_tokens * entry["input_cost_per_token"]
+        + output_tokens * entry["output_cost_per_token"]
+    )
+
+
+@pytest.mark.parametrize("provider", ["openai", None])
+def test_a_provider_prefix_is_priced_from_the_models_own_entry(provider: str | None) -> None:
+    """openai/gpt-3.5-turbo-instruct (filed under text-completion-openai), 10/5: map price."""
+    rec = tm.record(
+        model="openai/gpt-3.5-turbo-instruct", provider=provider, input_tokens=10, output_tokens=5
+    )
+    assert (rec.model, rec.provider) == ("openai/gpt-3.5-turbo-instruct", "openai")
+    assert rec.cost_usd == pytest.approx(_map_cost("gpt-3.5-turbo-instruct", 10, 5), rel=1e-12)
+    bare = tm.record(
+        model="gpt-3.5-turbo-instruct", provider="openai", input_tokens=10, output_tokens=5
+    )
+    assert rec.cost_usd == bare.cost_usd
+
+
+@pytest.mark.parametrize(
+    ("model", "bare"),
+    [("openai/gpt-4o-mini", "gpt-4o-mini"), ("anthropic/claude-sonnet-4-5", "claude-sonnet-4-5")],
+)
+def test_a_provider_prefixed_model_of_that_provider_is_priced(model: str, bare: str) -> None:
+    """openai/gpt-4o-mini and anthropic/claude-sonnet-4-5, 1000/100: the bare model's price."""
+    rec = tm.record(model=model, input_tokens=1000, output_tokens=100)
+    assert rec.cost_usd == pytest.approx(_map_cost(bare, 1000, 100), rel=1e-12)
+    assert tm.report().total.unpriced_calls == 0
+
+
+def test_a_prefixed_model_the_map_does_not_know_stays_unpriced() -> None:
+    """openai/acme-ft-1 and foo/gpt-3.5-turbo-instruct (no such provider): unpriced, not $0."""
+    a = tm.record(model="openai/acme-ft-1", input_tokens=10, output_tokens=5)
+    b = tm.record(model="foo/gpt-3.5-turbo-instruct", input_tokens=10, output_tokens=5)
+    assert (a.cost_usd, b.cost_usd) == (None, None)
+    u = tm.report().total
+    assert (u.calls, u.unpriced_calls, u.cost_usd) == (2, 2, 0.0)
+
+
 def test_set_price_validates() -> None:
     """A negative or non-numeric custom price, or an empty model, raises ValueError."""
     with pytest.raises(ValueError, match="input_per_mtok"):

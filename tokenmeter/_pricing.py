@@ -167,19 +167,51 @@ def priceless(entry: object) -> bool:
 
 
 def _entry(model: str, provider: str | None) -> Any:
-    """LiteLLM's price map entry for this model, ``model`` then ``provider/model``; priceless
-    entries (`priceless`) skipped; None if none."""
+    """LiteLLM's price map entry for this model, as `_listed` finds it; None if none."""
+    found = _listed(model, provider)
+    return None if found is None else found[1]
+
+
+def _listed(model: str, provider: str | None) -> tuple[str, Any] | None:
+    """The name the model is priced by and its price map entry: ``model``, then
+    ``provider/model``, then ``model`` without its ``provider/`` prefix (`_unprefixed`);
+    priceless entries (`priceless`) skipped; None if none."""
     import litellm
 
     cost_map: dict[str, Any] = litellm.model_cost
     entry = cost_map.get(model)
     if entry is not None and not priceless(entry):
-        return entry
+        return model, entry
     if provider:
         entry = cost_map.get(f"{provider}/{model}")
         if entry is not None and not priceless(entry):
-            return entry
+            return model, entry
+        bare = _unprefixed(model, provider)
+        if bare is not None:
+            entry = cost_map.get(bare)
+            if entry is not None and not priceless(entry):
+                return bare, entry
     return None
+
+
+def _unprefixed(model: str, provider: str) -> str | None:
+    """``model`` without a ``provider/`` prefix naming a provider LiteLLM has; None if none.
+
+    The map files most models bare (``gpt-4o-mini``, not ``openai/gpt-4o-mini``), and some
+    under another provider than the one a caller names (``gpt-3.5-turbo-instruct`` is
+    ``text-completion-openai``'s): a record of ``openai/gpt-3.5-turbo-instruct`` is priced
+    by that entry. A prefix that is no provider of LiteLLM's (``foo/``) is part of the name.
+    """
+    if not model.startswith(provider + "/") or provider not in _litellm_providers():
+        return None
+    return model[len(provider) + 1 :] or None
+
+
+@functools.cache
+def _litellm_providers() -> frozenset[str]:
+    import litellm
+
+    return frozenset(str(getattr(p, "value", p)) for p in litellm.provider_list)
 
 
 def litellm_knows(model: str, provider: str | None) -> bool:
@@ -211,8 +243,10 @@ def _litellm_price(
     import litellm
     from litellm.types.utils import CompletionTokensDetailsWrapper, Usage
 
-    if not litellm_knows(model, provider):
+    found = _listed(model, provider)
+    if found is None:
         return None
+    model = found[0]  # without a provider prefix, if the map files it so
     usage = Usage(
         prompt_tokens=input_tokens,
         completion_tokens=output_tokens,
