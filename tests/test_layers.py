@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "tokenmeter._unattributed",
             "tokenmeter._importhook",
             "tokenmeter._drain",
+            "tokenmeter._check",
         ),
     ),
     (

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _scope
 from ._acc import COST_SCALE, cost_to_units
+from ._check import check_label
 from ._frame import Frame
 from ._handle import Scope
 from ._scope import use_default_tree
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from ._record import (
         CallRecord,
         check_flag,
-        check_label,
         check_metadata,
         check_timestamp,
         frozen_mapping,
@@ -60,7 +60,7 @@ def _load_record_support() -> None:
     loads them and binds these module globals, so later calls pay nothing (an
     import statement per call would cost microseconds).
     """
-    global CallRecord, check_label, check_timestamp, validate_counts, price_tokens, provider_for
+    global CallRecord, check_timestamp, validate_counts, price_tokens, provider_for
     global check_flag, check_metadata, frozen_mapping, new_record, plain_counts, _NO_MAPPING
     global _cached_provider
     global _record_support
@@ -69,7 +69,6 @@ def _load_record_support() -> None:
     from ._record import (
         CallRecord,
         check_flag,
-        check_label,
         check_metadata,
         check_timestamp,
         frozen_mapping,

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import attrs
 
 from ._acc import MAX_COST_USD as MAX_COST_USD
+from ._check import check_label, short
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 _INF = float("inf")
@@ -193,31 +194,15 @@ def check_count(field: str, value: object) -> int:
     if type(value) is int and 0 <= value < MAX_TOKENS:
         return value
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TOKENS:
-        raise ValueError(f"{field} must be a non-negative integer below 2**63, got {_short(value)}")
+        raise ValueError(f"{field} must be a non-negative integer below 2**63, got {short(value)}")
     return int(value)
-
-
-def _short(value: object) -> str:
-    text = (
-        repr(value)
-        if not isinstance(value, int) or value < 10**30
-        else f"an integer of {len(str(value))} digits"
-    )
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def check_label(field: str, value: object) -> str | None:
-    """Return ``value`` if it is None or a string with more than spaces, else raise ValueError."""
-    if value is None or (isinstance(value, str) and value.strip()):
-        return value
-    raise ValueError(f"{field} must be a non-empty string or None, got {_short(value)}")
 
 
 def check_flag(field: str, value: object) -> bool:
     """Return ``value`` if it is a bool (``failed``, ``estimated``), else raise ValueError."""
     if value is True or value is False:
         return value
-    raise ValueError(f"{field} must be True or False, got {_short(value)}")
+    raise ValueError(f"{field} must be True or False, got {short(value)}")
 
 
 def check_metadata(value: object) -> Mapping[str, Any] | None:
@@ -232,7 +217,7 @@ def check_metadata(value: object) -> Mapping[str, Any] | None:
         raise ValueError(f"metadata must be a mapping or None, got {type(value).__name__}")
     for k, v in value.items():
         if not isinstance(k, str):
-            raise ValueError(f"metadata keys must be strings, got {_short(k)}")
+            raise ValueError(f"metadata keys must be strings, got {short(k)}")
         if isinstance(v, float) and not -_INF < v < _INF:
             raise ValueError(f"metadata[{k!r}] must be a finite number, got {v!r}")
     return value
@@ -241,7 +226,7 @@ def check_metadata(value: object) -> Mapping[str, Any] | None:
 def check_timestamp(value: object) -> float:
     """Return ``value`` as a float if it is a finite, non-negative Unix time, else raise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e11:
-        raise ValueError(f"timestamp must be a Unix time in seconds or None, got {_short(value)}")
+        raise ValueError(f"timestamp must be a Unix time in seconds or None, got {short(value)}")
     return float(value)
 
 
@@ -321,7 +306,7 @@ def validate_counts(
             ),
         )
     if not isinstance(model, str) or not model.strip():
-        raise ValueError(f"model must be a non-empty string, got {_short(model)}")
+        raise ValueError(f"model must be a non-empty string, got {short(model)}")
     i = check_count("input_tokens", input_tokens)
     o = check_count("output_tokens", output_tokens)
     cr = check_count("cache_read_tokens", cache_read_tokens)
@@ -342,7 +327,7 @@ def validate_counts(
     elif not (0 <= cost_usd <= MAX_COST_USD):
         raise ValueError(
             f"cost_usd must be a non-negative finite number up to {MAX_COST_USD:g}, "
-            f"got {_short(cost_usd)}"
+            f"got {short(cost_usd)}"
         )
     else:
         cost = float(cost_usd)

@@ -8,6 +8,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from . import _events, _scope
+from ._check import check_label
 from ._scope import GIL_COUNT, TOP, back_to, count_entry, enter_frame, leave
 from ._tracked import wrap
 
@@ -194,6 +195,13 @@ def make_track(
     """A scope of ``meter`` (None: the current one's): `track`'s and ``Meter.track``'s signature."""
     if type(name) is not str or not name:
         _check_name(name)
+    # A label is a str with more than spaces (`check_label`), tested here without a call.
+    if module is not None and (type(module) is not str or module.isspace() or not module):
+        check_label("module", module)
+    if operation is not None and (
+        type(operation) is not str or operation.isspace() or not operation
+    ):
+        check_label("operation", operation)
     limits = None
     if max_tokens is not None or max_cost_usd is not None or max_calls is not None:
         limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
@@ -295,6 +303,10 @@ def tracked(
     generators the scope is active while the generator body runs, not while
     its consumer does. The function's signature is kept.
     """
+    if module is not None:
+        check_label("module", module)
+    if operation is not None:
+        check_label("operation", operation)
     limits = _limits(max_tokens, max_cost_usd, max_calls, on_exceed)
     attrs_ = attributes or None
     if callable(func_or_name):
