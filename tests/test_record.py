@@ -113,6 +113,13 @@ BAD_INPUTS = [
     ({"cost_usd": 10**400}, "cost_usd"),
     ({"input_tokens": 10**400}, "input_tokens"),
     ({"output_tokens": 2**63}, "output_tokens"),
+    # Past Python's 4,300-digit limit on int to str, and negative past 10**30.
+    ({"input_tokens": 10**5000}, "input_tokens"),
+    ({"output_tokens": -(10**5000)}, "output_tokens"),
+    ({"cache_read_tokens": -(10**40)}, "cache_read_tokens"),
+    ({"cost_usd": -(10**5000)}, "cost_usd"),
+    ({"timestamp": 10**5000}, "timestamp"),
+    ({"module": 10**5000}, "module"),
     ({"metadata": {1: "a"}}, "metadata keys"),
     ({"metadata": {"score": float("nan")}}, "metadata\\['score'\\]"),
     ({"provider": "   "}, "provider"),
@@ -375,3 +382,22 @@ def test_fast_record_is_a_frozen_call_record_with_the_scope_attributes() -> None
     assert (u.calls, u.input_tokens, u.output_tokens) == (1, 100, 40)
     assert (u.cache_read_tokens, u.cache_write_tokens, u.reasoning_tokens) == (30, 20, 10)
     assert u.cost_usd == 0.25
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (10**400, "an integer of 401 digits"),
+        (-(10**40), "a negative integer of 41 digits"),
+        (10**5000, f"an integer of more than {sys.get_int_max_str_digits()} digits"),
+        (-(10**5000), f"a negative integer of more than {sys.get_int_max_str_digits()} digits"),
+        (-5, "-5"),
+    ],
+    ids=["401-digits", "negative-41", "5001-digits", "negative-5001", "small"],
+)
+def test_an_error_names_a_huge_integer_by_its_size(value: int, said: str) -> None:
+    """record(input_tokens=10**5000) says how big the integer is (its text would not fit)."""
+    msg = f"input_tokens must be a non-negative integer below 2**63, got {said}"
+    with pytest.raises(ValueError) as caught:
+        tm.Meter().record(model="gpt-4o-mini", input_tokens=value, output_tokens=1, cost_usd=0.1)
+    assert str(caught.value) == msg
