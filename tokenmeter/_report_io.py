@@ -29,6 +29,7 @@ from ._acc import (
     add_acc,
     cost_to_units,
 )
+from ._check import short
 from ._pricing import prices_info
 from ._record import MAX_TOKENS, CallRecord, path_of
 from ._unattributed import UNATTRIBUTED
@@ -134,7 +135,7 @@ def usage_acc(value: object, where: str) -> list[int]:
     for name, index in _USAGE_INTS:
         v = get(name, 0)
         if type(v) is not int or not 0 <= v < MAX_SUM:
-            raise ValueError(f"{where}.{name} must be a non-negative integer, got {_short(v)}")
+            raise ValueError(f"{where}.{name} must be a non-negative integer, got {short(v)}")
         acc[index] = v
     cost = get("cost_usd", 0.0)
     if (
@@ -143,7 +144,7 @@ def usage_acc(value: object, where: str) -> list[int]:
         or not (0 <= cost <= MAX_TOTAL_COST_USD)  # NaN fails this too
     ):
         raise ValueError(
-            f"{where}.cost_usd must be a non-negative finite number, got {_short(cost)}"
+            f"{where}.cost_usd must be a non-negative finite number, got {short(cost)}"
         )
     acc[COST] = cost_to_units(float(cost))
     for name, index in (
@@ -160,13 +161,6 @@ def usage_acc(value: object, where: str) -> list[int]:
     if acc[REASONING] > acc[OUTPUT]:
         raise ValueError(f"{where}.reasoning_tokens must not exceed output_tokens")
     return acc
-
-
-def _short(value: object) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
-        return f"an integer of {len(str(abs(value)))} digits"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _kind(value: object) -> str:
@@ -202,7 +196,7 @@ class _Flat:
 def _flat_v2(data: Mapping[str, Any]) -> _Flat:
     nodes = data.get("nodes")
     if not isinstance(nodes, list) or not nodes:
-        raise ValueError(f"nodes must be a non-empty list, got {_short(nodes)}")
+        raise ValueError(f"nodes must be a non-empty list, got {short(nodes)}")
     flat = _Flat()
     for i, node in enumerate(nodes):
         where = f"nodes[{i}]"
@@ -214,7 +208,7 @@ def _flat_v2(data: Mapping[str, Any]) -> _Flat:
                 raise ValueError(f"{where}.parent must be null (the first node is the top)")
         elif type(parent) is not int or not 0 <= parent < i:
             raise ValueError(
-                f"{where}.parent must be the index of an earlier node, got {_short(parent)}"
+                f"{where}.parent must be the index of an earlier node, got {short(parent)}"
             )
         flat.add(node, parent, (None, where))
     return flat
@@ -249,10 +243,10 @@ def report_parts(
     if not isinstance(data, Mapping):
         raise ValueError(f"a report must be a JSON object, got {_kind(data)}")
     if data.get("schema") != SCHEMA:
-        raise ValueError(f"not a tokenmeter report (schema={_short(data.get('schema'))})")
+        raise ValueError(f"not a tokenmeter report (schema={short(data.get('schema'))})")
     version = data.get("schema_version")
     if type(version) is not int or version < 1:
-        raise ValueError(f"schema_version must be a positive integer, got {_short(version)}")
+        raise ValueError(f"schema_version must be a positive integer, got {short(version)}")
     if version > SCHEMA_VERSION:
         raise ValueError(
             f"report schema_version {version!r} is newer than this tokenmeter "
@@ -275,11 +269,11 @@ def report_parts(
             path = path_of(node.get("path", []), f"{where}.path")
             if name != (path[-1] if path else ""):
                 raise ValueError(
-                    f"{where}.name must be the last name of its path, got {_short(name)}"
+                    f"{where}.name must be the last name of its path, got {short(name)}"
                 )
         else:
             if not isinstance(name, str) or not name:
-                raise ValueError(f"{where}.name must be a non-empty string, got {_short(name)}")
+                raise ValueError(f"{where}.name must be a non-empty string, got {short(name)}")
             if name in kids[parent]:
                 raise ValueError(f"{where}.name {name!r} appears twice under {flat.where(parent)}")
             kids[parent][name] = i
@@ -287,7 +281,7 @@ def report_parts(
         paths.append(path)
         e = node.get("entries", 0)
         if type(e) is not int or not 0 <= e < MAX_TOKENS:
-            raise ValueError(f"{where}.entries must be a non-negative integer, got {_short(e)}")
+            raise ValueError(f"{where}.entries must be a non-negative integer, got {short(e)}")
         entries.append(e)
         incl.append(usage_acc(node.get("usage"), f"{where}.usage"))
         self_acc = usage_acc(node.get("self_usage"), f"{where}.self_usage")
@@ -340,7 +334,7 @@ def _breakdown(value: object, where: str) -> dict[DimKey, list[int]]:
         for field in ("model", "provider", "module", "operation"):
             v = item.get(field)
             if v is not None and (not isinstance(v, str) or not v):
-                raise ValueError(f"{w}.{field} must be a non-empty string or null, got {_short(v)}")
+                raise ValueError(f"{w}.{field} must be a non-empty string or null, got {short(v)}")
             key.append(v)
         k: DimKey = (key[0], key[1], key[2], key[3])
         if k in out:
@@ -356,7 +350,7 @@ def _records(data: Mapping[str, Any]) -> tuple[list[CallRecord], int]:
     records = [CallRecord.from_dict(r, f"records[{i}]") for i, r in enumerate(raw)]
     dropped = data.get("records_dropped", 0)
     if type(dropped) is not int or not 0 <= dropped < MAX_TOKENS:
-        raise ValueError(f"records_dropped must be a non-negative integer, got {_short(dropped)}")
+        raise ValueError(f"records_dropped must be a non-negative integer, got {short(dropped)}")
     return records, dropped
 
 
@@ -369,12 +363,12 @@ def _meta(data: Mapping[str, Any]) -> dict[str, Any]:
             continue
         value = data[key]
         if not isinstance(value, types):
-            raise ValueError(f"{key} must be {types[0].__name__} or null, got {_short(value)}")
+            raise ValueError(f"{key} must be {types[0].__name__} or null, got {short(value)}")
         if key.endswith("_at"):
             try:
                 _dt.datetime.fromisoformat(str(value))
             except ValueError:
-                raise ValueError(f"{key} must be an ISO 8601 time, got {_short(value)}") from None
+                raise ValueError(f"{key} must be an ISO 8601 time, got {short(value)}") from None
         meta[key] = value
     return meta
 
